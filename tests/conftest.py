@@ -1,0 +1,64 @@
+"""Shared test helpers: where the reference data live, and how results are compared with R."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_DATA = REPO / "tests" / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+RTOL = 1e-8
+ATOL = 1e-12
+
+
+def read_table(path, **kw) -> pd.DataFrame:
+    """Read a TSV written with 17 significant digits so every value comes back bit-equal."""
+    if int(pd.__version__.split(".")[0]) < 3:
+        kw.setdefault("float_precision", "round_trip")
+    return pd.read_csv(path, sep="\t", **kw)
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def shared(*parts) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"reference data {path} is missing: the checkout needs ../shared beside it")
+    return path
+
+
+def max_rel_diff(actual, expected, atol: float = ATOL) -> float:
+    """Largest |a - b| / max(|b|, atol/rtol-floor); NaN must match NaN exactly."""
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    if not np.array_equal(nan_a, nan_b):
+        return np.inf
+    ok = ~nan_a
+    diff = np.abs(a[ok] - b[ok])
+    within_floor = diff <= atol
+    rel = np.where(within_floor, 0.0, diff / np.maximum(np.abs(b[ok]), np.finfo(float).tiny))
+    return float(rel.max()) if rel.size else 0.0
+
+
+def assert_matches(actual, expected, name: str = "", rtol: float = RTOL, atol: float = ATOL):
+    """|a - b| <= max(rtol * |b|, atol) elementwise, with NaN in the same places."""
+    d = max_rel_diff(actual, expected, atol=atol)
+    assert d <= rtol, f"{name}: max relative difference {d:.3g} > {rtol:g}"
+
+
+@pytest.fixture
+def quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
