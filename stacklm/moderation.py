@@ -642,25 +642,38 @@ def moderated_f(fit: LinearModelFit, coefs=None, use_chisq_for_large_df: bool = 
         raise ValueError("run e_bayes first")
     idx = list(range(len(fit.coef_names))) if coefs is None else fit.coef_index(coefs)
     t = fit.t[:, idx]
-    cov = fit.cov_coefficients[np.ix_(idx, idx)].copy()
-    d = np.diag(cov).copy()
-    if d.min() == 0:
-        cov[np.diag_indices_from(cov)] = np.where(d == 0, 1.0, d)
-    cor = cov / np.sqrt(np.diag(cov))[:, None] / np.sqrt(np.diag(cov))[None, :]
     df2 = np.asarray(fit.df_prior, dtype=np.float64) + np.asarray(fit.df_residual, dtype=np.float64)
     df2 = np.broadcast_to(df2, (t.shape[0],))
     if t.shape[1] == 1:
         F = t[:, 0] ** 2
         df1 = 1
     else:
-        values, vectors = np.linalg.eigh(cor)
-        values, vectors = values[::-1], vectors[:, ::-1]
-        r = int(np.sum(values / values[0] > 1e-8))
-        Q = vectors[:, :r] / np.sqrt(values[:r])[None, :] / np.sqrt(r)
+        values, vectors = _correlation_eigen(fit, idx)
+        df1 = int(np.sum(values / values[0] > 1e-8))
+        Q = vectors[:, :df1] / np.sqrt(values[:df1])[None, :] / np.sqrt(df1)
         F = np.sum((t @ Q) ** 2, axis=1)
-        df1 = r
     if use_chisq_for_large_df and df2[0] > 1e6:
         p = stats.chi2.sf(df1 * F, df1)
     else:
         p = _f_sf(F, df1, df2)
     return F, p
+
+
+def _correlation_eigen(fit: LinearModelFit, idx):
+    """Eigen-decomposition (decreasing) of the coefficients' correlation matrix, as classifyTestsF."""
+    cov = fit.cov_coefficients[np.ix_(idx, idx)].copy()
+    d = np.diag(cov).copy()
+    if d.min() == 0:
+        cov[np.diag_indices_from(cov)] = np.where(d == 0, 1.0, d)
+    sd = np.sqrt(np.diag(cov))
+    values, vectors = np.linalg.eigh(cov / sd[:, None] / sd[None, :])
+    return values[::-1], vectors[:, ::-1]
+
+
+def f_test_df1(fit: LinearModelFit, coefs) -> int:
+    """Numerator df of the moderated F over ``coefs``: the rank of their correlation matrix."""
+    idx = fit.coef_index(coefs)
+    if len(idx) == 1:
+        return 1
+    values, _ = _correlation_eigen(fit, idx)
+    return int(np.sum(values / values[0] > 1e-8))

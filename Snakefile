@@ -1,0 +1,61 @@
+# stacklm: stacked per-feature linear models for genomics association studies.
+#   snakemake --cores 2                                  # the embedded example
+#   snakemake --cores 8 --configfile my.yaml [--directory DIR]
+import os
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+REPO = Path(workflow.basedir)
+
+
+# A user's --configfile stands alone: the example's config (and its analyses) is only read when no
+# config file is given on the command line, because Snakemake would merge the two dictionaries.
+if not workflow.overwrite_configfiles:
+
+    configfile: str(REPO / "config" / "config.yaml")
+
+
+validate(config, str(REPO / "config" / "schema.yaml"))
+
+if not workflow.overwrite_configfiles:
+    # the default config's example paths also work when run from another --directory
+    for key in ("matrix", "samples", "features"):
+        value = config.get(key)
+        if value and not os.path.isabs(value) and not os.path.exists(value):
+            if (REPO / value).exists():
+                config[key] = str(REPO / value)
+
+from stacklm.checks import ConfigCheckError, check_config  # noqa: E402
+
+try:
+    CHECKED = check_config(config)
+except ConfigCheckError as err:
+    raise WorkflowError(str(err)) from None
+
+ANALYSES = list(config["analyses"])
+CHUNKS = int(config["chunks"])
+
+
+wildcard_constraints:
+    analysis="|".join(re.escape(a) for a in ANALYSES),
+    chunk=r"\d+",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/normalize.smk"
+include: "workflow/rules/design.smk"
+include: "workflow/rules/surrogate_variables.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/moderate.smk"
+
+
+rule all:
+    input:
+        expand("results/{analysis}/results.tsv.gz", analysis=ANALYSES),
+        expand("results/{analysis}/summary.json", analysis=ANALYSES),
+    default_target: True

@@ -1,0 +1,18 @@
+"""Snakemake entry point: rule fit_chunk (see workflow/rules/fit.smk)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
+
+
+from stacklm.pipeline import fit_chunk, read_design
+from stacklm.steps import workflow_step
+
+with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
+    chunk = int(snakemake.wildcards.chunk)  # noqa: F821
+    design = read_design(snakemake.input.design)  # noqa: F821
+    n = fit_chunk(
+        snakemake.input.store, design, chunk, snakemake.params.chunks, snakemake.output.fit
+    )  # noqa: F821
+    log.info("chunk %d: fitted %d features on %d samples x %d columns", chunk, n, *design.shape)

@@ -1,0 +1,26 @@
+"""Snakemake entry point: rule normalize (see workflow/rules/normalize.smk)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
+
+
+from stacklm.outputs import write_json
+from stacklm.pipeline import normalize_matrix
+from stacklm.steps import workflow_step
+
+with workflow_step("normalize", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
+    p = snakemake.params  # noqa: F821
+    summary = normalize_matrix(
+        snakemake.input.matrix,  # noqa: F821
+        snakemake.output.store,  # noqa: F821
+        matrix_format=p.matrix_format,
+        input_scale=p.input_scale,
+        beta_epsilon=p.beta_epsilon,
+        normalize=p.normalize,
+        filters=p.filter,
+        min_features=p.chunks,
+        log=log,
+    )
+    write_json(summary, snakemake.output.summary)  # noqa: F821

@@ -1,0 +1,227 @@
+"""File-level steps of the workflow, callable without Snakemake: normalize a matrix file into the
+binary store, fit one row chunk of the store, merge and moderate chunk fits.  The scripts in
+``scripts/`` only pass Snakemake's paths and params to these."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .fit import concat_fits, lm_fit, load_fit, save_fit
+from .io import (
+    BinaryMatrixWriter,
+    chunk_bounds,
+    open_binary_matrix,
+    read_matrix_blocks,
+    read_matrix_header,
+)
+from .normalize import (
+    beta_to_m,
+    check_dosage,
+    cyclic_loess,
+    feature_filter,
+    log2_transform,
+    quantile_normalize,
+)
+from .outputs import atomic_path
+
+_log = logging.getLogger("stacklm")
+
+
+def transform_values(
+    values: np.ndarray, input_scale: str, beta_epsilon: float, normalize: Mapping
+) -> np.ndarray:
+    """Put values on the analysis scale: M-values for beta input, log2(x + offset) when asked."""
+    if input_scale == "beta":
+        return beta_to_m(values, eps=beta_epsilon)
+    if input_scale == "dosage":
+        check_dosage(values)
+        return values
+    if normalize.get("log2"):
+        return log2_transform(values, offset=normalize.get("offset", 1.0))
+    return values
+
+
+def normalize_matrix(
+    matrix_path,
+    store_path,
+    matrix_format: str | None = None,
+    input_scale: str = "expression",
+    beta_epsilon: float = 1e-6,
+    normalize: Mapping | None = None,
+    filters: Mapping | None = None,
+    min_features: int = 1,
+    log: logging.Logger = _log,
+) -> dict:
+    """Read ``matrix_path`` in row blocks, transform, normalize between samples, filter features and
+    write the binary store ``store_path``.  Row-wise steps stream block by block; quantile and
+    cyclic loess normalization need whole columns and hold one float64 matrix.  Returns the summary
+    (feature counts removed by each filter, settings)."""
+    normalize = dict(normalize or {})
+    filters = {k: v for k, v in dict(filters or {}).items() if v is not None}
+    method = normalize.get("method", "none")
+    _, samples = read_matrix_header(matrix_path, matrix_format)
+    removed: dict[str, int] = {}
+    n_input = 0
+    n_kept = 0
+
+    def add_counts(counts):
+        for k, v in counts.items():
+            removed[k] = removed.get(k, 0) + int(v)
+
+    with BinaryMatrixWriter(store_path, samples) as writer:
+        if method == "none":
+            for block in read_matrix_blocks(matrix_path, matrix_format):
+                values = transform_values(block.values, input_scale, beta_epsilon, normalize)
+                keep, counts = feature_filter(values, **filters)
+                add_counts(counts)
+                writer.append(block.feature_ids[keep], values[keep])
+                n_input += len(block.feature_ids)
+                n_kept += int(keep.sum())
+                log.info("read %d features", n_input)
+        else:
+            ids, blocks = [], []
+            for block in read_matrix_blocks(matrix_path, matrix_format):
+                ids.append(block.feature_ids)
+                blocks.append(transform_values(block.values, input_scale, beta_epsilon, normalize))
+                n_input += len(block.feature_ids)
+                log.info("read %d features", n_input)
+            values = np.vstack(blocks)
+            del blocks
+            feature_ids = np.concatenate(ids)
+            log.info("%s normalization of %d x %d", method, *values.shape)
+            if method == "quantile":
+                values = quantile_normalize(values)
+            elif method == "cyclicloess":
+                values = cyclic_loess(values)
+            else:
+                raise ValueError(
+                    f"unknown normalize.method {method!r}; use none, quantile or cyclicloess"
+                )
+            keep, counts = feature_filter(values, **filters)
+            add_counts(counts)
+            writer.append(feature_ids[keep], values[keep])
+            n_kept = int(keep.sum())
+        for name, count in removed.items():
+            log.info("filter %s removed %d features", name, count)
+        if n_kept == 0:
+            raise ValueError(
+                f"all {n_input} features of {matrix_path} were removed by the filters "
+                f"({', '.join(f'{k}: {v}' for k, v in removed.items())}); relax 'filter'"
+            )
+        if n_kept < min_features:
+            raise ValueError(
+                f"'chunks' ({min_features}) is larger than the number of features kept ({n_kept}); "
+                "lower 'chunks'"
+            )
+    return {
+        "n_input_features": n_input,
+        "n_features": n_kept,
+        "n_samples": len(samples),
+        "removed_by_filter": removed,
+        "input_scale": input_scale,
+        "normalize": normalize,
+        "filter": filters,
+    }
+
+
+def fit_chunk(store_path, design: pd.DataFrame, chunk: int, chunks: int, out_path) -> int:
+    """Fit rows of chunk ``chunk`` (of ``chunks``) of the store on ``design`` (indexed by sample id)
+    and write the un-moderated fit; only those rows are read (memory-mapped)."""
+    store = open_binary_matrix(store_path)
+    start, stop = chunk_bounds(store.n_features, chunks)[chunk]
+    position = {s: i for i, s in enumerate(store.samples)}
+    columns = [position[str(s)] for s in design.index]
+    Y = store.rows(start, stop)[:, columns]
+    fit = lm_fit(Y, design, feature_ids=store.feature_ids[start:stop])
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
+        save_fit(fit, fh)
+    return stop - start
+
+
+def merge_chunk_fits(paths: Sequence):
+    """Concatenate chunk fits in chunk order."""
+    return concat_fits([load_fit(p) for p in paths])
+
+
+def read_design(path) -> pd.DataFrame:
+    design = pd.read_csv(path, sep="\t", index_col=0, dtype={0: str})
+    design.index = design.index.astype(str)
+    return design
+
+
+def null_design(design: pd.DataFrame, analysis: Mapping) -> pd.DataFrame:
+    """sva's ``mod0``: the analysis design without the tested columns (for a tested contrast, without
+    the design columns it involves)."""
+    from .design import make_contrasts
+
+    tested = set()
+    contrasts = analysis.get("contrasts") or {}
+    test = analysis["test"] if not isinstance(analysis["test"], str) else [analysis["test"]]
+    for name in test:
+        if name in contrasts:
+            weights = make_contrasts({name: contrasts[name]}, list(design.columns))[name]
+            tested.update(weights.index[weights != 0])
+        else:
+            tested.add(name)
+    return design[[c for c in design.columns if c not in tested]]
+
+
+def estimate_surrogate_variables(
+    store_path,
+    design: pd.DataFrame,
+    sheet: pd.DataFrame,
+    analysis: Mapping,
+    sv_path,
+    associations_path,
+    log: logging.Logger = _log,
+) -> pd.DataFrame:
+    """The SV step: read the whole normalized matrix once, estimate the number of SVs (``auto``) and the
+    SVs with sva on the complete features, write the SV table (sample id, sv1..svK) and the
+    SV-by-covariate association table.  With ``surrogate_variables: 0`` nothing is read."""
+    from .outputs import write_tsv
+    from .sva import num_sv, sv_associations, sva
+
+    requested = analysis.get("surrogate_variables", 0) or 0
+    method = analysis.get("surrogate_method", "be")
+    seed = int(analysis.get("surrogate_seed", 1))
+    samples = [str(s) for s in design.index]
+    if requested == 0:
+        sv = pd.DataFrame(index=pd.Index(samples, name="sample_id"))
+        associations = pd.DataFrame(columns=["sv", "covariate", "kind", "r2", "p_value", "n"])
+    else:
+        store = open_binary_matrix(store_path)
+        position = {s: i for i, s in enumerate(store.samples)}
+        Y = np.asarray(store.values)[:, [position[s] for s in samples]]
+        complete = ~np.isnan(Y).any(axis=1)
+        Y = Y[complete]
+        log.info("surrogate variables from %d complete features of %d", Y.shape[0], len(complete))
+        mod = design.to_numpy(dtype=np.float64)
+        mod0 = null_design(design, analysis).to_numpy(dtype=np.float64)
+        if requested == "auto":
+            n_sv = num_sv(Y, mod, method=method, seed=seed)
+            log.info("num.sv (%s, seed %d) estimates %d surrogate variables", method, seed, n_sv)
+        else:
+            n_sv = int(requested)
+        if n_sv > 0:
+            result = sva(Y, mod, mod0, n_sv=n_sv, seed=seed)
+            values = np.asarray(result.sv).reshape(len(samples), -1)
+        else:
+            values = np.zeros((len(samples), 0))
+        sv = pd.DataFrame(
+            values,
+            index=pd.Index(samples, name="sample_id"),
+            columns=[f"sv{k + 1}" for k in range(values.shape[1])],
+        )
+        covariates = sheet.loc[samples]
+        associations = (
+            sv_associations(sv.to_numpy(), covariates)
+            if sv.shape[1]
+            else pd.DataFrame(columns=["sv", "covariate", "kind", "r2", "p_value", "n"])
+        )
+    write_tsv(sv, sv_path, index=True)
+    write_tsv(associations, associations_path)
+    return sv

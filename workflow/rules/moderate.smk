@@ -1,0 +1,25 @@
+rule moderate:
+    """Merge the chunk fits, then moderate, test and control the FDR over all features at once."""
+    input:
+        chunks=chunk_files,
+        design="results/{analysis}/design.tsv",
+        sv="results/{analysis}/surrogate_variables.tsv",
+        design_info="results/{analysis}/intermediate/base_design.json",
+        normalized="results/normalized/summary.json",
+    output:
+        results="results/{analysis}/results.tsv.gz",
+        summary="results/{analysis}/summary.json",
+    params:
+        analysis=analysis_settings,
+        fdr=config["fdr"],
+        config=analysis_config,
+    log:
+        "logs/{analysis}/moderate.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../../envs/stacklm.yaml"
+    script:
+        "../../scripts/moderate.py"

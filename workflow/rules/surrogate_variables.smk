@@ -1,0 +1,23 @@
+rule surrogate_variables:
+    """Surrogate variables for unmeasured confounders (sva), estimated once on the whole normalized
+    matrix before the chunked fits; an empty table when the analysis asks for none."""
+    input:
+        store="results/normalized/matrix",
+        base="results/{analysis}/intermediate/base_design.tsv",
+        samples=config["samples"],
+    output:
+        sv="results/{analysis}/surrogate_variables.tsv",
+        associations="results/{analysis}/sv_associations.tsv",
+    params:
+        analysis=analysis_settings,
+        sample_id=config["sample_id"],
+    log:
+        "logs/{analysis}/surrogate_variables.log",
+    threads: 2
+    resources:
+        mem_mb=matrix_mb(factor=2),
+        runtime=60,
+    conda:
+        "../../envs/stacklm.yaml"
+    script:
+        "../../scripts/surrogate_variables.py"
