@@ -1,0 +1,245 @@
+"""stacklm.sva against R sva 3.46.0 on bladderbatch (shared references in ref/bladder_sva) and
+against R's lm() for the SV-covariate associations (tests/data/sva, made by make_reference.R)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TEST_DATA, assert_matches, max_rel_diff, read_json, read_table, shared
+from limma_columns import reference_columns
+
+from stacklm.fit import lm_fit
+from stacklm.moderation import e_bayes
+from stacklm.sva import edge_lfdr, f_pvalue, num_sv, sv_associations, sva
+
+REF = ("ref", "bladder_sva")
+MOD_COLUMNS = ["Intercept", "cancerCancer", "cancerNormal"]
+
+
+@pytest.fixture(scope="module")
+def bladder():
+    expr = read_table(shared("bladderbatch", "expression.tsv.gz"), index_col=0)
+    design = read_table(shared(*REF, "design.tsv"), index_col=0)
+    assert list(design.index) == list(expr.columns)
+    Y = expr.to_numpy(dtype=np.float64)
+    mod = design[MOD_COLUMNS].to_numpy(dtype=np.float64)
+    mod0 = np.ones((Y.shape[1], 1))
+    return expr, Y, mod, mod0
+
+
+@pytest.fixture(scope="module")
+def sva_runs(bladder):
+    _, Y, mod, mod0 = bladder
+    return {k: sva(Y, mod, mod0, n_sv=k) for k in (9, 2)}
+
+
+def _reference_svs(k: int) -> np.ndarray:
+    name = "sv.tsv" if k == 9 else "sv_nsv_leek.tsv"
+    return read_table(shared(*REF, name), index_col=0).to_numpy(dtype=np.float64)
+
+
+def _reference_pprob(k: int) -> pd.DataFrame:
+    name = "pprob.tsv.gz" if k == 9 else "pprob_nsv_leek.tsv.gz"
+    return read_table(shared(*REF, name))
+
+
+def _canonical_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    qa, _ = np.linalg.qr(a)
+    qb, _ = np.linalg.qr(b)
+    return np.linalg.svd(qa.T @ qb, compute_uv=False)
+
+
+def test_f_pvalue_matches_r(bladder):
+    _, Y, mod, mod0 = bladder
+    ref = read_table(shared(*REF, "f_pvalue.tsv.gz"))["f.pvalue"].to_numpy()
+    p = f_pvalue(Y, mod, mod0)
+    # R's 1 - pf() has an absolute resolution of 2^-53 (1.1e-16): floor at 1e-15
+    assert_matches(p, ref, "f.pvalue", rtol=1e-10, atol=1e-15)
+
+
+def test_f_pvalue_marks_incomplete_features(bladder):
+    _, Y, mod, mod0 = bladder
+    Yna = Y[:200].copy()
+    Yna[[3, 50], [0, 10]] = np.nan
+    p = f_pvalue(Yna, mod, mod0)
+    assert np.isnan(p[[3, 50]]).all()
+    keep = np.ones(200, bool)
+    keep[[3, 50]] = False
+    np.testing.assert_allclose(p[keep], f_pvalue(Y[:200][keep], mod, mod0), rtol=1e-12)
+
+
+def test_num_sv_leek_matches_r(bladder):
+    _, Y, mod, _ = bladder
+    assert num_sv(Y, mod, method="leek") == read_json(shared(*REF, "num_sv.json"))["num.sv.leek"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_num_sv_be_matches_r(bladder, seed):
+    _, Y, mod, _ = bladder
+    expected = read_json(shared(*REF, "num_sv.json"))["num.sv.be.seeds.1to5"]
+    assert set(expected) == {9}
+    assert num_sv(Y, mod, method="be", seed=seed) == 9
+
+
+def test_num_sv_be_is_reproducible(bladder):
+    _, Y, mod, _ = bladder
+    a = num_sv(Y[:3000], mod, method="be", B=5, seed=7)
+    b = num_sv(Y[:3000], mod, method="be", B=5, seed=np.random.default_rng(7))
+    assert a == b
+
+
+@pytest.mark.parametrize("k", [9, 2])
+def test_sva_pprob_matches_r(sva_runs, k):
+    ref = _reference_pprob(k)
+    res = sva_runs[k]
+    assert res.n_sv == k
+    assert res.sv.shape == (57, k)
+    assert_matches(res.pprob_gam, ref["pprob.gam"].to_numpy(), "pprob.gam", rtol=1e-6, atol=1e-9)
+    assert_matches(res.pprob_b, ref["pprob.b"].to_numpy(), "pprob.b", rtol=1e-6, atol=1e-9)
+    # measured: agreement to ~1e-12, far inside the required 1e-6
+    assert max_rel_diff(res.pprob_gam, ref["pprob.gam"].to_numpy(), atol=1e-11) <= 1e-8
+
+
+@pytest.mark.parametrize("k", [9, 2])
+def test_sva_surrogate_variables_span_rs(sva_runs, k):
+    ours = sva_runs[k].sv
+    theirs = _reference_svs(k)
+    assert np.allclose(ours.T @ ours, np.eye(k), atol=1e-12)
+    cc = _canonical_correlations(ours, theirs)
+    assert cc.min() >= 1 - 1e-6, cc
+    # column by column they are R's right singular vectors up to sign
+    signs = np.sign(np.sum(ours * theirs, axis=0))
+    assert_matches(ours * signs, theirs, "sv (up to sign)", rtol=1e-6, atol=1e-9)
+
+
+def test_sva_estimates_the_number_of_svs(bladder):
+    _, Y, mod, mod0 = bladder
+    res = sva(Y, mod, mod0, seed=1)  # n_sv from num_sv(method="be", seed=1)
+    assert res.n_sv == 9
+    assert res.sv.shape == (57, 9)
+
+
+def test_sva_default_null_model_is_intercept(bladder, sva_runs):
+    _, Y, mod, _ = bladder
+    res = sva(Y, mod, None, n_sv=2)
+    np.testing.assert_allclose(res.pprob_b, sva_runs[2].pprob_b, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.sv, sva_runs[2].sv, rtol=0, atol=1e-12)
+
+
+def test_sva_zero_svs(bladder):
+    _, Y, mod, mod0 = bladder
+    res = sva(Y[:500], mod, mod0, n_sv=0)
+    assert res.n_sv == 0 and res.sv.shape == (57, 0) and res.pprob_b is None
+    assert np.all(res.pprob_gam == 0)
+
+
+def test_sva_missing_values_use_complete_features(bladder):
+    """Policy: SVs are estimated on the features without missing values; pprob is NaN for the
+    others; too few complete features is an error."""
+    _, Y, mod, mod0 = bladder
+    Y = Y[:4000].copy()
+    rows = np.arange(5, 4000, 37)
+    Y[rows, rows % 57] = np.nan
+    Y[7, :] = np.nan
+    incomplete = np.isnan(Y).any(axis=1)
+    res = sva(Y, mod, mod0, n_sv=2)
+    assert np.isnan(res.pprob_gam[incomplete]).all() and np.isnan(res.pprob_b[incomplete]).all()
+    assert np.isfinite(res.pprob_gam[~incomplete]).all()
+    sub = sva(Y[~incomplete], mod, mod0, n_sv=2)
+    np.testing.assert_array_equal(res.pprob_gam[~incomplete], sub.pprob_gam)
+    np.testing.assert_array_equal(res.pprob_b[~incomplete], sub.pprob_b)
+    np.testing.assert_array_equal(res.sv, sub.sv)
+    assert num_sv(Y, mod, method="leek") == num_sv(Y[~incomplete], mod, method="leek")
+
+    few = Y[:60].copy()
+    few[5:, 0] = np.nan  # 5 complete features < 57 samples
+    with pytest.raises(ValueError, match="complete"):
+        sva(few, mod, mod0, n_sv=2)
+    with pytest.raises(ValueError, match="complete"):
+        num_sv(few, mod, method="be", seed=1)
+
+
+def test_edge_lfdr_basic_properties():
+    rng = np.random.default_rng(3)
+    p = np.concatenate([rng.uniform(size=4000), rng.beta(0.2, 8, size=1000)])
+    lfdr = edge_lfdr(p)
+    assert lfdr.shape == p.shape
+    assert np.all((lfdr >= 0) & (lfdr <= 1))
+    order = np.argsort(p, kind="stable")
+    assert np.all(np.diff(lfdr[order]) >= 0)  # monotone in p
+    with pytest.raises(ValueError):
+        edge_lfdr(np.array([0.1, np.nan, 0.3]))
+
+
+def _association_covariates() -> pd.DataFrame:
+    samples = read_table(shared("bladderbatch", "samples.tsv"))
+    cov = pd.DataFrame(
+        {
+            "outcome": samples["outcome"],
+            "batch": samples["batch"],
+            "cancer": samples["cancer"],
+            "batch_factor": samples["batch"].astype("category"),
+            "batch_na": samples["batch"].astype(float),
+            "cancer_na": samples["cancer"].astype(object),
+        }
+    )
+    cov.loc[[0, 4, 8], "batch_na"] = np.nan
+    cov.loc[[1, 2, 39], "cancer_na"] = None
+    return cov
+
+
+def test_sv_associations_match_r_lm():
+    ref = read_table(TEST_DATA / "sva" / "sv_associations.tsv")
+    sv = read_table(shared(*REF, "sv.tsv"), index_col=0)
+    out = sv_associations(sv, _association_covariates())
+    assert list(out.columns) == ["sv", "covariate", "kind", "r2", "p_value", "n"]
+    assert list(out["sv"]) == list(ref["sv"])
+    assert list(out["covariate"]) == list(ref["covariate"])
+    assert list(out["kind"]) == list(ref["kind"])
+    assert list(out["n"]) == list(ref["n"])
+    assert_matches(out["r2"].to_numpy(), ref["r2"].to_numpy(), "r2")
+    assert_matches(out["p_value"].to_numpy(), ref["p_value"].to_numpy(), "p_value")
+
+
+def test_sv_associations_degenerate_covariates():
+    sv = np.random.default_rng(0).normal(size=(6, 2))
+    samples = pd.DataFrame(
+        {
+            "constant": [1.0] * 6,
+            "one_level": ["a"] * 6,
+            "ids": list("abcdef"),
+            "flag": [True, False] * 3,
+        }
+    )
+    out = sv_associations(sv, samples)
+    assert list(out["sv"].unique()) == ["sv1", "sv2"]
+    degenerate = out[out["covariate"] != "flag"]
+    assert degenerate["r2"].isna().all() and degenerate["p_value"].isna().all()
+    flag = out[out["covariate"] == "flag"]
+    assert (flag["kind"] == "categorical").all() and flag["p_value"].notna().all()
+    with pytest.raises(ValueError):
+        sv_associations(sv[:5], samples)
+
+
+def test_limma_with_surrogate_variables_matches_r(bladder, sva_runs, quiet):
+    """lmFit(edata, cbind(mod, sv)) + eBayes() with our SVs (signs aligned to R's) against R."""
+    expr, _, mod, _ = bladder
+    ref = read_table(shared(*REF, "limma_sv_ebayes_default.tsv.gz"))
+    meta = read_json(shared(*REF, "limma_sv_ebayes_default.json"))
+    ours = sva_runs[9].sv
+    signs = np.sign(np.sum(ours * _reference_svs(9), axis=0))
+    names = meta["coefficients"]
+    design = np.column_stack([mod, ours * signs])
+    eb = e_bayes(lm_fit(expr, design, coef_names=names))
+    columns = reference_columns(eb, meta["F.coefficients"])
+    compared = 0
+    for col in ref.columns:
+        if col in columns:
+            assert_matches(columns[col], ref[col].to_numpy(), col, rtol=1e-6, atol=1e-12)
+            compared += 1
+    assert compared >= 5 * len(names) + 5
+    assert_matches(np.atleast_1d(eb.s2_prior)[0], meta["s2.prior"], "s2.prior", rtol=1e-6)
+    assert_matches(np.atleast_1d(eb.df_prior)[0], meta["df.prior"], "df.prior", rtol=1e-6)
+    var_prior = np.array([meta["var.prior"][c] for c in names])
+    assert_matches(eb.var_prior, var_prior, "var.prior", rtol=1e-6)
