@@ -43,8 +43,9 @@ __all__ = [
     "sva",
 ]
 
-# number of matrix elements handled per row block (32 MB of float64 per temporary)
-_BLOCK_ELEMENTS = 1 << 22
+# number of matrix elements handled per row block (8 MB of float64 per temporary: small enough
+# for the element-wise work to stay in cache, large enough for efficient BLAS calls)
+_BLOCK_ELEMENTS = 1 << 20
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,16 +99,49 @@ def _residual_sums_of_squares(Y: np.ndarray, bases: list[np.ndarray]) -> list[np
     """
     n_rows, n_cols = Y.shape
     out = [np.empty(n_rows) for _ in bases]
+    buffer = None
     for rows in _row_blocks(n_rows, n_cols):
         block = Y[rows]
+        if buffer is None:
+            buffer = np.empty(block.shape)
+        resid = buffer[: block.shape[0]]
         for k, q in enumerate(bases):
-            resid = block - (block @ q) @ q.T
+            np.matmul(block @ q, q.T, out=resid)
+            np.subtract(block, resid, out=resid)
             out[k][rows] = np.einsum("ij,ij->i", resid, resid)
     return out
 
 
+def _complement_basis(X: np.ndarray, q0: np.ndarray, rank: int, name: str) -> np.ndarray:
+    """Orthonormal basis (n x rank) of the part of span(X) orthogonal to span(q0)."""
+    M = X - q0 @ (q0.T @ X)
+    u, s, _ = np.linalg.svd(M, full_matrices=False)
+    scale = max(float(np.linalg.norm(X, 2)), np.finfo(float).tiny)
+    if rank > s.size or (rank > 0 and s[rank - 1] <= 1e-7 * scale):
+        raise ValueError(f"design {name} is rank deficient")
+    return u[:, :rank]
+
+
+def _projected_sums_of_squares(Y: np.ndarray, bases: list[np.ndarray]) -> list[np.ndarray]:
+    """Per-row ||B'y||^2 for each orthonormal basis B, in one thin product per row block."""
+    widths = [b.shape[1] for b in bases]
+    stacked = np.column_stack(bases)
+    edges = np.concatenate([[0], np.cumsum(widths)])
+    out = [np.empty(Y.shape[0]) for _ in bases]
+    for rows in _row_blocks(Y.shape[0], Y.shape[1]):
+        z = Y[rows] @ stacked
+        z *= z
+        for k in range(len(bases)):
+            out[k][rows] = z[:, edges[k] : edges[k + 1]].sum(axis=1)
+    return out
+
+
 def _complete_rows(Y: np.ndarray) -> np.ndarray:
-    return np.isfinite(Y).all(axis=1)
+    """Rows without NaN / inf (checked block by block: no G x n boolean temporary)."""
+    out = np.empty(Y.shape[0], dtype=bool)
+    for rows in _row_blocks(Y.shape[0], Y.shape[1]):
+        out[rows] = np.isfinite(Y[rows]).all(axis=1)
+    return out
 
 
 def _top_eigenvectors(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -787,18 +821,17 @@ def edge_lfdr(
         raise ValueError("edge_lfdr: p contains missing or non-finite values")
     pi0 = min(np.mean(p >= lambda_) / (1 - lambda_), 1.0)
     p = np.minimum(np.maximum(p, eps), 1 - eps)
-    x = special.ndtri(p)
-    grid_x, grid_y = _r_density_gaussian(x, adj)
+    order = np.argsort(p)  # ties have equal lfdr, so the order within ties is immaterial
+    x_sorted = special.ndtri(p[order])
+    grid_x, grid_y = _r_density_gaussian(x_sorted, adj)
     fit = _smooth_spline_gcv(grid_x, grid_y)
-    fitted = _predict_smooth_spline(fit, x)
-    lfdr = pi0 * _r_dnorm(x) / fitted
+    lfdr_sorted = pi0 * _r_dnorm(x_sorted) / _predict_smooth_spline(fit, x_sorted)
     if trunc:
-        lfdr[lfdr > 1] = 1.0
+        lfdr_sorted[lfdr_sorted > 1] = 1.0
     if monotone:
-        order = np.argsort(p, kind="stable")
-        out = np.empty_like(lfdr)
-        out[order] = np.maximum.accumulate(lfdr[order])
-        lfdr = out
+        lfdr_sorted = np.maximum.accumulate(lfdr_sorted)
+    lfdr = np.empty_like(lfdr_sorted)
+    lfdr[order] = lfdr_sorted
     return lfdr
 
 
@@ -824,12 +857,17 @@ def _residual_gram(Y: np.ndarray, q: np.ndarray, rng: np.random.Generator | None
     each row of the residual matrix is permuted and then residualised again."""
     n = Y.shape[1]
     gram = np.zeros((n, n))
+    buffer = None
     for rows in _row_blocks(Y.shape[0], n):
         block = Y[rows]
-        resid = block - (block @ q) @ q.T
+        if buffer is None:
+            buffer = np.empty(block.shape)
+        resid = buffer[: block.shape[0]]
+        np.matmul(block @ q, q.T, out=resid)
+        np.subtract(block, resid, out=resid)
         if rng is not None:
             resid = rng.permuted(resid, axis=1)
-            resid = resid - (resid @ q) @ q.T
+            resid -= (resid @ q) @ q.T
         gram += resid.T @ resid
     return gram
 
@@ -983,13 +1021,18 @@ class SvaResult:
     n_sv: int
 
 
-def _weighted_centered_gram(Y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Gram matrix Z'Z of Z = diag(weights) Y with each row centred (irwsva's ``dats``)."""
-    n = Y.shape[1]
+def _weighted_centered_gram(Y: np.ndarray, weights: np.ndarray, row_means: np.ndarray):
+    """Gram matrix Z'Z of irwsva's ``dats``: Z = diag(w) Y with each row centred, i.e.
+    ``Z = diag(w) (Y - rowMeans(Y))`` (the row mean of w_g y_g is w_g times that of y_g)."""
+    G, n = Y.shape
     gram = np.zeros((n, n))
-    for rows in _row_blocks(Y.shape[0], n):
-        z = Y[rows] * weights[rows, None]
-        z -= z.mean(axis=1, keepdims=True)
+    buffer = None
+    for rows in _row_blocks(G, n):
+        if buffer is None:
+            buffer = np.empty((rows.stop - rows.start, n))
+        z = buffer[: rows.stop - rows.start]
+        np.subtract(Y[rows], row_means[rows, None], out=z)
+        z *= weights[rows, None]
         gram += z.T @ z
     return gram
 
@@ -1032,19 +1075,33 @@ def sva(Y, mod, mod0=None, n_sv: int | None = None, B: int = 5, seed=None) -> Sv
     q_mod = _orthonormal_basis(mod, "mod")
     q_mod0 = _orthonormal_basis(mod0, "mod0")
     p1, p0 = mod.shape[1], mod0.shape[1]
+    nested = np.linalg.norm(mod0 - q_mod @ (q_mod.T @ mod0)) <= 1e-8 * np.linalg.norm(mod0)
     (rss_mod0,) = _residual_sums_of_squares(Yc, [q_mod0])
+    row_means = Yc.mean(axis=1)
     _, vectors = _top_eigenvectors(_residual_gram(Yc, q_mod), n_sv)
     pprob_b = pprob_gam = None
     for _ in range(B):
-        q_b = _orthonormal_basis(np.column_stack([mod, vectors]), "cbind(mod, sv)")
-        q_0b = _orthonormal_basis(np.column_stack([mod0, vectors]), "cbind(mod0, sv)")
-        rss_b, rss_0b = _residual_sums_of_squares(Yc, [q_b, q_0b])
+        if nested:
+            # span[mod0, V] = span(mod0) + span(A), span[mod, V] = span(mod0) + span(C), with A, C
+            # orthonormal and orthogonal to mod0: rss = rss(mod0) - ||A'y||^2 (resp. C), one
+            # thin product over the data instead of two explicit residual matrices.
+            basis_0b = _complement_basis(vectors, q_mod0, n_sv, "cbind(mod0, sv)")
+            basis_b = _complement_basis(
+                np.column_stack([mod, vectors]), q_mod0, p1 + n_sv - p0, "cbind(mod, sv)"
+            )
+            ss_0b, ss_b = _projected_sums_of_squares(Yc, [basis_0b, basis_b])
+            rss_0b = np.maximum(rss_mod0 - ss_0b, 0.0)
+            rss_b = np.maximum(rss_mod0 - ss_b, 0.0)
+        else:
+            q_b = _orthonormal_basis(np.column_stack([mod, vectors]), "cbind(mod, sv)")
+            q_0b = _orthonormal_basis(np.column_stack([mod0, vectors]), "cbind(mod0, sv)")
+            rss_b, rss_0b = _residual_sums_of_squares(Yc, [q_b, q_0b])
         p_b = _f_test_pvalue(rss_b, rss_0b, p1 + n_sv, p0 + n_sv, n)
         pprob_b = 1.0 - edge_lfdr(p_b)
         p_gam = _f_test_pvalue(rss_0b, rss_mod0, p0 + n_sv, p0, n)
         pprob_gam = 1.0 - edge_lfdr(p_gam)
         pprob = pprob_gam * (1.0 - pprob_b)
-        _, vectors = _top_eigenvectors(_weighted_centered_gram(Yc, pprob), n_sv)
+        _, vectors = _top_eigenvectors(_weighted_centered_gram(Yc, pprob, row_means), n_sv)
     sv = _orient_columns(vectors.copy())
 
     def expand(values: np.ndarray) -> np.ndarray:
