@@ -12,10 +12,13 @@ Functions mirror (features are ROWS, samples are COLUMNS: ``Y`` is G x n):
 - :func:`sv_associations` -> R^2 / p-value of each surrogate variable against sample covariates
   (``summary(lm(sv ~ covariate))$r.squared`` and ``anova()``'s F-test p-value).
 
-Cost. Every pass over the data is done in row blocks with BLAS calls (no loop over features):
-residual sums of squares through a thin QR of the design (``O(G n p)``), and each "SVD" of sva
-through the n x n Gram matrix ``Z'Z`` and its symmetric eigendecomposition (``O(G n^2)``), so
-the extra memory is one row block, not a copy of the G x n matrix.
+Cost. Every pass over the data is done in row blocks with BLAS calls (no loop over features),
+so the extra memory is one row block plus a few length-G vectors, never a copy of the G x n
+matrix. Residual sums of squares use a thin QR of the design (``O(G n p)``); inside sva, where
+the models are nested, ``rss = rss(mod0) - ||C'y||^2`` with C an orthonormal basis of the
+extra columns, one thin product per iteration. Each "SVD" of sva is the eigendecomposition of
+the n x n Gram matrix ``Z'Z`` (``O(G n^2)``). 1M x 100 with K = 2 takes about 7 s on two cores
+(``benchmarks/bench_sva.py``).
 
 Missing values. ``f_pvalue`` returns NaN for features with any non-finite value (R would return
 NA). ``num_sv`` and ``sva`` estimate everything on the complete features only (features with no
@@ -961,7 +964,9 @@ def num_sv(
 
     Differences from R: singular values come from the eigenvalues of the n x n Gram matrix
     of the residuals; the tested components ``ndf = min(G, n) - rank(mod)`` (R uses
-    ``ceiling(trace(H))``, equal up to rounding).
+    ``ceiling(trace(H))``, equal up to rounding). For ``"leek"``, R's statistic at the zero
+    threshold is decided by the signs of rounding errors (see :func:`_num_sv_leek`); it is
+    replaced by its expectation, which makes the count deterministic (bladderbatch: 2, as R).
     """
     Y = _as_expression(Y)
     n = Y.shape[1]
@@ -1048,6 +1053,7 @@ def sva(Y, mod, mod0=None, n_sv: int | None = None, B: int = 5, seed=None) -> Sv
     n_sv : number of surrogate variables; None estimates it with
         ``num_sv(Y, mod, method="be", seed=seed)``.
     B : number of re-weighting iterations (R's default 5).
+    seed : only used by ``num_sv`` when ``n_sv`` is None (irwsva itself is deterministic).
 
     Algorithm (as irwsva.build): start from the right singular vectors of the residuals of
     ``mod``; then B times: p-values of the SVs given ``mod`` (F test of ``[mod, V]`` vs
