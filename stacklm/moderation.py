@@ -296,7 +296,7 @@ def fit_f_dist_robustly(x, df1, covariate=None, winsor_tail_p=(0.05, 0.1)) -> FD
     shrunken prior df ``df2_shrunk`` that down-weights outlier variances.
 
     A covariate (``trend=TRUE, robust=TRUE``) is fitted with R's ``lowess`` through
-    :func:`stacklm.lowess.lowess` as limma's ``loessFit`` does.
+    :func:`stacklm.normalize.loess_fit`, as limma's ``loessFit`` does.
     """
     x = np.asarray(x, dtype=np.float64)
     n = x.size
@@ -371,9 +371,10 @@ def fit_f_dist_robustly(x, df1, covariate=None, winsor_tail_p=(0.05, 0.1)) -> FD
         ztrend = _r_trimmed_mean(z, tail_p[1])
         zresid = z - ztrend
     else:
-        from .lowess import loess_fit
+        from .normalize import loess_fit
 
-        ztrend, zresid = loess_fit(z, cov, span=0.4)
+        ztrend = loess_fit(z, cov, span=0.4)
+        zresid = z - ztrend
     zrq = np.quantile(zresid, prob)
     zwins = np.clip(zresid, zrq[0], zrq[1])
     zwmean = np.mean(zwins)

@@ -176,3 +176,14 @@ def test_save_and_load_fit_roundtrip(tmp_path, na_data):
     assert np.array_equal(back.coefficients, fit.coefficients, equal_nan=True)
     assert list(back.feature_ids) == [str(i) for i in fit.feature_ids]
     assert back.coef_names == fit.coef_names
+
+
+@pytest.mark.parametrize("what", ["complete", "na"])
+def test_trend_and_robust_together_match_limma(bladder, na_data, what, quiet):
+    """eBayes(trend=TRUE, robust=TRUE): fitFDistRobustly with limma's loessFit (lowess) trend."""
+    ref = read_table(NA_DIR / f"{what}_trend_robust.tsv.gz")
+    expr, design = (
+        (na_data[0].iloc[1:], na_data[1]) if what == "na" else (bladder[0].iloc[:2000], bladder[1])
+    )
+    eb = e_bayes(lm_fit(expr, design), trend=True, robust=True)
+    assert _compare_all(eb, ref, CANCER) > 40

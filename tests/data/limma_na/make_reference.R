@@ -74,3 +74,9 @@ for (what in c("na", "complete")) {
                     digits = NA, auto_unbox = TRUE), sprintf("%s_contrasts_ebayes.json", what))
 }
 writeLines(c(capture.output(sessionInfo())[1], paste("limma", packageVersion("limma"))), "versions.txt")
+# trend and robust together (the trend is a lowess fit of the log-variances inside fitFDistRobustly)
+for (what in c("complete", "na")) {
+  f <- if (what == "na") suppressWarnings(lmFit(Y[-1, ], design)) else lmFit(E, design)
+  eb <- suppressWarnings(eBayes(f, trend = TRUE, robust = TRUE))
+  write_tsv(table_of(eb, c("cancerCancer", "cancerNormal")), sprintf("%s_trend_robust.tsv.gz", what))
+}
