@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 MISSING_VALUES = ("NA", "NaN", "nan", "")
 
 #: bytes of (decompressed) text arrow parses per internal batch
-ARROW_BLOCK_BYTES = 16 << 20
+ARROW_BLOCK_BYTES = 1 << 20
 
 STORE_FORMAT = "stacklm-binary-matrix"
 STORE_VERSION = 1
@@ -384,10 +384,9 @@ def _text_batches(path: Path, fmt: str, compression, header: list[str]):
             if b == 0:
                 continue
             ids = batch.column(0).to_numpy(zero_copy_only=False).astype(object)
-            values = np.empty((b, n_fields - 1), dtype=np.float64)
-            for j in range(1, n_fields):
-                values[:, j - 1] = batch.column(j).to_numpy(zero_copy_only=False)
-            yield ids, values, first_row
+            columns = [batch.column(j).to_numpy(zero_copy_only=False) for j in range(1, n_fields)]
+            del batch
+            yield ids, columns, first_row
             first_row += b
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError, EOFError) as exc:
         if isinstance(exc, MatrixInputError):
@@ -486,13 +485,14 @@ def _parquet_batches(path: Path, pf: pq.ParquetFile, id_col: int, sample_cols: l
             if not _is_string(id_arr.type):
                 id_arr = pc.cast(id_arr, pa.string())
             ids = id_arr.to_numpy(zero_copy_only=False).astype(object)
-            values = np.empty((b, len(sample_cols)), dtype=np.float64)
-            for k, j in enumerate(sample_cols):
+            columns = []
+            for j in sample_cols:
                 col = batch.column(j)
                 if not pa.types.is_float64(col.type):
                     col = pc.cast(col, pa.float64())
-                values[:, k] = col.to_numpy(zero_copy_only=False)
-            yield ids, values, first_row
+                columns.append(col.to_numpy(zero_copy_only=False))
+            del batch
+            yield ids, columns, first_row
             first_row += b
     except (pa.ArrowInvalid, OSError) as exc:
         raise MatrixInputError(
@@ -547,48 +547,50 @@ def read_matrix_blocks(
         def source():
             return _text_batches(path, fmt, compression, header)
 
+    n_samples = len(header) - 1
     seen: set[str] = set()
-    pending: list[tuple[np.ndarray, np.ndarray]] = []
-    n_pending = 0
-    next_first = 0
-    for ids, values, first_row in source():
-        _check_piece(path, fmt, compression, header, ids, values, first_row, seen, source)
-        pending.append((ids, values))
-        n_pending += len(ids)
-        while n_pending >= block_rows:
-            block, pending, n_pending = _take(pending, n_pending, block_rows, next_first)
-            next_first += block_rows
-            yield block
-    if n_pending:
-        block, pending, n_pending = _take(pending, n_pending, n_pending, next_first)
-        next_first += len(block.feature_ids)
-        yield block
-    if next_first == 0:
+    block_ids = block_values = None
+    filled = 0
+    block_first = 0
+    for ids, columns, first_row in source():
+        b, done = len(ids), 0
+        while done < b:
+            if block_values is None:
+                # np.empty maps untouched pages lazily: a large block_rows costs only what is filled
+                block_ids = np.empty(block_rows, dtype=object)
+                block_values = np.empty((block_rows, n_samples), dtype=np.float64)
+                filled = 0
+            take = min(b - done, block_rows - filled)
+            block_ids[filled : filled + take] = ids[done : done + take]
+            target = block_values[filled : filled + take]
+            for j, column in enumerate(columns):
+                target[:, j] = column[done : done + take]
+            _check_piece(
+                path,
+                fmt,
+                compression,
+                header,
+                ids[done : done + take],
+                target,
+                first_row + done,
+                seen,
+                source,
+            )
+            filled += take
+            done += take
+            if filled == block_rows:
+                yield MatrixBlock(block_ids, block_values, block_first)
+                block_first += block_rows
+                block_ids = block_values = None
+        del ids, columns
+    if block_values is not None and filled:
+        # copy the partial last block so the untouched rest of the buffer is released
+        yield MatrixBlock(block_ids[:filled].copy(), block_values[:filled].copy(), block_first)
+        block_first += filled
+    if block_first == 0:
         raise MatrixInputError(
             f"{path}: the matrix has no data rows (only a header); add one row per feature"
         )
-
-
-def _take(pending, n_pending, k, first_row):
-    if len(pending) == 1 and len(pending[0][0]) == k:
-        ids, values = pending[0]
-        return MatrixBlock(ids, values, first_row), [], 0
-    taken_ids, taken_vals, rest = [], [], []
-    need = k
-    for ids, values in pending:
-        if need == 0:
-            rest.append((ids, values))
-        elif len(ids) <= need:
-            taken_ids.append(ids)
-            taken_vals.append(values)
-            need -= len(ids)
-        else:
-            taken_ids.append(ids[:need])
-            taken_vals.append(values[:need])
-            rest.append((ids[need:], values[need:]))
-            need = 0
-    block = MatrixBlock(np.concatenate(taken_ids), np.concatenate(taken_vals, axis=0), first_row)
-    return block, rest, n_pending - k
 
 
 def _check_piece(path, fmt, compression, header, ids, values, first_row, seen, source):
@@ -636,7 +638,10 @@ def _first_duplicate(ids_list: list[str], seen: set[str]) -> int:
 
 
 def read_matrix(path, fmt: str | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """The whole matrix: (feature_ids, sample names, values G x n float64 with NaN = missing)."""
+    """The whole matrix: (feature_ids, sample names, values G x n float64 with NaN = missing).
+
+    Peak memory is about twice the matrix (blocks, then their concatenation); stream with
+    :func:`read_matrix_blocks` for large inputs."""
     _, samples = read_matrix_header(path, fmt)
     blocks = list(read_matrix_blocks(path, fmt))
     ids = np.concatenate([b.feature_ids for b in blocks])
