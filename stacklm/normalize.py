@@ -382,8 +382,9 @@ def feature_filter(
     """Features to keep, applying in order: fraction of missing values ``<= max_missing``; mean of the
     observed values ``>= min_average``; sample variance (ddof=1) of the observed values
     ``>= min_variance``.  A feature whose mean (no observed value) or variance (< 2 observed values)
-    is undefined fails that filter.  ``counts`` gives how many features each filter removed (among
-    those the previous filters kept), plus ``"input"`` and ``"kept"``."""
+    is undefined fails that filter.  ``counts`` maps the name of each filter that was given
+    (``"max_missing"``, ``"min_average"``, ``"min_variance"``) to how many features it removed among
+    those the previous filters kept; filters left at ``None`` are not applied and not listed."""
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError("expected a features x samples matrix")
@@ -391,7 +392,7 @@ def feature_filter(
     observed = ~np.isnan(x)
     n_obs = observed.sum(axis=1)
     keep = np.ones(g, dtype=bool)
-    counts = {"input": g, "max_missing": 0, "min_average": 0, "min_variance": 0}
+    counts: dict[str, int] = {}
     if max_missing is not None:
         if not 0 <= max_missing <= 1:
             raise ValueError("max_missing is a fraction in [0, 1]")
@@ -415,7 +416,6 @@ def feature_filter(
         passes = variance >= min_variance
         counts["min_variance"] = int((keep & ~passes).sum())
         keep &= passes
-    counts["kept"] = int(keep.sum())
     return keep, counts
 
 
