@@ -62,7 +62,7 @@ _MAGIC = [
     (b"PAR1", "parquet"),
 ]
 _NUMBER = re.compile(
-    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)\Z", re.IGNORECASE
+    r"[ \t]*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)[ \t]*\Z", re.IGNORECASE
 )
 
 
@@ -287,10 +287,13 @@ def _diagnose_text(
                 continue
             if cell in missing or _NUMBER.match(cell):
                 continue
+            hint = ""
+            if re.fullmatch(r"[+-]?\d*,\d+", cell):
+                hint = "; write decimals with a point, not a comma"
             return MatrixInputError(
                 f"{path}: line {line} (data row {data_row}), column {j + 1} ({header[j]!r}): "
                 f"value {cell[:60]!r} is not a number; sample columns must hold numbers, with "
-                f"missing values written as NA, NaN, nan or an empty cell"
+                f"missing values written as NA, NaN, nan or an empty cell{hint}"
             )
     return None
 

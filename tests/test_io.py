@@ -249,6 +249,19 @@ def test_text_errors(tmp_path, content, expected):
     assert re.search(expected, _error(tmp_path, "m.tsv", content), re.DOTALL)
 
 
+def test_error_hints(tmp_path):
+    assert "decimals with a point" in _error(tmp_path, "c.tsv", "id\ta\nf1\t1,5\n")
+
+
+def test_crlf_and_byte_order_mark(tmp_path):
+    path = tmp_path / "w.tsv"
+    path.write_bytes(b"\xef\xbb\xbfid\ta\tb\r\nf1\t1.5\tNA\r\nf2\t.5\t+1e-3\r\nf3\t5.\t-0")
+    ids, samples, values = read_matrix(path)
+    assert read_matrix_header(path) == ("id", ["a", "b"])
+    assert ids.tolist() == ["f1", "f2", "f3"] and samples == ["a", "b"]
+    assert np.array_equal(values, [[1.5, np.nan], [0.5, 1e-3], [5.0, -0.0]], equal_nan=True)
+
+
 def test_csv_error_names_line_and_column(tmp_path):
     message = _error(tmp_path, "m.csv", "gene,s1,s2\ng1,1,2\ng2,x,2\n")
     assert "line 3 (data row 2), column 2 ('s1'): value 'x' is not a number" in message
