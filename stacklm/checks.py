@@ -51,15 +51,20 @@ def check_config(config: Mapping) -> dict:
                     f"{design.shape[1]} design columns plus {n_sv} surrogate variables"
                 )
         except (ValueError, KeyError) as err:
-            raise ConfigCheckError(
-                f"analysis {name!r}: {str(err).strip(chr(34) + chr(39))}"
-            ) from None
+            raise ConfigCheckError(f"analysis {name!r}: {error_message(err)}") from None
         out[name] = {
             "design_columns": list(design.columns),
             "n_samples": len(design),
             "dropped": dropped,
         }
     return out
+
+
+def error_message(err: Exception) -> str:
+    """The text of an error (a KeyError's message without the quotes its str() adds)."""
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err)
 
 
 def versions() -> dict[str, str]:

@@ -350,7 +350,11 @@ def _text_batches(path: Path, fmt: str, compression, header: list[str]):
         if found is None and m:
             found = _diagnose_text(path, fmt, compression, header)
         if found is None:
-            if "UTF8" in message or "utf8" in message.lower():
+            if "Could not skip initial" in message:
+                found = MatrixInputError(
+                    f"{path}: the matrix has no data rows (only a header); add one row per feature"
+                )
+            elif "UTF8" in message or "utf8" in message.lower():
                 found = MatrixInputError(
                     f"{path}: feature ids are not valid UTF-8 text; save the file as UTF-8"
                 )

@@ -128,17 +128,32 @@ def normalize_matrix(
     }
 
 
-def fit_chunk(store_path, design: pd.DataFrame, chunk: int, chunks: int, out_path) -> int:
+def fit_chunk(
+    store_path, design: pd.DataFrame, chunk: int, chunks: int, out_path, crossprod_path=None
+) -> int:
     """Fit rows of chunk ``chunk`` (of ``chunks``) of the store on ``design`` (indexed by sample id)
-    and write the un-moderated fit; only those rows are read (memory-mapped)."""
+    and write the un-moderated fit; only those rows are read (memory-mapped).
+
+    Also writes the chunk's sample cross-products of the centred input, fitted values and residuals
+    (:func:`stacklm.diagnostics.chunk_cross_products`, for the PCA diagnostics) to
+    ``crossprod_path`` (default: beside ``out_path``, see
+    :func:`stacklm.diagnostics.cross_products_path`)."""
+    from .diagnostics import chunk_cross_products, cross_products_path, save_cross_products
+
     store = open_binary_matrix(store_path)
     start, stop = chunk_bounds(store.n_features, chunks)[chunk]
     position = {s: i for i, s in enumerate(store.samples)}
     columns = [position[str(s)] for s in design.index]
     Y = store.rows(start, stop)[:, columns]
     fit = lm_fit(Y, design, feature_ids=store.feature_ids[start:stop])
+    cross = chunk_cross_products(
+        Y, design.to_numpy(dtype=np.float64), fit.coefficients, [str(s) for s in design.index]
+    )
     with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
         save_fit(fit, fh)
+    crossprod_path = crossprod_path or cross_products_path(out_path)
+    with atomic_path(crossprod_path) as tmp, open(tmp, "wb") as fh:
+        save_cross_products(cross, fh)
     return stop - start
 
 
@@ -216,7 +231,10 @@ def estimate_surrogate_variables(
             index=pd.Index(samples, name="sample_id"),
             columns=[f"sv{k + 1}" for k in range(values.shape[1])],
         )
-        covariates = sheet.loc[samples]
+        covariates = sheet.loc[samples].copy()
+        for name in analysis.get("levels") or {}:  # factors in the analysis are factors here too
+            if name in covariates:
+                covariates[name] = covariates[name].astype("string")
         associations = (
             sv_associations(sv.to_numpy(), covariates)
             if sv.shape[1]

@@ -119,6 +119,8 @@ def evaluate_subset(sheet: pd.DataFrame, expression: str) -> pd.Series:
 
     def value(node):
         if isinstance(node, ast.Name):
+            if node.id == sheet.index.name and node.id not in sheet.columns:
+                return pd.Series(sheet.index, index=sheet.index)
             if node.id not in sheet.columns:
                 raise SampleSheetError(
                     f"subset {expression!r} uses {node.id!r}, not a column of the sample sheet; "

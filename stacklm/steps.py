@@ -36,7 +36,7 @@ def workflow_step(name: str, log_path: str | None, threads: int = 1):
         with threadpool_limits(limits=max(int(threads), 1)):
             yield logger
     except USER_ERRORS as err:
-        message = str(err).strip("'\"")
+        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         for h in handlers[1:]:
             h.stream.write(traceback.format_exc())
         logger.error(message)
