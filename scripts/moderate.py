@@ -12,6 +12,7 @@ from stacklm.analysis import moderate_and_test
 from stacklm.checks import versions
 from stacklm.outputs import write_json, write_tsv
 from stacklm.pipeline import merge_chunk_fits, read_design
+from stacklm.provenance import provenance
 from stacklm.steps import workflow_step
 
 with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
@@ -40,6 +41,7 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
         "normalization": normalized,
         "versions": versions(),
         "config": p.config,
+        "provenance": provenance(p.config, workflow_dir=Path(snakemake.scriptdir).parent),  # noqa: F821
     }
     write_tsv(table, snakemake.output.results)  # noqa: F821
     write_json(summary, snakemake.output.summary)  # noqa: F821

@@ -20,7 +20,6 @@ import pandas as pd
 from .design import DesignError, design_matrix, make_contrasts
 from .fit import LinearModelFit, contrasts_fit, lm_fit
 from .moderation import e_bayes, f_test_df1, moderated_f
-
 from .samples import SampleSheetError, evaluate_subset
 
 SUMMARY_COLUMNS = [

@@ -133,21 +133,55 @@ def aliased_columns(X: np.ndarray, names: Sequence[str]) -> dict[str, list[str]]
 # --------------------------------------------------------------------------------------------
 # lm_fit
 # --------------------------------------------------------------------------------------------
-def _fit_complete(Y: np.ndarray, X: np.ndarray):
+#: working arrays of the blocked passes hold about this many float64 values (rows x samples)
+BLOCK_VALUES = 1 << 19
+
+#: rows of the batched Gram path: the observed design must pass dqrdc2's test with this margin
+#: (squared relative norm of each column orthogonal to the earlier ones, vs tol^2 = 1e-14), and the
+#: Cholesky pivots of the observed Gram matrix in the orthonormal basis of the full design must
+#: exceed GRAM_MIN_PIVOT (it is near the identity unless the missing samples nearly remove a
+#: direction).  Other rows go through the exact per-pattern QR path.
+GRAM_RANK_MARGIN = 1e-10
+GRAM_MIN_PIVOT = 1e-6
+REFINE = True
+
+
+def _block_rows(n: int, minimum: int = 256) -> int:
+    return max(minimum, BLOCK_VALUES // max(n, 1))
+
+
+class _DesignQR:
+    """QR of the full design, shared by every block of complete rows and by the Gram path."""
+
+    def __init__(self, X: np.ndarray, gram: bool = True):
+        n, p = X.shape
+        self.X = X
+        self.Xt = np.ascontiguousarray(X.T)
+        self.Q, self.R = np.linalg.qr(X)
+        self.Qt = np.ascontiguousarray(self.Q.T)
+        self.rinv = solve_triangular(self.R, np.eye(p))
+        self.stdev_row = np.sqrt(np.sum(self.rinv**2, axis=1))
+        self.df = n - p
+        if not gram:
+            return
+        # products of pairs of columns of Q (lower triangle, diagonal included) and squares of X
+        self.tri = np.tril_indices(p)
+        self.q_outer = self.Q[:, self.tri[0]] * self.Q[:, self.tri[1]]  # n x p(p+1)/2
+        self.x_squared = X * X
+
+
+def _fit_complete(Y: np.ndarray, X: np.ndarray, qr: _DesignQR | None = None):
     """Rows of Y (all observed) on full-rank X: coefficients, stdev.unscaled row, sigma, df."""
-    n, p = X.shape
-    Q, R = np.linalg.qr(X)
-    effects = Y @ Q  # G x p
-    coef = solve_triangular(R, effects.T).T
-    resid = Y - coef @ X.T
-    df = n - p
-    rinv = solve_triangular(R, np.eye(p))
-    stdev_row = np.sqrt(np.sum(rinv**2, axis=1))  # sqrt(diag((R'R)^-1)) = row norms of R^-1
-    if df > 0:
-        sigma = np.sqrt(np.einsum("ij,ij->i", resid, resid) / df)
+    if qr is None:
+        qr = _DesignQR(X, gram=False)
+    effects = Y @ qr.Q  # G x p
+    coef = solve_triangular(qr.R, effects.T, check_finite=False).T
+    resid = Y - coef @ qr.Xt
+    if qr.df > 0:
+        sigma = np.sqrt(np.einsum("ij,ij->i", resid, resid) / qr.df)
     else:
         sigma = np.full(Y.shape[0], np.nan)
-    return coef, stdev_row, sigma, df
+    return coef, qr.stdev_row, sigma, qr.df
 
 
 def _fit_pattern_qr(Yobs: np.ndarray, Xobs: np.ndarray, p: int):
@@ -165,65 +199,116 @@ def _fit_pattern_qr(Yobs: np.ndarray, Xobs: np.ndarray, p: int):
     return coef, stdev, sigma, df
 
 
-def _fit_rows_gram(Y: np.ndarray, obs: np.ndarray, X: np.ndarray):
-    """Batched exact least squares for rows with individual missingness patterns.
+def _batched_cholesky(G: np.ndarray, p: int):
+    """Cholesky factors of many p x p matrices at once, looping over the p columns only.
 
-    For each row i with observed mask w_i: G_i = X' diag(w_i) X and b_i = G_i^-1 X' diag(w_i) y_i, all
-    rows at once (one matrix product for the Gram matrices, batched p x p solves), followed by one step
-    of iterative refinement on the residuals so the coefficients carry QR accuracy.  Columns are scaled
-    to unit norm first to keep the Gram matrices well conditioned.  The caller guarantees every row's
-    observed design has full column rank.
+    ``G`` holds the lower triangles, shape (p, p, m) with G[i, j] (i >= j) the m values of entry
+    (i, j).  Returns L (same layout) and the pivots (squared diagonal of L, before the square root);
+    non-positive pivots are replaced by 1 so the factor stays finite (the caller rejects those rows).
     """
-    n, p = X.shape
-    scale = np.linalg.norm(X, axis=0)
-    scale[scale == 0] = 1.0
-    Xs = X / scale
+    m = G.shape[2]
+    L = np.zeros((p, p, m))
+    pivots = np.empty((p, m))
+    for j in range(p):
+        d = G[j, j] - np.einsum("km,km->m", L[j, :j], L[j, :j]) if j else G[j, j].copy()
+        pivots[j] = d
+        dj = np.sqrt(np.where(d > 0, d, 1.0))
+        L[j, j] = dj
+        if j + 1 < p:
+            below = G[j + 1 :, j]
+            if j:
+                below = below - np.einsum("ikm,km->im", L[j + 1 :, :j], L[j, :j])
+            L[j + 1 :, j] = below / dj
+    return L, pivots
+
+
+def _cholesky_solve(L: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve (L L') x = rhs for each of the m systems; rhs and the result have shape (p, m)."""
+    p = L.shape[0]
+    z = np.empty_like(rhs)
+    for j in range(p):
+        s = rhs[j] - np.einsum("km,km->m", L[j, :j], z[:j]) if j else rhs[j]
+        z[j] = s / L[j, j]
+    x = np.empty_like(rhs)
+    for j in range(p - 1, -1, -1):
+        s = z[j] - np.einsum("km,km->m", L[j + 1 :, j], x[j + 1 :]) if j + 1 < p else z[j]
+        x[j] = s / L[j, j]
+    return x
+
+
+def _lower_inverse(L: np.ndarray) -> np.ndarray:
+    """Inverses of the m lower-triangular factors, same (p, p, m) layout."""
+    p, _, m = L.shape
+    M = np.zeros_like(L)
+    for i in range(p):
+        M[i, i] = 1.0 / L[i, i]
+        if i:
+            M[i, :i] = -np.einsum("km,kjm->jm", L[i, :i], M[:i, :i]) * M[i, i]
+    return M
+
+
+def _fit_rows_gram(Y: np.ndarray, qr: _DesignQR, tol: float = QR_TOLERANCE):
+    """Exact least squares for a block of rows with individual missingness patterns.
+
+    For row i with observed mask w_i the normal equations are solved in the orthonormal basis Q of
+    the full design (X = QR): G_i = Q' diag(w_i) Q (one BLAS product for all rows), its Cholesky
+    factor for all rows at once (numpy operations across rows, looping only over the p columns),
+    b_Q = G_i^-1 Q' diag(w_i) y_i with one step of iterative refinement on the residuals, and
+    b = R^-1 b_Q.  In that basis G_i is close to the identity, so the solve loses no accuracy; the
+    coefficients carry the accuracy of a QR fit (R^-1 is the same triangular solve as in lm.fit).
+    stdev.unscaled is the square root of diag(R^-1 G_i^-1 R^-T).
+
+    dqrdc2's rank test is exact here: the squared norm of column j of the observed design orthogonal
+    to the earlier columns is R_jj^2 times the j-th Cholesky pivot of G_i.  Returns coefficients,
+    stdev, sigma, df and a mask of the rows solved; rows that fail the test (or are too close to it,
+    see GRAM_RANK_MARGIN, GRAM_MIN_PIVOT) are left to the per-pattern QR path.
+    """
+    m, n = Y.shape
+    p = qr.X.shape[1]
+    obs = ~np.isnan(Y)
     W = obs.astype(np.float64)
     Yz = np.where(obs, Y, 0.0)
-    outer = (Xs[:, :, None] * Xs[:, None, :]).reshape(n, p * p)
-    G = (W @ outer).reshape(-1, p, p)
-    rhs = Yz @ Xs
-    b = np.linalg.solve(G, rhs[:, :, None])[:, :, 0]
-    resid = np.where(obs, Yz - b @ Xs.T, 0.0)
-    b += np.linalg.solve(G, (resid @ Xs)[:, :, None])[:, :, 0]
-    resid = np.where(obs, Yz - b @ Xs.T, 0.0)
-    Ginv = np.linalg.inv(G)
-    diag = np.einsum("ijj->ij", Ginv)
-    coef = b / scale
-    stdev = np.sqrt(diag) / scale
+    G = np.zeros((p, p, m))
+    G[qr.tri] = qr.q_outer.T @ W.T
+    L, pivots = _batched_cholesky(G, p)
+    col_sq = (W @ qr.x_squared).T  # squared norms of the observed design's columns, (p, m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (np.diag(qr.R) ** 2)[:, None] * pivots / col_sq
+    margin = max(GRAM_RANK_MARGIN, tol * tol)
+    ok = np.all((pivots >= GRAM_MIN_PIVOT) & (ratio >= margin) & (col_sq > 0), axis=0)
+    bq = _cholesky_solve(L, (Yz @ qr.Q).T)
+    if REFINE:
+        resid = Yz - bq.T @ qr.Qt
+        resid[~obs] = 0.0
+        bq += _cholesky_solve(L, (resid @ qr.Q).T)
+    resid = Yz - bq.T @ qr.Qt
+    resid[~obs] = 0.0
+    coef = solve_triangular(qr.R, bq, check_finite=False).T
+    Minv = _lower_inverse(L)  # L^-1 per row; cov(b) = R^-1 L^-T L^-1 R^-T
+    N = (qr.rinv @ Minv.transpose(1, 0, 2).reshape(p, p * m)).reshape(p, p, m)
+    stdev = np.sqrt(np.einsum("jkm,jkm->mj", N, N))
     df = W.sum(axis=1) - p
     rss = np.einsum("ij,ij->i", resid, resid)
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma = np.where(df > 0, np.sqrt(rss / np.where(df > 0, df, 1)), np.nan)
-    return coef, stdev, sigma, df
+    return coef, stdev, sigma, df, ok
 
 
-def _gram_full_rank(obs: np.ndarray, X: np.ndarray, tol: float = QR_TOLERANCE) -> np.ndarray:
-    """Which rows' observed designs pass dqrdc2's rank test, via a batched Cholesky of the Gram matrices.
-
-    The squared norm of column j orthogonal to the earlier columns is the j-th Cholesky pivot of the
-    observed Gram matrix; dqrdc2 rejects the column when that falls below tol^2 times the column's
-    squared norm.  Rows failing for any column (rare) go through the exact per-pattern QR path.
-    """
-    n, p = X.shape
-    W = obs.astype(np.float64)
-    outer = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
-    G = (W @ outer).reshape(-1, p, p)
-    m = G.shape[0]
-    L = np.zeros_like(G)
-    ok = np.ones(m, dtype=bool)
-    for j in range(p):
-        d = G[:, j, j] - np.einsum("ik,ik->i", L[:, j, :j], L[:, j, :j])
-        good = (G[:, j, j] > 0) & (d >= (tol * tol) * G[:, j, j] * (1 + 1e-9))
-        ok &= good
-        dj = np.sqrt(np.where(good, d, 1.0))
-        L[:, j, j] = dj
-        if j + 1 < p:
-            L[:, j + 1 :, j] = (
-                G[:, j + 1 :, j] - np.einsum("ik,irk->ir", L[:, j, :j], L[:, j + 1 :, :j])
-            ) / dj[:, None]
-    # rows near the threshold are decided by the exact QR path
-    return ok
+def _pattern_groups(packed: np.ndarray):
+    """Group rows by identical packed missingness masks: group id per row and rows per group."""
+    m, nb = packed.shape
+    nw = -(-nb // 8)
+    buf = np.zeros((m, nw * 8), dtype=np.uint8)
+    buf[:, :nb] = packed
+    words = buf.view(np.uint64)
+    order = np.lexsort(words.T[::-1]) if nw > 1 else np.argsort(words[:, 0], kind="stable")
+    sorted_words = words[order]
+    new = np.ones(m, dtype=bool)
+    new[1:] = np.any(sorted_words[1:] != sorted_words[:-1], axis=1)
+    gid_sorted = np.cumsum(new) - 1
+    gid = np.empty(m, dtype=np.int64)
+    gid[order] = gid_sorted
+    return gid, np.bincount(gid_sorted)
 
 
 def lm_fit(
@@ -234,8 +319,9 @@ def lm_fit(
 ) -> LinearModelFit:
     """Fit ``y_g = X b_g + e_g`` for every row of ``Y`` (features x samples), as limma's ``lmFit``.
 
-    ``Y`` may be a numpy array or a DataFrame (its index gives the feature ids); ``design`` a numpy
-    array or a DataFrame (its columns give the coefficient names).  NaN marks a missing value.
+    ``Y`` may be a numpy array (or memory map) or a DataFrame (its index gives the feature ids);
+    ``design`` a numpy array or a DataFrame (its columns give the coefficient names).  NaN marks a
+    missing value.
 
     Returns coefficients, stdev.unscaled (sqrt of the diagonal of (X'X)^-1 for the design rows the
     feature was fitted on), sigma (residual standard deviation), df.residual and Amean (row mean of the
@@ -243,6 +329,11 @@ def lm_fit(
     coefficients that are not estimable there are NaN, as are the statistics of all-missing rows and
     the sigma of rows with zero residual df.  The full design must have full column rank (use
     :func:`stacklm.design.design_matrix`, which names aliased columns).
+
+    Rows are processed in blocks (about ``BLOCK_VALUES`` values each), so the working memory beyond
+    the input and the per-feature results stays bounded.  Complete rows share one QR of ``X``;
+    missingness patterns shared by at least ``MIN_ROWS_FOR_PATTERN_QR`` rows get their own QR with
+    ``lm.fit``'s rank detection; the other rows are solved by :func:`_fit_rows_gram`.
     """
     if isinstance(Y, pd.DataFrame):
         if feature_ids is None:
@@ -272,10 +363,6 @@ def lm_fit(
     if feature_ids is None:
         feature_ids = np.arange(G)
     feature_ids = np.asarray(feature_ids)
-    if np.any(np.isinf(Y)):
-        raise ValueError(
-            "matrix contains infinite values; only finite values or NaN (missing) are allowed"
-        )
 
     keep = estimable_columns(X)
     if not keep.all():
@@ -283,53 +370,71 @@ def lm_fit(
         detail = "; ".join(f"{k} = combination of [{', '.join(v)}]" for k, v in alias.items())
         raise ValueError(f"design matrix is not of full column rank: {detail}")
 
+    qr = _DesignQR(X)
     coef = np.full((G, p), np.nan)
     stdev = np.full((G, p), np.nan)
     sigma = np.full(G, np.nan)
     df = np.zeros(G)
+    amean = np.empty(G)
 
-    obs = ~np.isnan(Y)
-    complete = obs.all(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n_obs = obs.sum(axis=1)
-        amean = np.where(
-            n_obs > 0, np.where(obs, Y, 0.0).sum(axis=1) / np.maximum(n_obs, 1), np.nan
-        )
+    # pass 1, block by block: Amean, the complete rows' fits, the partial rows' masks
+    partial_rows, partial_masks = [], []
+    block = _block_rows(n)
+    for start in range(0, G, block):
+        stop = min(start + block, G)
+        Yb = Y[start:stop]
+        finite = np.isfinite(Yb)
+        if finite.all():
+            amean[start:stop] = Yb.sum(axis=1) / n
+            c, s_row, sg, d = _fit_complete(Yb, X, qr)
+            coef[start:stop], stdev[start:stop], sigma[start:stop], df[start:stop] = c, s_row, sg, d
+            continue
+        if np.isinf(Yb).any():
+            raise ValueError(
+                "matrix contains infinite values; only finite values or NaN (missing) are allowed"
+            )
+        n_obs = finite.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            amean[start:stop] = np.where(
+                n_obs > 0, np.where(finite, Yb, 0.0).sum(axis=1) / np.maximum(n_obs, 1), np.nan
+            )
+        complete = n_obs == n
+        if complete.any():
+            idx = start + np.flatnonzero(complete)
+            c, s_row, sg, d = _fit_complete(Yb[complete], X, qr)
+            coef[idx], stdev[idx], sigma[idx], df[idx] = c, s_row, sg, d
+        part = np.flatnonzero(~complete & (n_obs > 0))
+        if part.size:
+            partial_rows.append(start + part)
+            partial_masks.append(np.packbits(finite[part], axis=1))
 
-    if complete.any():
-        idx = np.flatnonzero(complete)
-        c, s_row, sg, d = _fit_complete(Y[idx], X)
-        coef[idx], stdev[idx], sigma[idx], df[idx] = c, s_row, sg, d
+    if partial_rows:
+        rows = np.concatenate(partial_rows)
+        gid, counts = _pattern_groups(np.concatenate(partial_masks))
+        del partial_masks
+        by_qr = counts[gid] >= MIN_ROWS_FOR_PATTERN_QR
+        # pass 2: rows with rare patterns, batched Gram solves block by block
+        gram = np.flatnonzero(~by_qr)
+        for start in range(0, gram.size, block):
+            sel = gram[start : start + block]
+            r = rows[sel]
+            c, s, sg, d, ok = _fit_rows_gram(Y[r], qr)
+            coef[r[ok]], stdev[r[ok]], sigma[r[ok]], df[r[ok]] = c[ok], s[ok], sg[ok], d[ok]
+            by_qr[sel[~ok]] = True
+        # pass 3: one QR per pattern for frequent patterns and rows the Gram path left
+        qr_sel = np.flatnonzero(by_qr)
+        if qr_sel.size:
+            order = qr_sel[np.argsort(gid[qr_sel], kind="stable")]
+            bounds = np.flatnonzero(np.diff(gid[order])) + 1
+            for group_sel in np.split(order, bounds):
+                group = rows[group_sel]
+                mask = ~np.isnan(Y[group[0]])
+                for s0 in range(0, group.size, block):
+                    g = group[s0 : s0 + block]
+                    c, s, sg, d = _fit_pattern_qr(Y[np.ix_(g, mask)], X[mask], p)
+                    coef[g], stdev[g], sigma[g], df[g] = c, s, sg, d
 
-    partial = np.flatnonzero(~complete & (n_obs > 0))
-    if partial.size:
-        packed = np.packbits(obs[partial], axis=1)
-        _, inverse, counts = np.unique(packed, axis=0, return_inverse=True, return_counts=True)
-        inverse = inverse.ravel()
-        big = counts[inverse] >= MIN_ROWS_FOR_PATTERN_QR
-        small_rows = partial[~big]
-        qr_rows = [partial[big]]
-        if small_rows.size:
-            full_rank = _gram_full_rank(obs[small_rows], X)
-            rows = small_rows[full_rank]
-            if rows.size:
-                c, s, sg, d = _fit_rows_gram(Y[rows], obs[rows], X)
-                coef[rows], stdev[rows], sigma[rows], df[rows] = c, s, sg, d
-            qr_rows.append(small_rows[~full_rank])
-        qr_rows = np.concatenate(qr_rows)
-        if qr_rows.size:
-            packed = np.packbits(obs[qr_rows], axis=1)
-            _, inv2 = np.unique(packed, axis=0, return_inverse=True)
-            inv2 = inv2.ravel()
-            order = np.argsort(inv2, kind="stable")
-            bounds = np.flatnonzero(np.diff(inv2[order])) + 1
-            for group in np.split(qr_rows[order], bounds):
-                mask = obs[group[0]]
-                c, s, sg, d = _fit_pattern_qr(Y[np.ix_(group, mask)], X[mask], p)
-                coef[group], stdev[group], sigma[group], df[group] = c, s, sg, d
-
-    rinv = solve_triangular(np.linalg.qr(X)[1], np.eye(p))
-    cov = rinv @ rinv.T  # chol2inv(R), limma's cov.coefficients
+    cov = qr.rinv @ qr.rinv.T  # chol2inv(R), limma's cov.coefficients
     return LinearModelFit(
         coefficients=coef,
         stdev_unscaled=stdev,
