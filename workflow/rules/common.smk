@@ -1,4 +1,6 @@
 # Helpers shared by the rules.
+import errno
+import json
 
 
 def analysis_settings(wildcards):
@@ -21,11 +23,87 @@ def chunk_files(wildcards):
     )
 
 
-def matrix_mb(factor=1.0, base=500):
-    """Memory (MB) for a step holding `factor` copies of the input matrix as float64."""
+# Cluster resources: memory (mem_mb) and wall time (runtime, minutes) from the data size, so that
+# one profile serves small and large studies; `attempt` doubles both on a retry.  Before the input
+# of a step exists (dry run), a FileNotFoundError naming the input makes Snakemake show <TBD>.
+PYTHON_MB = 500  # interpreter, numpy, pandas, pyarrow
 
-    def mem(wildcards, input, attempt):
-        size = sum(os.path.getsize(f) for f in input if os.path.isfile(f)) / 1e6
-        return int(base + factor * 8 * size * attempt)
 
-    return mem
+def _store_shape(store):
+    """(features, samples) of the normalized binary matrix, from its meta.json."""
+    meta = os.path.join(store, "meta.json")
+    if not os.path.exists(meta):
+        raise FileNotFoundError(errno.ENOENT, "not written yet", store)
+    with open(meta) as fh:
+        info = json.load(fh)
+    return int(info["n_features"]), int(info["n_samples"])
+
+
+def _chunk_values_mb(store):
+    """Size (MB) of one fit chunk as float64: ceil(features / chunks) rows x samples x 8 bytes."""
+    n_features, n_samples = _store_shape(store)
+    return -(-n_features // CHUNKS) * n_samples * 8 / 1e6
+
+
+def _input_values_mb(path):
+    """Estimated size (MB) of the input matrix as float64 (text ~1x its bytes, gzip ~4x, Parquet ~2x)."""
+    size = os.path.getsize(path) / 1e6
+    name = str(path).lower()
+    if name.endswith(".parquet") or config.get("matrix_format") == "parquet":
+        return 2 * size
+    if name.endswith((".gz", ".bgz", ".bz2", ".xz", ".zst")):
+        return 4 * size
+    return size
+
+
+def _uses_svs(wildcards):
+    return config["analyses"][wildcards.analysis].get("surrogate_variables", 0) not in (0, None)
+
+
+def normalize_mem_mb(wildcards, input, attempt):
+    """Row-wise steps stream blocks (memory ~ feature ids); quantile/cyclic loess hold the matrix."""
+    values = _input_values_mb(input.matrix)
+    copies = 0.25 if config["normalize"]["method"] == "none" else 5
+    return int(PYTHON_MB + 500 + attempt * copies * values)
+
+
+def normalize_runtime(wildcards, input, attempt):
+    values = _input_values_mb(input.matrix)
+    per_mb = 1 / 100 if config["normalize"]["method"] != "cyclicloess" else 1 / 20
+    return int(attempt * (10 + per_mb * values))
+
+
+def fit_chunk_mem_mb(wildcards, input, attempt):
+    """The chunk's rows x samples (float64) and ~4 working copies (missing-value patterns, QR)."""
+    return int(PYTHON_MB + attempt * 4 * _chunk_values_mb(input.store))
+
+
+def fit_chunk_runtime(wildcards, input, attempt):
+    """~1 min per 50 MB of chunk with scattered missing values on one core; 2x margin."""
+    return int(attempt * (10 + _chunk_values_mb(input.store) / 25))
+
+
+def sv_mem_mb(wildcards, input, attempt):
+    """sva holds the whole matrix of the analysis' samples, its complete rows and residuals."""
+    if not _uses_svs(wildcards):
+        return PYTHON_MB
+    n_features, n_samples = _store_shape(input.store)
+    return int(PYTHON_MB + attempt * 4 * n_features * n_samples * 8 / 1e6)
+
+
+def sv_runtime(wildcards, input, attempt):
+    if not _uses_svs(wildcards):
+        return 10
+    n_features, n_samples = _store_shape(input.store)
+    return int(attempt * (10 + n_features * n_samples * 8 / 1e6 / 10))
+
+
+def moderate_mem_mb(wildcards, input, attempt):
+    """All chunk fits merged (their file size) plus the results table: ~10x the chunk files."""
+    fits_mb = sum(os.path.getsize(f) for f in input.chunks) / 1e6
+    return int(PYTHON_MB + 500 + attempt * 10 * fits_mb)
+
+
+def moderate_runtime(wildcards, input, attempt):
+    fits_mb = sum(os.path.getsize(f) for f in input.chunks) / 1e6
+    return int(attempt * (10 + fits_mb / 10))

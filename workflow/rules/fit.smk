@@ -12,8 +12,8 @@ rule fit_chunk:
         "logs/{analysis}/fit_chunk_{chunk}.log",
     threads: 1
     resources:
-        mem_mb=matrix_mb(factor=4.0 / max(CHUNKS, 1)),
-        runtime=60,
+        mem_mb=fit_chunk_mem_mb,
+        runtime=fit_chunk_runtime,
     conda:
         "../../envs/stacklm.yaml"
     script:

@@ -17,8 +17,8 @@ rule moderate:
         "logs/{analysis}/moderate.log",
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=moderate_mem_mb,
+        runtime=moderate_runtime,
     conda:
         "../../envs/stacklm.yaml"
     script:

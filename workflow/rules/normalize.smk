@@ -17,8 +17,8 @@ rule normalize:
         "logs/normalize.log",
     threads: 2
     resources:
-        mem_mb=matrix_mb(factor=3),
-        runtime=60,
+        mem_mb=normalize_mem_mb,
+        runtime=normalize_runtime,
     conda:
         "../../envs/stacklm.yaml"
     script:

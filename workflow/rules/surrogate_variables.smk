@@ -15,8 +15,8 @@ rule surrogate_variables:
         "logs/{analysis}/surrogate_variables.log",
     threads: 2
     resources:
-        mem_mb=matrix_mb(factor=2),
-        runtime=60,
+        mem_mb=sv_mem_mb,
+        runtime=sv_runtime,
     conda:
         "../../envs/stacklm.yaml"
     script:
