@@ -52,10 +52,13 @@ include: "workflow/rules/design.smk"
 include: "workflow/rules/surrogate_variables.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/moderate.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:
     input:
         expand("results/{analysis}/results.tsv.gz", analysis=ANALYSES),
         expand("results/{analysis}/summary.json", analysis=ANALYSES),
+        expand("results/{analysis}/summary.md", analysis=ANALYSES),
+        expand("results/{analysis}/plots/{plot}.png", analysis=ANALYSES, plot=PLOTS),
     default_target: True

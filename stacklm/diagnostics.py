@@ -639,8 +639,12 @@ def sample_densities(
     values: np.ndarray, samples: Sequence[str], grid: np.ndarray | None = None, n_grid: int = 256
 ) -> pd.DataFrame:
     """Gaussian kernel density (bandwidth ``bw.nrd0``) of each sample's observed values (columns of
-    ``values``) on a common grid, from a fine histogram (4096 bins) smoothed by the kernel (the
-    binned approximation R's ``density`` also uses).  Long table: ``sample, x, density``."""
+    ``values``) on a common grid: a fine histogram (4096 bins over the grid and all values)
+    convolved with the kernel, then interpolated to the grid (the binned approximation R's
+    ``density`` also uses, with simple instead of linear binning).  Long table:
+    ``sample, x, density``."""
+    from scipy.signal import fftconvolve
+
     values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
     if grid is None:
@@ -657,14 +661,18 @@ def sample_densities(
         if x.size == 0:
             dens = np.zeros(grid.size)
         else:
-            # fine bins over the grid and every value (tails beyond the grid still count)
             lo, hi = min(grid[0], x.min()), max(grid[-1], x.max())
-            fine_edges = np.linspace(lo, hi, 4097)
-            centres = (fine_edges[:-1] + fine_edges[1:]) / 2.0
-            counts, _ = np.histogram(x, bins=fine_edges)
+            edges = np.linspace(lo, hi, 4097)
+            step = edges[1] - edges[0]
+            centres = (edges[:-1] + edges[1:]) / 2.0
+            counts, _ = np.histogram(x, bins=edges)
             bw = _bw_nrd0(x)
-            z = (grid[:, None] - centres[None, :]) / bw
-            dens = (np.exp(-0.5 * z * z) @ counts) / (x.size * bw * math.sqrt(2 * math.pi))
+            half = int(min(np.ceil(5.0 * bw / step), 2 * counts.size)) if step > 0 else 0
+            offsets = np.arange(-half, half + 1) * step
+            kernel = np.exp(-0.5 * (offsets / bw) ** 2)
+            fine = fftconvolve(counts.astype(float), kernel, mode="full")[half : half + counts.size]
+            fine = np.maximum(fine, 0.0) / (x.size * bw * math.sqrt(2 * math.pi))
+            dens = np.interp(grid, centres, fine)
         out.append(pd.DataFrame({"sample": str(name), "x": grid, "density": dens}))
     return pd.concat(out, ignore_index=True)
 
@@ -745,7 +753,11 @@ def stream_sample_distributions(
 # --------------------------------------------------------------------------------------------
 # the reviewer's summary
 # --------------------------------------------------------------------------------------------
-def _fmt(value, digits: int = 4) -> str:
+def format_number(value, digits: int = 4) -> str:
+    """How summary.md writes a number: integers with thousands separators, floats with ``digits``
+    significant digits, infinities as ``Inf`` (also JSON's ``"Infinity"``), missing as ``NA``."""
+    if isinstance(value, str) and value in ("Infinity", "-Infinity"):
+        value = float(value.replace("Infinity", "inf"))
     if value is None:
         return "NA"
     if isinstance(value, bool):
@@ -753,8 +765,10 @@ def _fmt(value, digits: int = 4) -> str:
     if isinstance(value, int | np.integer):
         return f"{int(value):,}"
     if isinstance(value, float | np.floating):
-        if not np.isfinite(value):
+        if np.isnan(value):
             return "NA"
+        if np.isinf(value):
+            return "Inf" if value > 0 else "-Inf"
         return f"{value:.{digits}g}"
     return str(value)
 
@@ -781,15 +795,15 @@ def summary_markdown(
         "",
         "| quantity | value |",
         "|---|---|",
-        f"| features fitted | {_fmt(s.get('n_features'))} |",
+        f"| features fitted | {format_number(s.get('n_features'))} |",
     ]
     if norm:
         lines.append(
-            f"| features in the input / removed by filters | {_fmt(norm.get('n_input_features'))}"
-            f" / {_fmt(sum((norm.get('removed_by_filter') or {}).values()))} |"
+            f"| features in the input / removed by filters | {format_number(norm.get('n_input_features'))}"
+            f" / {format_number(sum((norm.get('removed_by_filter') or {}).values()))} |"
         )
     lines += [
-        f"| samples | {_fmt(s.get('n_samples'))} |",
+        f"| samples | {format_number(s.get('n_samples'))} |",
         f"| dropped samples (missing formula variables) | {len(dropped)}"
         + (
             f": {', '.join(map(str, dropped[:20]))}" + (" …" if len(dropped) > 20 else "")
@@ -799,22 +813,22 @@ def summary_markdown(
         + " |",
         f"| design columns | {', '.join(f'`{c}`' for c in s.get('design_columns') or [])} |",
         f"| test | {', '.join(f'`{t}`' for t in test)} (moderated {s.get('test_statistic', '')}"
-        f", df1 = {_fmt(s.get('test_df1'))}) |",
+        f", df1 = {format_number(s.get('test_df1'))}) |",
         f"| prior variance s2.prior{' (median, trend)' if s.get('s2_prior_per_feature') else ''}"
-        f" | {_fmt(s.get('s2_prior'))} |",
+        f" | {format_number(s.get('s2_prior'))} |",
         f"| prior df df.prior{' (median, robust)' if s.get('df_prior_per_feature') else ''}"
-        f" | {_fmt(s.get('df_prior'))} |",
-        f"| pi0 (qvalue) | {_fmt(s.get('pi0'))} |",
-        f"| genomic inflation λGC | {_fmt(s.get('lambda_gc'))} |",
-        f"| surrogate variables | {_fmt(s.get('n_surrogate_variables'))} |",
+        f" | {format_number(s.get('df_prior'))} |",
+        f"| pi0 (qvalue) | {format_number(s.get('pi0'))} |",
+        f"| genomic inflation λGC | {format_number(s.get('lambda_gc'))} |",
+        f"| surrogate variables | {format_number(s.get('n_surrogate_variables'))} |",
         "",
-        f"## Significant features ({s.get('fdr_method', 'BH')} FDR ≤ {_fmt(alpha)})",
+        f"## Significant features ({s.get('fdr_method', 'BH')} FDR ≤ {format_number(alpha)})",
         "",
         "| test / coefficient | features |",
         "|---|---|",
     ]
     for name, count in significant.items():
-        lines.append(f"| `{name}` | {_fmt(int(count))} |")
+        lines.append(f"| `{name}` | {format_number(int(count))} |")
     if structure:
         lines += [
             "",

@@ -1,11 +1,13 @@
 rule fit_chunk:
     """Fit the stacked regressions of one row chunk (memory-mapped rows only) and write the compact
-    un-moderated fit (coefficients, stdev.unscaled, sigma, df, Amean) as binary."""
+    un-moderated fit (coefficients, stdev.unscaled, sigma, df, Amean) as binary, and the chunk's
+    sample cross-products of input, fitted values and residuals (for the PCA diagnostics)."""
     input:
         store="results/normalized/matrix",
         design="results/{analysis}/design.tsv",
     output:
         fit="results/{analysis}/intermediate/fit/chunk_{chunk}.npz",
+        crossprod="results/{analysis}/intermediate/fit/chunk_{chunk}.crossprod.npz",
     params:
         chunks=CHUNKS,
     log:

@@ -1,0 +1,109 @@
+# Diagnostic plots per analysis and the Snakemake report: `snakemake --report results/report.html`.
+from stacklm.plots import ANNOTATION_PLOTS, PLOTS
+
+# the report's front page
+report: "../report/workflow.rst"
+
+
+# plot stem -> report subcategory (captions are workflow/report/<stem>.rst)
+PLOT_SECTIONS = {
+    "pvalue_histogram": "2 Tests",
+    "qq": "2 Tests",
+    "volcano": "2 Tests",
+    "md": "3 Estimates",
+    "sa": "2 Tests",
+    "estimate_trend": "3 Estimates",
+    "estimate_correlation": "3 Estimates",
+    "estimate_annotation": "3 Estimates",
+    "pca_scree": "4 Sample structure",
+    "pca_associations": "4 Sample structure",
+    "pca_input": "4 Sample structure",
+    "pca_fitted": "4 Sample structure",
+    "pca_residuals": "4 Sample structure",
+    "sv_associations": "4 Sample structure",
+    "sample_density": "5 Sample QC",
+}
+
+
+# Named outputs of rule plots: every PNG (marked for the report) and its data table.
+PLOT_OUTPUTS = {}
+for _stem, _suffix in dict(PLOTS, **(ANNOTATION_PLOTS if config.get("features") else {})).items():
+    PLOT_OUTPUTS[_stem] = report(
+        f"results/{{analysis}}/plots/{_stem}.png",
+        caption=f"../report/{_stem}.rst",
+        category="{analysis}",
+        subcategory=PLOT_SECTIONS[_stem],
+    )
+    PLOT_OUTPUTS[f"{_stem}_data"] = f"results/{{analysis}}/plots/{_stem}{_suffix}"
+
+
+rule sample_distributions:
+    """Per-sample densities and quantiles of the input (analysis scale, before normalization; one
+    streaming pass over a random sample of rows) and of the normalized matrix."""
+    input:
+        matrix=config["matrix"],
+        store="results/normalized/matrix",
+    output:
+        densities="results/normalized/sample_densities.tsv",
+        quantiles="results/normalized/sample_quantiles.tsv",
+    params:
+        matrix_format=config.get("matrix_format"),
+        input_scale=config["input_scale"],
+        beta_epsilon=config["beta_epsilon"],
+        normalize=config["normalize"],
+    log:
+        "logs/sample_distributions.log",
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=60,
+    conda:
+        "../../envs/stacklm.yaml"
+    script:
+        "../../scripts/sample_distributions.py"
+
+
+rule plots:
+    """Diagnostic plots of one analysis (tests, estimates, PCA of input / fitted values /
+    residuals from the chunks' cross-products, SVs, sample densities) and summary.md."""
+    input:
+        unpack(
+            lambda wildcards: {"features": config["features"]} if config.get("features") else {}
+        ),
+        results="results/{analysis}/results.tsv.gz",
+        summary="results/{analysis}/summary.json",
+        design="results/{analysis}/design.tsv",
+        samples=config["samples"],
+        crossprods=lambda wildcards: expand(
+            "results/{analysis}/intermediate/fit/chunk_{chunk}.crossprod.npz",
+            analysis=wildcards.analysis,
+            chunk=range(CHUNKS),
+        ),
+        sv="results/{analysis}/surrogate_variables.tsv",
+        sv_associations="results/{analysis}/sv_associations.tsv",
+        densities="results/normalized/sample_densities.tsv",
+    output:
+        **PLOT_OUTPUTS,
+        summary_md="results/{analysis}/summary.md",
+        summary_html=report(
+            "results/{analysis}/summary.html",
+            caption="../report/summary.rst",
+            category="{analysis}",
+            subcategory="1 Summary",
+        ),
+    params:
+        analysis=analysis_settings,
+        sample_id=config["sample_id"],
+    log:
+        "logs/{analysis}/plots.log",
+    threads: 1
+    resources:
+        # the results table (~8x its gzip size in memory), three n x n matrices, matplotlib
+        mem_mb=lambda wildcards, input, attempt: int(
+            1500 + attempt * 8 * os.path.getsize(input.results) / 1e6
+        ),
+        runtime=60,
+    conda:
+        "../../envs/stacklm.yaml"
+    script:
+        "../../scripts/plots.py"
