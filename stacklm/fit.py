@@ -1,13 +1,13 @@
 """Stacked linear model fits: limma's ``lmFit`` (``lm.series``), ``contrasts.fit`` and the fit object.
 
 All features share one design ``X`` (n samples x p columns).  For a matrix ``Y`` (G features x n samples)
-the complete rows are fitted together with one QR decomposition of ``X`` and matrix products.  Rows with
-missing values are refitted on their observed samples exactly as limma's per-gene loop does (reduced
-design, ``lm.fit``'s rank detection with tolerance 1e-7, non-estimable coefficients NA, per-feature
-residual df), but grouped by missingness pattern: a pattern shared by several rows costs one QR, and
-rows whose pattern is (nearly) unique are solved together through batched Gram matrices of their
-observed samples (one BLAS product for all of them, then batched p x p solves with one step of
-iterative refinement), which gives the same numbers to rounding.
+the complete rows are fitted with one QR decomposition of ``X`` and matrix products, block by block of
+rows so that the working memory stays bounded.  Rows with missing values are refitted on their
+observed samples exactly as limma's per-gene loop does (reduced design, ``lm.fit``'s rank detection
+with tolerance 1e-7, non-estimable coefficients NA, per-feature residual df), but without a loop over
+features: a missingness pattern shared by many rows costs one QR, and rows whose pattern is rare are
+solved together through batched Gram matrices of their observed samples in the orthonormal basis of
+the full design (see :func:`_fit_rows_gram`), which gives the same numbers to rounding.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
+from scipy.sparse import csr_matrix
 
 #: tolerance of R's ``lm.fit`` (LINPACK dqrdc2) for declaring a column linearly dependent
 QR_TOLERANCE = 1e-7
 
-#: missingness patterns shared by at least this many rows are fitted with their own QR
-MIN_ROWS_FOR_PATTERN_QR = 4
+#: missingness patterns shared by at least this many rows are fitted with their own QR (below, the
+#: batched Gram path is cheaper)
+MIN_ROWS_FOR_PATTERN_QR = 256
 
 
 @dataclass
@@ -134,7 +136,7 @@ def aliased_columns(X: np.ndarray, names: Sequence[str]) -> dict[str, list[str]]
 # lm_fit
 # --------------------------------------------------------------------------------------------
 #: working arrays of the blocked passes hold about this many float64 values (rows x samples)
-BLOCK_VALUES = 1 << 19
+BLOCK_VALUES = 1 << 17
 
 #: rows of the batched Gram path: the observed design must pass dqrdc2's test with this margin
 #: (squared relative norm of each column orthogonal to the earlier ones, vs tol^2 = 1e-14), and the
@@ -143,7 +145,9 @@ BLOCK_VALUES = 1 << 19
 #: direction).  Other rows go through the exact per-pattern QR path.
 GRAM_RANK_MARGIN = 1e-10
 GRAM_MIN_PIVOT = 1e-6
-REFINE = True
+
+#: below this fraction of missing values in a block, the Gram matrices are formed by a sparse product
+GRAM_SPARSE_FRACTION = 0.1
 
 
 def _block_rows(n: int, minimum: int = 256) -> int:
@@ -167,7 +171,11 @@ class _DesignQR:
         # products of pairs of columns of Q (lower triangle, diagonal included) and squares of X
         self.tri = np.tril_indices(p)
         self.q_outer = self.Q[:, self.tri[0]] * self.Q[:, self.tri[1]]  # n x p(p+1)/2
+        self.q_outer_sum = self.q_outer.sum(axis=0)
         self.x_squared = X * X
+        self.x_squared_sum = self.x_squared.sum(axis=0)
+        ones = np.flatnonzero(np.all(X == 1.0, axis=0))
+        self.ones_column = int(ones[0]) if ones.size else None
 
 
 def _fit_complete(Y: np.ndarray, X: np.ndarray, qr: _DesignQR | None = None):
@@ -251,11 +259,15 @@ def _fit_rows_gram(Y: np.ndarray, qr: _DesignQR, tol: float = QR_TOLERANCE):
     """Exact least squares for a block of rows with individual missingness patterns.
 
     For row i with observed mask w_i the normal equations are solved in the orthonormal basis Q of
-    the full design (X = QR): G_i = Q' diag(w_i) Q (one BLAS product for all rows), its Cholesky
-    factor for all rows at once (numpy operations across rows, looping only over the p columns),
-    b_Q = G_i^-1 Q' diag(w_i) y_i with one step of iterative refinement on the residuals, and
-    b = R^-1 b_Q.  In that basis G_i is close to the identity, so the solve loses no accuracy; the
-    coefficients carry the accuracy of a QR fit (R^-1 is the same triangular solve as in lm.fit).
+    the full design (X = QR): G_i = Q' diag(w_i) Q, formed for all rows at once as Q'Q minus the
+    missing samples' terms (a sparse product when few values are missing, else one BLAS product),
+    its Cholesky factor for all rows at once (numpy operations across rows, looping only over the p
+    columns), b_Q = G_i^-1 Q' diag(w_i) y_i and b = R^-1 b_Q.  In that basis G_i is close to the
+    identity, so the solve loses nothing to conditioning, and b carries the accuracy of a QR fit
+    (R^-1 is the same triangular solve as in lm.fit).  When the design has a column of ones, each row
+    is first centred on its observed mean (added back to that coefficient: least squares is
+    equivariant under that shift), so rounding scales with the residual spread rather than the level
+    of the data; without one, one step of iterative refinement on the residuals does the same.
     stdev.unscaled is the square root of diag(R^-1 G_i^-1 R^-T).
 
     dqrdc2's rank test is exact here: the squared norm of column j of the observed design orthogonal
@@ -265,29 +277,45 @@ def _fit_rows_gram(Y: np.ndarray, qr: _DesignQR, tol: float = QR_TOLERANCE):
     """
     m, n = Y.shape
     p = qr.X.shape[1]
-    obs = ~np.isnan(Y)
-    W = obs.astype(np.float64)
-    Yz = np.where(obs, Y, 0.0)
+    miss = np.isnan(Y)
+    n_miss = miss.sum(axis=1)
+    n_obs = n - n_miss
     G = np.zeros((p, p, m))
-    G[qr.tri] = qr.q_outer.T @ W.T
+    if n_miss.sum() <= GRAM_SPARSE_FRACTION * miss.size:
+        cols = np.flatnonzero(miss) % n
+        indptr = np.concatenate([[0], np.cumsum(n_miss)])
+        M = csr_matrix((np.ones(cols.size), cols, indptr), shape=(m, n))
+        G[qr.tri] = qr.q_outer_sum[:, None] - (M @ qr.q_outer).T
+        col_sq = qr.x_squared_sum[:, None] - (M @ qr.x_squared).T
+    else:
+        W = (~miss).astype(np.float64)
+        G[qr.tri] = qr.q_outer.T @ W.T
+        col_sq = (W @ qr.x_squared).T  # squared norms of the observed design's columns, (p, m)
     L, pivots = _batched_cholesky(G, p)
-    col_sq = (W @ qr.x_squared).T  # squared norms of the observed design's columns, (p, m)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = (np.diag(qr.R) ** 2)[:, None] * pivots / col_sq
     margin = max(GRAM_RANK_MARGIN, tol * tol)
     ok = np.all((pivots >= GRAM_MIN_PIVOT) & (ratio >= margin) & (col_sq > 0), axis=0)
+    if qr.ones_column is not None:
+        shift = np.where(miss, 0.0, Y).sum(axis=1) / np.maximum(n_obs, 1)
+        Yz = Y - shift[:, None]
+    else:
+        Yz = Y.copy()
+    np.copyto(Yz, 0.0, where=miss)
     bq = _cholesky_solve(L, (Yz @ qr.Q).T)
-    if REFINE:
-        resid = Yz - bq.T @ qr.Qt
-        resid[~obs] = 0.0
-        bq += _cholesky_solve(L, (resid @ qr.Q).T)
     resid = Yz - bq.T @ qr.Qt
-    resid[~obs] = 0.0
+    np.copyto(resid, 0.0, where=miss)
+    if qr.ones_column is None:
+        bq += _cholesky_solve(L, (resid @ qr.Q).T)
+        resid = Yz - bq.T @ qr.Qt
+        np.copyto(resid, 0.0, where=miss)
     coef = solve_triangular(qr.R, bq, check_finite=False).T
+    if qr.ones_column is not None:
+        coef[:, qr.ones_column] += shift
     Minv = _lower_inverse(L)  # L^-1 per row; cov(b) = R^-1 L^-T L^-1 R^-T
     N = (qr.rinv @ Minv.transpose(1, 0, 2).reshape(p, p * m)).reshape(p, p, m)
     stdev = np.sqrt(np.einsum("jkm,jkm->mj", N, N))
-    df = W.sum(axis=1) - p
+    df = (n_obs - p).astype(np.float64)
     rss = np.einsum("ij,ij->i", resid, resid)
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma = np.where(df > 0, np.sqrt(rss / np.where(df > 0, df, 1)), np.nan)
@@ -415,8 +443,9 @@ def lm_fit(
         by_qr = counts[gid] >= MIN_ROWS_FOR_PATTERN_QR
         # pass 2: rows with rare patterns, batched Gram solves block by block
         gram = np.flatnonzero(~by_qr)
-        for start in range(0, gram.size, block):
-            sel = gram[start : start + block]
+        gram_block = _block_rows(n, minimum=4096)
+        for start in range(0, gram.size, gram_block):
+            sel = gram[start : start + gram_block]
             r = rows[sel]
             c, s, sg, d, ok = _fit_rows_gram(Y[r], qr)
             coef[r[ok]], stdev[r[ok]], sigma[r[ok]], df[r[ok]] = c[ok], s[ok], sg[ok], d[ok]

@@ -5,6 +5,11 @@ Moderation is global: run it once on the merged fit of all features (chunked fit
 first with :func:`stacklm.fit.concat_fits`).  limma 3.54.1 is followed where features have unequal
 residual df (missing values): the prior is estimated with ``fitFDist``'s moment method on all
 features, each with its own df (the "legacy" estimator, before limma 3.62's fitFDistUnequalDF1).
+
+Speed without changing the numbers: t-statistics sharing a df (all of them when nothing is missing)
+get their p-values from an interpolation table built on exact values (:class:`_TwoSidedTTail`, within
+~1e-12 of ``stats.t.sf`` and R's ``pt``); tmixture.vector converts and sorts only the features that
+can be among its top ones; elementwise passes run over row blocks that stay in cache.
 """
 
 from __future__ import annotations
@@ -25,6 +30,22 @@ _EPS = np.finfo(float).eps
 # --------------------------------------------------------------------------------------------
 # special functions
 # --------------------------------------------------------------------------------------------
+def _trigamma(x):
+    return special.polygamma(1, x)
+
+
+def _on_distinct(func, x: np.ndarray) -> np.ndarray:
+    """``func(x)`` elementwise, evaluated once per distinct value of ``x`` (degrees of freedom take
+    few values: one when there are no missing values).  Same numbers as ``func(x)``."""
+    if x.size == 0:
+        return func(x)
+    lo, hi = x.min(), x.max()
+    if lo == hi:
+        return np.full(x.shape, func(x[:1])[0])
+    values, inverse = np.unique(x, return_inverse=True)
+    return func(values)[inverse.reshape(x.shape)]
+
+
 def trigamma_inverse(x):
     """Solve ``trigamma(y) = x`` for y > 0 (limma's ``trigammaInverse``, same Newton iteration)."""
     x = np.asarray(x, dtype=np.float64)
@@ -237,7 +258,7 @@ def fit_f_dist(x, df1, covariate=None) -> FDistFit:
         )
     xo = np.maximum(xo, 1e-5 * m)
     z = np.log(xo)
-    e = z - special.digamma(d1 / 2) + np.log(d1 / 2)
+    e = z - _on_distinct(special.digamma, d1 / 2) + np.log(d1 / 2)
     if cov is None:
         emean = np.mean(e)
         evar = np.sum((e - emean) ** 2) / (nok - 1)
@@ -254,7 +275,7 @@ def fit_f_dist(x, df1, covariate=None) -> FDistFit:
         else:
             emean = fitted
         evar = rss / (nok - rank)
-    evar = evar - np.mean(special.polygamma(1, d1 / 2))
+    evar = evar - np.mean(_on_distinct(_trigamma, d1 / 2))
     if evar > 0:
         df2 = 2 * trigamma_inverse(evar)
         s20 = np.exp(emean + special.digamma(df2 / 2) - np.log(df2 / 2))
@@ -352,7 +373,7 @@ def fit_f_dist_robustly(x, df1, covariate=None, winsor_tail_p=(0.05, 0.1)) -> FD
             f = x[i] / s
             df2 = non_robust.df2
             pupper = _f_sf(f, df1[i], df2, log=True)
-            plower = np.array([_f_cdf_log(fv, d, df2) for fv, d in zip(f, df1[i], strict=True)])
+            plower = np.asarray(_f_cdf_log(f, df1[i], df2), dtype=np.float64)
             up = pupper < plower
             f = f.copy()
             if up.any():
@@ -508,11 +529,194 @@ def _t_logsf(t, df):
     return stats.t.logsf(t, df)
 
 
-def _tmixture_vector(tstat, stdev_unscaled, df, proportion, v0_lim):
+def _log_t_density_at_zero(nu: float) -> float:
+    """log of the t density at 0, log(Gamma((nu+1)/2) / (Gamma(nu/2) sqrt(nu pi))), accurate for
+    large nu (where the difference of log-gammas cancels) through its asymptotic series."""
+    if nu < 100:
+        return float(-0.5 * np.log(nu) - special.betaln(nu / 2, 0.5))
+    x = nu / 2
+    r = 1 / (x * x)
+    series = (-1 / 8 + r * (1 / 192 + r * (-1 / 640 + r * (17 / 14336 - r * 31 / 18432)))) / x
+    return float(0.5 * np.log(x) + series - 0.5 * np.log(nu * np.pi))
+
+
+class _TwoSidedTTail:
+    """``2 P(T_nu > |t|)`` for many t and one nu, fast: scipy's ``stdtr`` (the function
+    ``stats.t.sf`` calls) is evaluated exactly on the grid t_i = i h of [0, t_hi), and in between
+    log p is interpolated by the quintic Hermite polynomial that matches log p and its first two
+    derivatives (from the t density) at both ends: p(t) = p(t_i) exp(r(t)).  The table is only
+    used if, at every midpoint of the grid, it agrees with ``stdtr`` to ``rtol`` (relative); ``stdtr``
+    itself agrees with R's ``pt`` to ~4e-13 for large nu, and the table with R to the same level.
+    t beyond the grid (p < ``p_min`` or t >= ``t_max``), NaN and inf use ``stdtr`` directly.
+    """
+
+    def __init__(self, nu: float, h=1 / 64, t_max=64.0, p_min=1e-280, rtol=1e-12):
+        self.nu = nu
+        self.ok = False
+        t_lim = -special.stdtrit(nu, p_min / 2)
+        t_hi = min(t_max, t_lim) if np.isfinite(t_lim) else t_max
+        n_int = int(np.floor(t_hi / h))
+        if n_int < 2:
+            return
+        t = np.arange(n_int + 1) * h
+        p1 = special.stdtr(nu, -t)  # one-sided upper tail
+        logp1 = np.log(p1)
+        hazard = np.exp(
+            _log_t_density_at_zero(nu) - (nu + 1) / 2 * np.log1p(t * t / nu) - logp1
+        )  # density / tail
+        d1 = -hazard * h  # h d(log p)/dt
+        d2 = hazard * ((nu + 1) * t / (nu + t * t) - hazard) * (h * h)  # h^2 d2(log p)/dt2
+        dy = np.diff(logp1)
+        a1, b1, a2, b2 = d1[:-1], d1[1:], d2[:-1], d2[1:]
+        self.coef = (
+            2 * p1[:-1],
+            a1,
+            0.5 * a2,
+            10 * dy - 6 * a1 - 4 * b1 - 1.5 * a2 + 0.5 * b2,
+            -15 * dy + 8 * a1 + 7 * b1 + 1.5 * a2 - b2,
+            6 * dy - 3 * a1 - 3 * b1 - 0.5 * a2 + 0.5 * b2,
+        )
+        self.inv_h = 1.0 / h
+        self.t_hi = n_int * h
+        mid = t[:-1] + h / 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            err = np.abs(self._interpolate(mid) / (2 * special.stdtr(nu, -mid)) - 1)
+        self.max_error = float(np.max(err))
+        self.ok = bool(np.all(err <= rtol))
+
+    def _interpolate(self, t, out=None):
+        u = t * self.inv_h
+        with np.errstate(invalid="ignore"):
+            i = u.astype(np.intp)
+        s = u - i
+        c0, c1, c2, c3, c4, c5 = (np.take(c, i, mode="clip") for c in self.coef)
+        r = c5 * s
+        r += c4
+        r *= s
+        r += c3
+        r *= s
+        r += c2
+        r *= s
+        r += c1
+        r *= s
+        np.exp(r, out=r)
+        return np.multiply(c0, r, out=out)
+
+    def __call__(self, abs_t: np.ndarray, block: int = 16384) -> np.ndarray:
+        """Two-sided p-values of a 1-D array of |t| values."""
+        out = np.empty(abs_t.shape)
+        for a in range(0, abs_t.size, block):
+            self._interpolate(abs_t[a : a + block], out=out[a : a + block])
+        beyond = ~(abs_t < self.t_hi)
+        if beyond.any():
+            out[beyond] = 2 * special.stdtr(self.nu, -abs_t[beyond])
+        return out
+
+
+#: a finite df shared by at least this many t-statistics is evaluated through _TwoSidedTTail
+T_TABLE_MIN_SIZE = 20000
+
+_T_TABLES: dict[float, _TwoSidedTTail] = {}
+
+
+def _t_table(nu: float) -> _TwoSidedTTail | None:
+    """The interpolation table for nu (cached), or None where it does not apply."""
+    if not (np.isfinite(nu) and nu > 0) or (nu <= 2 and nu == int(nu)):
+        return None  # df 1 and 2 have cheap closed forms in stdtr
+    table = _T_TABLES.get(nu)
+    if table is None:
+        table = _TwoSidedTTail(nu)
+        if len(_T_TABLES) > 64:
+            _T_TABLES.clear()
+        _T_TABLES[nu] = table
+    return table if table.ok else None
+
+
+def _t_sf2_exact(abs_t, df):
+    out = np.empty(np.broadcast_shapes(np.shape(abs_t), np.shape(df)))
+    abs_t, df = np.broadcast_arrays(abs_t, df)
+    inf = np.isinf(df)
+    out[inf] = 2 * stats.norm.sf(abs_t[inf])
+    out[~inf] = 2 * stats.t.sf(abs_t[~inf], df[~inf])
+    return out
+
+
+def _t_sf2_shared(abs_t: np.ndarray, nu: float) -> np.ndarray:
+    """Two-sided p-values of a 1-D array of |t| sharing the df nu."""
+    table = _t_table(float(nu)) if abs_t.size >= T_TABLE_MIN_SIZE else None
+    if table is None:
+        return _t_sf2_exact(abs_t, nu)
+    return table(abs_t)
+
+
+def _t_sf2(t, df):
+    """Two-sided p-value 2*P(T > |t|), with df = inf as the normal distribution (R's ``2*pt(-|t|, df)``).
+
+    ``df`` is a scalar or one value per row of ``t``.  Rows are grouped by df: a df shared by many
+    t-statistics (all of them when no value is missing and the prior df is common) goes through the
+    interpolation table of :class:`_TwoSidedTTail` (same numbers as ``stats.t.sf`` to ~1e-12
+    relative, about ten times faster), the others through ``stats.t.sf``.
+    """
+    t = np.abs(np.asarray(t, dtype=np.float64))
+    df = np.asarray(df, dtype=np.float64)
+    if df.ndim == 0 or (df.size and df.min() == df.max()):
+        nu = float(df.flat[0]) if df.size else float(df)
+        if t.ndim == 0:
+            return _t_sf2_exact(t, nu)
+        return _t_sf2_shared(np.ascontiguousarray(t).ravel(), nu).reshape(t.shape)
+    if df.ndim != 1 or t.ndim != 2 or df.size != t.shape[0]:
+        return _t_sf2_exact(t, np.reshape(df, df.shape + (1,) * (t.ndim - df.ndim)))
+    values, inverse, counts = np.unique(df, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    shared = counts * t.shape[1] >= T_TABLE_MIN_SIZE
+    out = np.empty(t.shape)
+    rest = ~shared[inverse]
+    if rest.any():
+        out[rest] = _t_sf2_exact(t[rest], df[rest][:, None])
+    if shared.any():
+        rows = np.flatnonzero(~rest)
+        rows = rows[np.argsort(inverse[rows], kind="stable")]
+        bounds = np.flatnonzero(np.diff(inverse[rows])) + 1
+        for group in np.split(rows, bounds):
+            nu = values[inverse[group[0]]]
+            out[group] = _t_sf2_shared(t[group].ravel(), nu).reshape(group.size, t.shape[1])
+    return out
+
+
+def _top_candidates(abs_t, lower, p_value, ntarget):
+    """Indices (increasing) of a subset of features that surely holds the ``ntarget`` largest
+    t-statistics after tmixture.vector's conversion of lower-df t's to the maximal df, and all ties.
+
+    That conversion keeps each feature's tail probability, so the order is the order of the
+    one-sided log tail probability log(p/2), available from the p-values; features within a small
+    margin of the threshold are kept so that the exact conversion decides their order.
+    """
+    n = abs_t.size
+    k = n - ntarget
+    if k <= 0:
+        return np.arange(n)
+    if not lower.any():
+        threshold = np.partition(abs_t, k)[k]
+        return np.flatnonzero(abs_t >= threshold)
+    with np.errstate(divide="ignore"):
+        score = np.where(p_value > 1e-290, np.log(p_value / 2), -np.inf)
+    threshold = np.partition(score, ntarget - 1)[ntarget - 1]
+    margin = 1e-9 * max(1.0, abs(threshold)) if np.isfinite(threshold) else 0.0
+    return np.flatnonzero(score <= threshold + margin)
+
+
+def _tmixture_vector(tstat, stdev_unscaled, df, proportion, v0_lim, p_value=None):
+    """limma's ``tmixture.vector``: the prior variance of the non-zero coefficients, from the
+    ``ntarget`` most significant t-statistics.
+
+    Only the features that can be among those are converted and sorted (see
+    :func:`_top_candidates`; ``p_value`` are the two-sided p-values of ``tstat`` at ``df``), which
+    gives the numbers of converting and sorting all of them, as limma does.
+    """
     keep = ~np.isnan(tstat)
     tstat = np.abs(tstat[keep])
     su = stdev_unscaled[keep]
-    df = np.asarray(df, dtype=np.float64)[keep].copy()
+    df = np.asarray(df, dtype=np.float64)[keep]
     ngenes = tstat.size
     ntarget = int(np.ceil(proportion / 2 * ngenes))
     if ntarget < 1:
@@ -520,13 +724,19 @@ def _tmixture_vector(tstat, stdev_unscaled, df, proportion, v0_lim):
     p = max(ntarget / ngenes, proportion)
     max_df = df.max()
     lower = df < max_df
-    if lower.any():
-        tail = _t_logsf(tstat[lower], df[lower])
-        tstat = tstat.copy()
-        tstat[lower] = stats.t.isf(np.exp(tail), max_df)
-    o = np.argsort(-tstat, kind="stable")[:ntarget]
-    tstat = tstat[o]
-    v1 = su[o] ** 2
+    if p_value is None and lower.any():
+        p_value = _t_sf2(tstat, df)
+    elif p_value is not None:
+        p_value = p_value[keep]
+    cand = _top_candidates(tstat, lower, p_value, ntarget)
+    tc = tstat[cand]
+    lc = lower[cand]
+    if lc.any():
+        tail = _t_logsf(tc[lc], df[cand][lc])
+        tc[lc] = stats.t.isf(np.exp(tail), max_df)
+    o = np.argsort(-tc, kind="stable")[:ntarget]
+    tstat = tc[o]
+    v1 = su[cand[o]] ** 2
     r = np.arange(1, ntarget + 1)
     p0 = 2 * stats.t.sf(tstat, max_df)
     ptarget = ((r - 0.5) / ngenes - (1 - p) * p0) / p
@@ -540,15 +750,11 @@ def _tmixture_vector(tstat, stdev_unscaled, df, proportion, v0_lim):
     return float(np.mean(v0))
 
 
-def _t_sf2(t, df):
-    """Two-sided p-value 2*P(T > |t|), with df = inf as the normal distribution."""
-    t = np.abs(t)
-    df = np.broadcast_to(np.asarray(df, dtype=np.float64), t.shape)
-    out = np.empty(t.shape)
-    inf = np.isinf(df)
-    out[inf] = 2 * stats.norm.sf(t[inf])
-    out[~inf] = 2 * stats.t.sf(t[~inf], df[~inf])
-    return out
+def _row_blocks(n_rows: int, n_cols: int, values: int = 1 << 16):
+    """Row slices of about ``values`` elements: elementwise passes stay in cache."""
+    step = max(1, values // max(n_cols, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
 
 
 def e_bayes(
@@ -585,33 +791,45 @@ def e_bayes(
     s2_prior = sq.var_prior
     s2_post = sq.var_post
     df_prior = sq.df_prior
+    n_rows, n_coef = coef.shape
+    sd_post = np.sqrt(s2_post)
+    t = np.empty(coef.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = coef / su / np.sqrt(s2_post)[:, None]
+        for rows in _row_blocks(n_rows, n_coef):
+            np.divide(coef[rows], su[rows], out=t[rows])
+            t[rows] /= sd_post[rows, None]
     df_total = dfr + df_prior
     df_pooled = np.nansum(dfr)
     df_total = np.minimum(df_total, df_pooled)
-    p_value = _t_sf2(t, df_total[:, None] if np.ndim(df_total) else df_total)
+    df_total_v = np.broadcast_to(df_total, sigma.shape)
+    p_value = _t_sf2(t, df_total_v)
 
     var_prior_lim = np.asarray(stdev_coef_lim, dtype=np.float64) ** 2 / np.median(s2_prior)
-    df_total_v = np.broadcast_to(df_total, sigma.shape)
     var_prior = np.array(
         [
-            _tmixture_vector(t[:, j], su[:, j], df_total_v, proportion, var_prior_lim)
-            for j in range(t.shape[1])
+            _tmixture_vector(
+                t[:, j], su[:, j], df_total_v, proportion, var_prior_lim, p_value=p_value[:, j]
+            )
+            for j in range(n_coef)
         ]
     )
     if np.isnan(var_prior).any():
         warnings.warn("Estimation of var.prior failed - set to default value", stacklevel=2)
         var_prior[np.isnan(var_prior)] = 1 / np.atleast_1d(s2_prior)[0]
+    inf_df_all = np.broadcast_to(np.asarray(df_prior) > 1e6, sigma.shape)
+    log_odds_prior = np.log(proportion / (1 - proportion))
+    lods = np.empty(coef.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (su**2 + var_prior[None, :]) / su**2
-        t2 = t**2
-        dtot = df_total_v[:, None]
-        inf_df = np.broadcast_to(np.asarray(df_prior) > 1e6, sigma.shape)
-        kernel = (1 + dtot) / 2 * np.log((t2 + dtot) / (t2 / r + dtot))
-        if inf_df.any():
-            kernel = np.where(inf_df[:, None], t2 * (1 - 1 / r) / 2, kernel)
-        lods = np.log(proportion / (1 - proportion)) - np.log(r) / 2 + kernel
+        for rows in _row_blocks(n_rows, n_coef):
+            su2 = su[rows] ** 2
+            r = (su2 + var_prior[None, :]) / su2
+            t2 = t[rows] ** 2
+            dtot = df_total_v[rows, None]
+            inf_df = inf_df_all[rows]
+            kernel = (1 + dtot) / 2 * np.log((t2 + dtot) / (t2 / r + dtot))
+            if inf_df.any():
+                kernel = np.where(inf_df[:, None], t2 * (1 - 1 / r) / 2, kernel)
+            lods[rows] = log_odds_prior - np.log(r) / 2 + kernel
 
     out = fit.replace(
         s2_prior=s2_prior,
