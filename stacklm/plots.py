@@ -666,11 +666,16 @@ def analysis_plots(
     return structure
 
 
-def significant_counts(results: pd.DataFrame, alpha: float) -> dict[str, int]:
-    """Features with FDR <= alpha: the analysis test, then each reported coefficient/contrast."""
+def significant_counts(
+    results: pd.DataFrame, alpha: float, exclude: Sequence[str] = ()
+) -> dict[str, int]:
+    """Features with FDR <= alpha (q-value <= alpha): the analysis test, then each reported
+    coefficient/contrast but those in ``exclude`` (the surrogate variables)."""
     out = {"test (fdr)": int(np.sum(results["fdr"].to_numpy(dtype=float) <= alpha))}
     out["test (qvalue)"] = int(np.sum(results["qvalue"].to_numpy(dtype=float) <= alpha))
     for name in reported_names(results):
+        if name in set(exclude):
+            continue
         out[name] = int(np.sum(results[f"fdr_{name}"].to_numpy(dtype=float) <= alpha))
     return out
 
@@ -714,7 +719,7 @@ def run_plots(
         text = dg.summary_markdown(
             analysis_name,
             summary,
-            significant_counts(results, float(summary.get("alpha", 0.05))),
+            significant_counts(results, float(summary.get("alpha", 0.05)), list(sv.columns)),
             structure,
         )
         write_text(text, summary_md_path)

@@ -163,11 +163,14 @@ def test_sa_plot_data_matches_plotsa_robust_and_trend():
     assert_matches(sa["sqrt_sigma"], ref["sqrt_sigma"], "sqrt sigma")
     assert_matches(sa["prior_line"], ref["prior_line"], "prior line")
     assert_matches(sa["outlier_fdr"], ref["outlier_fdr"], "outlier FDR")
-    assert sa["outlier"].tolist() == ref["outlier"].tolist() and sa["outlier"].sum() == 7
+    # plotSA colours FDR <= 0.5; an NA FDR (feature without residual df) stays uncoloured
+    expected = ref["outlier"].map({True: True, False: False, "TRUE": True, "FALSE": False})
+    expected = expected.fillna(False).astype(bool).tolist()
+    assert sa["outlier"].tolist() == expected and sa["outlier"].sum() == 7
     # detected without the flag: df.prior per feature
     auto = dg.sa_plot_data(ref["average"], ref["sigma"], ref["df_residual"], ref["s2_prior"],
                            ref["df_prior"])  # fmt: skip
-    assert auto["outlier"].tolist() == ref["outlier"].tolist()
+    assert auto["outlier"].tolist() == expected
     trend = read_table(REF / "plotsa_trend.tsv")
     sa = dg.sa_plot_data(trend["average"], trend["sigma"], trend["df_residual"],
                          trend["s2_prior"], trend["df_prior"])  # fmt: skip
