@@ -11,7 +11,7 @@ import json
 from stacklm.analysis import moderate_and_test
 from stacklm.checks import versions
 from stacklm.outputs import write_json, write_tsv
-from stacklm.pipeline import merge_chunk_fits, read_design
+from stacklm.pipeline import aligned_annotation, merge_chunk_fits, read_design
 from stacklm.provenance import provenance
 from stacklm.steps import workflow_step
 
@@ -45,6 +45,12 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
     }
     write_tsv(table, snakemake.output.results)  # noqa: F821
     write_json(summary, snakemake.output.summary)  # noqa: F821
+    annotation = aligned_annotation(
+        snakemake.input.features[0] if snakemake.input.features else None,  # noqa: F821
+        table["feature_id"],
+        log=log,
+    )
+    write_tsv(annotation, snakemake.output.annotation)  # noqa: F821
     log.info(
         "%d features; %d significant at %s %.3g",
         stats["n_features"],

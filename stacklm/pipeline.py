@@ -243,3 +243,31 @@ def estimate_surrogate_variables(
     write_tsv(sv, sv_path, index=True)
     write_tsv(associations, associations_path)
     return sv
+
+
+def aligned_annotation(
+    path, feature_ids: Sequence[str], log: logging.Logger = _log
+) -> pd.DataFrame:
+    """The feature annotation table (feature id in the first column) in the order of ``feature_ids``;
+    features it does not describe get missing values (counted in the log).  ``path`` None gives an
+    id-only table."""
+    ids = pd.Index([str(f) for f in feature_ids], name="feature_id")
+    if not path:
+        return pd.DataFrame(index=ids).reset_index()
+    sep = "," if str(path).lower().endswith((".csv", ".csv.gz")) else "\t"
+    table = pd.read_csv(path, sep=sep, dtype={0: str})
+    first = table.columns[0]
+    table[first] = table[first].astype(str)
+    dup = table[first][table[first].duplicated()].unique()
+    if len(dup):
+        raise ValueError(
+            f"feature annotation {path}: duplicated feature id(s) {', '.join(map(str, dup[:5]))}; "
+            "each feature must appear once"
+        )
+    table = table.set_index(first)
+    missing = int((~ids.isin(table.index)).sum())
+    if missing:
+        log.warning(
+            "feature annotation %s does not describe %d of %d features", path, missing, len(ids)
+        )
+    return table.reindex(ids).reset_index()

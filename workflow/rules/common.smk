@@ -107,3 +107,8 @@ def moderate_mem_mb(wildcards, input, attempt):
 def moderate_runtime(wildcards, input, attempt):
     fits_mb = sum(os.path.getsize(f) for f in input.chunks) / 1e6
     return int(attempt * (10 + fits_mb / 10))
+
+
+def feature_annotation_input(wildcards):
+    """The feature annotation table, when the config names one (an input, so editing it re-runs)."""
+    return [config["features"]] if config.get("features") else []

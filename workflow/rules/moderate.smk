@@ -6,9 +6,11 @@ rule moderate:
         sv="results/{analysis}/surrogate_variables.tsv",
         design_info="results/{analysis}/intermediate/base_design.json",
         normalized="results/normalized/summary.json",
+        features=feature_annotation_input,
     output:
         results="results/{analysis}/results.tsv.gz",
         summary="results/{analysis}/summary.json",
+        annotation="results/{analysis}/feature_annotation.tsv.gz",
     params:
         analysis=analysis_settings,
         fdr=config["fdr"],
