@@ -375,6 +375,7 @@ def test_given_pi0_and_errors():
         dict(fdr_level=0.0),
         dict(lambda_=[0.1, 0.2]),
         dict(lambda_=[0.2, 0.4, 0.6, 1.0]),
+        dict(lambda_=[0.2, 0.4, 0.4, 0.6]),
         dict(pi0_method="nope"),
     ):
         with pytest.raises(ValueError):
