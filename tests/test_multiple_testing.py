@@ -234,6 +234,18 @@ def test_pi0_est_matches_r(sim_refs):
     np.testing.assert_array_equal(est.pi0_lambda, meta["default"]["pi0.lambda"])
 
 
+@pytest.mark.parametrize("case", ["ones", "zero_one", "zeros_ones", "three", "two"])
+def test_degenerate_inputs_match_r(case):
+    """All p = 1, only 0s and 1s, m = 2 or 3: R succeeds and so do we, with R's numbers."""
+    ref = read_json(QDIR / "degenerate.json")[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = qvalue(_as_array(ref["p"]))
+    assert res.pi0 == ref["pi0"]
+    assert max_rel_diff(res.qvalues, _as_array(ref["qvalues"]), atol=0.0) <= EXACT
+    assert max_rel_diff(res.lfdr, _as_array(ref["lfdr"]), atol=0.0) <= EXACT
+
+
 # --------------------------------------------------------------------------------------------
 # the R numerics underneath: qnorm, density(), smooth.spline()
 # --------------------------------------------------------------------------------------------

@@ -116,6 +116,17 @@ for (nm in c("mix", "fewnulls", "null")) for (df1 in c(1, 3)) {
 }
 write_json_file(gc, "genomic_inflation.json")
 
+## ---- degenerate inputs where R still succeeds (all p = 1, only 0 and 1, m = 2 or 3) ----------
+degenerate <- list(ones = rep(1, 100), zero_one = c(0, 1), zeros_ones = c(rep(0, 30), rep(1, 30)),
+                   three = c(0.2, 0.5, 0.97), two = c(0.2, 0.97))
+deg <- list()
+for (nm in names(degenerate)) {
+  p <- degenerate[[nm]]
+  q <- qvalue(p)
+  deg[[nm]] <- list(p = p, pi0 = q$pi0, qvalues = q$qvalues, lfdr = q$lfdr)
+}
+write_json_file(deg, "degenerate.json")
+
 ## ---- a case where R's pi0est stops (smoothed pi0 <= 0): the Python fallback gives pi0 = 1 ----
 bad <- c(rep(1e-5, 10000), rep(0.2, 300), rep(0.55, 60), 0.96)
 stopifnot(inherits(try(pi0est(bad), silent = TRUE), "try-error"))
