@@ -20,6 +20,7 @@ import pandas as pd
 from .design import DesignError, design_matrix, make_contrasts
 from .fit import LinearModelFit, contrasts_fit, lm_fit
 from .moderation import e_bayes, f_test_df1, moderated_f
+from .multiple_testing import genomic_inflation, p_adjust, qvalue
 from .samples import SampleSheetError, evaluate_subset
 
 SUMMARY_COLUMNS = [
@@ -116,8 +117,6 @@ def moderate_and_test(
     Returns ``(table, stats)``: the results table (the workflow's ``results.tsv.gz`` columns) and a
     dict of summary numbers (priors, pi0, λGC, significant count).
     """
-    from .multiple_testing import genomic_inflation, p_adjust, qvalue
-
     moderation = dict(moderation or {})
     design_columns = list(fit.coef_names)
     test = check_test(test, design_columns, contrasts)
