@@ -29,18 +29,10 @@ def write_config(path: Path, config: dict) -> Path:
 def snakemake(
     workdir: Path, configfile: Path | None = None, *extra: str, cores: int = 2, timeout: int = 900
 ):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        str(cores),
-    ]
+    """Run Snakemake in ``workdir``; ``extra`` are more options and targets (the config file comes
+    first: ``--configfile`` takes several values and would swallow a target that follows it)."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
-    cmd += list(extra)
+    cmd += ["--directory", str(workdir), "--cores", str(cores), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
