@@ -381,6 +381,7 @@ def plot_estimate_annotation(
                 ax.plot(pos, trend["y_median"], "o", color=NEUTRAL, ms=3)
                 ax.axhline(0, color=NEUTRAL, lw=0.5)
                 ax.set_xticks(pos, labels=trend["level"], rotation=60, ha="right", fontsize=7)
+                ax.set_xlim(-0.6, len(pos) - 0.4)
                 ax.set_xlabel(col)
                 ax.set_ylabel(f"estimate of {name}")
                 ax.set_title(f"{name} by {col} (median, quartiles)", fontsize=9)
