@@ -38,6 +38,13 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
         "dropped_samples": design_info["dropped_samples"],
         "design_columns": list(design.columns),
         "n_surrogate_variables": int(sv.shape[1]),
+        "surrogate_variables": {
+            "requested": analysis.get("surrogate_variables", 0),
+            "method": analysis.get("surrogate_method", "be"),
+            "seed": analysis.get("surrogate_seed", 1),
+            "n": int(sv.shape[1]),
+            "features_used": "complete features only (no missing values)",
+        },
         "normalization": normalized,
         "versions": versions(),
         "config": p.config,
