@@ -42,22 +42,22 @@ HIDDEN1_R, HIDDEN2_R = 0.45, 0.35
 RNA_BASE, RNA_SLOPE, RNA_SD = 8.0, -0.40, 0.60
 
 #: batch offsets delta_k (log2 per unit of a feature's batch_effect_scale), batch 1 = 0
-BATCH_OFFSET = np.array([0.0, 0.30, -0.25, 0.45])
+BATCH_OFFSET = np.array([0.0, 0.10, -0.08, 0.15])
 #: per-sample probe-composition (GC) sensitivity: GC_BATCH[batch] + GC_HIDDEN2 * hidden2
 GC_BATCH = np.array([0.0, 0.5, -0.5, 1.0])
-GC_HIDDEN2 = 0.5
+GC_HIDDEN2 = 0.0
 #: log2 intensity per unit GC content: on the baseline (OMEGA) and per unit of gc_bias (PHI)
-GC_CENTRE, OMEGA, PHI = 0.52, 2.0, 1.5
+GC_CENTRE, OMEGA, PHI = 0.52, 2.0, 0.3
 
 #: fraction of features with each kind of effect
 SHARE_GEOGRAPHY = 0.10
 SHARE_SEX = 0.025
 SHARE_AGE = 0.08
-SHARE_HIDDEN1 = 0.30
+SHARE_HIDDEN1 = 0.45
 SHARE_HIDDEN2 = 0.45
 #: hidden-factor loadings (log2 per sd of the factor) among the features they affect:
 #: sd_noise * SCALE_HIDDENk * t_4 / sqrt(2) (heavy tailed, unit variance before scaling)
-SCALE_HIDDEN1, SCALE_HIDDEN2 = 0.35, 0.45
+SCALE_HIDDEN1, SCALE_HIDDEN2 = 0.8, 0.45
 #: geography effect size |e| = GEO_MIN + Gamma(GEO_SHAPE, GEO_SCALE) (log2 fold vs Agadir)
 GEO_MIN, GEO_SHAPE, GEO_SCALE = 0.05, 1.3, 0.20
 #: noise sd: sigma0(mu) = NOISE_FLOOR + NOISE_LOW * exp(-(mu - 4.5) / NOISE_DECAY), scaled by
@@ -275,9 +275,10 @@ def write_expression(path: Path, feature_id: np.ndarray, sample_id: np.ndarray, 
     buffer.write("\t".join(["feature_id", *sample_id]) + "\n")
     for fid, row in zip(feature_id, text, strict=True):
         buffer.write(fid + "\t" + "\t".join(row) + "\n")
-    with open(path, "wb") as raw, gzip.GzipFile(
-        filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0
-    ) as gz:
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
+    ):
         gz.write(buffer.getvalue().encode())
 
 

@@ -201,7 +201,9 @@ def test_sample_sheet_mismatch_fails_before_any_job(tmp_path):
 
 
 def test_example_fdr_against_the_truth(example_run):
-    """With the hidden confounders left out, BH at 0.05 still behaves sensibly on the example."""
+    """With the hidden confounders left out, BH at 0.05 over-calls on the example: the confounders
+    (correlated with geography) make many null features look associated.  The figures are in the
+    README; surrogate variables fix this (tests/test_sv_workflow.py)."""
     work, _ = example_run
     res = read_table(work / "results" / "geography" / "results.tsv.gz").set_index("feature_id")
     truth = read_table(EXAMPLE / "truth.tsv").set_index("feature_id").loc[res.index]
@@ -210,6 +212,6 @@ def test_example_fdr_against_the_truth(example_run):
     fdp = float((called & ~true).sum() / max(called.sum(), 1))
     power = float((called & true).sum() / true.sum())
     print(f"example: {called.sum()} called, FDP {fdp:.3f}, power {power:.3f}")
-    assert called.sum() > 50
-    assert fdp < 0.25
-    assert power > 0.3
+    assert called.sum() > 500
+    assert 0.5 < fdp < 0.85  # far above the nominal 0.05: confounding, as designed
+    assert power > 0.5
