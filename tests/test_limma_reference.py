@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import TEST_DATA, assert_matches, read_json, read_table, shared
 from limma_columns import reference_columns
-from stacklm.multiple_testing import p_adjust
 
 from stacklm.fit import concat_fits, contrasts_fit, lm_fit
 from stacklm.moderation import e_bayes
+from stacklm.multiple_testing import p_adjust
 from stacklm.toptable import top_table
 
 CANCER = ["cancerCancer", "cancerNormal"]
