@@ -411,12 +411,13 @@ def lm_fit(
     for start in range(0, G, block):
         stop = min(start + block, G)
         Yb = Y[start:stop]
-        finite = np.isfinite(Yb)
-        if finite.all():
-            amean[start:stop] = Yb.sum(axis=1) / n
+        row_sums = Yb.sum(axis=1)
+        if np.isfinite(row_sums).all():  # then every value is finite (NaN and inf propagate)
+            amean[start:stop] = row_sums / n
             c, s_row, sg, d = _fit_complete(Yb, X, qr)
             coef[start:stop], stdev[start:stop], sigma[start:stop], df[start:stop] = c, s_row, sg, d
             continue
+        finite = np.isfinite(Yb)
         if np.isinf(Yb).any():
             raise ValueError(
                 "matrix contains infinite values; only finite values or NaN (missing) are allowed"

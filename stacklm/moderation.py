@@ -714,9 +714,14 @@ def _tmixture_vector(tstat, stdev_unscaled, df, proportion, v0_lim, p_value=None
     gives the numbers of converting and sorting all of them, as limma does.
     """
     keep = ~np.isnan(tstat)
-    tstat = np.abs(tstat[keep])
-    su = stdev_unscaled[keep]
-    df = np.asarray(df, dtype=np.float64)[keep]
+    df = np.asarray(df, dtype=np.float64)
+    if keep.all():
+        tstat = np.abs(tstat)
+        su = stdev_unscaled
+    else:
+        tstat = np.abs(tstat[keep])
+        su = stdev_unscaled[keep]
+        df = df[keep]
     ngenes = tstat.size
     ntarget = int(np.ceil(proportion / 2 * ngenes))
     if ntarget < 1:
@@ -726,7 +731,7 @@ def _tmixture_vector(tstat, stdev_unscaled, df, proportion, v0_lim, p_value=None
     lower = df < max_df
     if p_value is None and lower.any():
         p_value = _t_sf2(tstat, df)
-    elif p_value is not None:
+    elif p_value is not None and not keep.all():
         p_value = p_value[keep]
     cand = _top_candidates(tstat, lower, p_value, ntarget)
     tc = tstat[cand]
