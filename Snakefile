@@ -37,6 +37,26 @@ try:
 except ConfigCheckError as err:
     raise WorkflowError(str(err)) from None
 
+if workflow.is_main_process:
+    # a run killed with SIGKILL leaves Snakemake's directory lock behind: release it when its
+    # process is gone, so that the same command resumes (stacklm/runlock.py)
+    from snakemake.logging import logger
+    from stacklm.runlock import clear_run_owner, record_run_owner, release_stale_lock
+
+    STALE = release_stale_lock()
+    if STALE is not None:
+        logger.warning(f"Removed the directory lock of an earlier run that was killed (pid {STALE}).")
+
+    onstart:
+        record_run_owner()
+
+    onsuccess:
+        clear_run_owner()
+
+    onerror:
+        clear_run_owner()
+
+
 ANALYSES = list(config["analyses"])
 CHUNKS = int(config["chunks"])
 
