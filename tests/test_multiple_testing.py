@@ -6,8 +6,8 @@ simulated p-values, smooth.spline intermediates, genomic inflation).
 
 Measured agreement: every compared number is R's to the last bit (max relative difference 0):
 p.adjust, pi0, pi0.lambda, pi0.smooth, q-values and lfdr (including density() and both
-smooth.spline fits; lfdr needs R's own FFT, sd and complex product, see _r_density).  The tests
-assert the project's 1e-8 (assert_matches) and, separately, the measured exactness, so a
+smooth.spline fits; lfdr needs R's own FFT, sd and complex product, see stacklm.rnumerics).  The
+tests assert the project's 1e-8 (assert_matches) and, separately, the measured exactness, so a
 regression to "merely close" (e.g. numpy's FFT: ~1e-12 on lfdr through the GCV spar search) is
 visible.
 """
@@ -20,13 +20,9 @@ import numpy as np
 import pytest
 from conftest import TEST_DATA, assert_matches, max_rel_diff, read_json, read_table, shared
 
+from stacklm import rnumerics
 from stacklm.multiple_testing import (
     R_DEFAULT_LAMBDA,
-    _r_bw_nrd0_exact,
-    _r_density,
-    _r_fft,
-    _r_qnorm,
-    _smooth_spline,
     genomic_inflation,
     lfdr,
     p_adjust,
@@ -256,14 +252,14 @@ def mix_grid():
     tab, _ = read_table(QDIR / "mix.tsv.gz"), None
     p = tab["p"].to_numpy()
     p = p[~np.isnan(p)]
-    x = _r_qnorm(np.minimum(np.maximum(p, 1e-8), 1 - 1e-8))
+    x = rnumerics.qnorm(np.minimum(np.maximum(p, 1e-8), 1 - 1e-8))
     return x, read_table(QDIR / "mix_density.tsv.gz"), read_json(QDIR / "mix_splines.json")
 
 
 def test_density_matches_r(mix_grid):
     x, dens, splines = mix_grid
-    assert 1.5 * _r_bw_nrd0_exact(x) == splines["density"]["bw"]
-    gx, gy = _r_density(x, 1.5)
+    assert 1.5 * rnumerics.bw_nrd0(x) == splines["density"]["bw"]
+    gx, gy = rnumerics.density(x, 1.5)
     assert_matches(gx, dens["x"].to_numpy(), "density x", rtol=0, atol=0)
     assert max_rel_diff(gy, dens["y"].to_numpy(), atol=0.0) <= EXACT
 
@@ -273,20 +269,20 @@ def test_r_fft_is_a_dft():
     density() above (and was checked against R's fft() directly while porting)."""
     rng = np.random.default_rng(9)
     re, im = rng.normal(size=1024), rng.normal(size=1024)
-    fr, fi = _r_fft(re, im, inverse=False)
+    fr, fi = rnumerics.fft(re, im, inverse=False)
     ref = np.fft.fft(re + 1j * im)
     assert np.max(np.abs(fr + 1j * fi - ref)) <= 1e-12 * np.max(np.abs(ref))
-    br, bi = _r_fft(fr, fi, inverse=True)  # unnormalised, as R
+    br, bi = rnumerics.fft(fr, fi, inverse=True)  # unnormalised, as R
     np.testing.assert_allclose(br / 1024, re, atol=1e-13)
     np.testing.assert_allclose(bi / 1024, im, atol=1e-13)
     with pytest.raises(ValueError):
-        _r_fft(re[:512], im[:512], inverse=False)
+        rnumerics.fft(re[:512], im[:512], inverse=False)
 
 
 def test_smoothing_splines_match_r(mix_grid):
     x, dens, splines = mix_grid
     s = splines["density_spline"]
-    fit = _smooth_spline(dens["x"].to_numpy(), dens["y"].to_numpy())
+    fit = rnumerics.smooth_spline(dens["x"].to_numpy(), dens["y"].to_numpy())
     assert fit.nk - 2 == s["nknots"]
     assert fit.iterations == s["iterations"]
     assert fit.spar == s["spar"]
@@ -298,7 +294,7 @@ def test_smoothing_splines_match_r(mix_grid):
     s3 = splines["pi0_spline"]
     tab = read_table(QDIR / "mix.tsv.gz")
     est = pi0_est(tab["p"].to_numpy())
-    fit3 = _smooth_spline(est.lambda_, est.pi0_lambda, df=3)
+    fit3 = rnumerics.smooth_spline(est.lambda_, est.pi0_lambda, df=3)
     assert fit3.iterations == s3["iterations"]
     assert fit3.spar == s3["spar"] and fit3.lam == s3["lambda"]
     assert fit3.df == s3["df"] and fit3.crit == s3["crit"]
@@ -307,7 +303,7 @@ def test_smoothing_splines_match_r(mix_grid):
 
 def test_qnorm_is_r_algorithm():
     p = np.array([1e-300, 1e-20, 1e-8, 0.01, 0.07, 0.075, 0.5, 0.925, 0.93, 0.999, 1 - 1e-12])
-    ours = _r_qnorm(p)
+    ours = rnumerics.qnorm(p)
     # R 4.2.2: sprintf("%.17g", qnorm(p))
     r = np.array(
         [
@@ -325,7 +321,7 @@ def test_qnorm_is_r_algorithm():
         ]
     )
     assert max_rel_diff(ours, r, atol=0.0) == 0.0
-    assert np.array_equal(_r_qnorm(np.array([0.0, 1.0, np.nan]))[:2], [-np.inf, np.inf])
+    assert np.array_equal(rnumerics.qnorm(np.array([0.0, 1.0, np.nan]))[:2], [-np.inf, np.inf])
 
 
 # --------------------------------------------------------------------------------------------
