@@ -83,9 +83,14 @@ def _f_sf(x, df1, df2, log=False):
     if log:
         out[inf] = stats.chi2.logsf(x[inf] * df1[inf], df1[inf])
         out[~inf] = stats.f.logsf(x[~inf], df1[~inf], df2[~inf])
-    else:
+    elif inf.any():
         out[inf] = stats.chi2.sf(x[inf] * df1[inf], df1[inf])
-        out[~inf] = stats.f.sf(x[~inf], df1[~inf], df2[~inf])
+        fin = ~inf
+        out[fin] = special.fdtrc(df1[fin], df2[fin], np.maximum(x[fin], 0.0))
+    else:
+        # stats.f.sf's own function, without its argument checks and copies (same numbers;
+        # x < 0, outside the support, is clipped to 0 where stats.f.sf returns 1)
+        special.fdtrc(df1, df2, np.maximum(x, 0.0), out=out)
     return out
 
 
@@ -637,7 +642,8 @@ def _t_sf2_exact(abs_t, df):
     abs_t, df = np.broadcast_arrays(abs_t, df)
     inf = np.isinf(df)
     out[inf] = 2 * stats.norm.sf(abs_t[inf])
-    out[~inf] = 2 * stats.t.sf(abs_t[~inf], df[~inf])
+    fin = ~inf
+    out[fin] = 2 * special.stdtr(df[fin], -abs_t[fin])  # stats.t.sf's function, without its checks
     return out
 
 
@@ -865,7 +871,10 @@ def moderated_f(fit: LinearModelFit, coefs=None, use_chisq_for_large_df: bool = 
     if fit.t is None:
         raise ValueError("run e_bayes first")
     idx = list(range(len(fit.coef_names))) if coefs is None else fit.coef_index(coefs)
-    t = fit.t[:, idx]
+    if idx and idx == list(range(idx[0], idx[0] + len(idx))):
+        t = fit.t[:, idx[0] : idx[0] + len(idx)]  # a view, not a copy
+    else:
+        t = fit.t[:, idx]
     df2 = np.asarray(fit.df_prior, dtype=np.float64) + np.asarray(fit.df_residual, dtype=np.float64)
     df2 = np.broadcast_to(df2, (t.shape[0],))
     if t.shape[1] == 1:
@@ -875,7 +884,9 @@ def moderated_f(fit: LinearModelFit, coefs=None, use_chisq_for_large_df: bool = 
         values, vectors = _correlation_eigen(fit, idx)
         df1 = int(np.sum(values / values[0] > 1e-8))
         Q = vectors[:, :df1] / np.sqrt(values[:df1])[None, :] / np.sqrt(df1)
-        F = np.sum((t @ Q) ** 2, axis=1)
+        tq = t @ Q
+        np.multiply(tq, tq, out=tq)
+        F = np.sum(tq, axis=1)
     if use_chisq_for_large_df and df2[0] > 1e6:
         p = stats.chi2.sf(df1 * F, df1)
     else:

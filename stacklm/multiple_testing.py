@@ -72,8 +72,14 @@ R_DEFAULT_LAMBDA = np.minimum(0.05 + np.arange(19, dtype=np.float64) * 0.05, 0.9
 
 
 def _decreasing_order(p: np.ndarray) -> np.ndarray:
-    """R's ``order(p, decreasing = TRUE)``: stable, ties in input order."""
-    return np.argsort(-p, kind="stable")
+    """An order of decreasing p, as R's ``order(p, decreasing = TRUE)`` up to the order of ties.
+
+    Ties may come in any order: every caller takes a cumulative minimum along this order of a
+    value that only grows within a run of tied p (``n / i * p`` and the like, with the rank i
+    falling along the run), so each tied p gets the value at the run's first position whichever of
+    them stands there, and the results are R's bit for bit.  Unstable sorting is ~4x faster than
+    stable sorting of floats (0.05 s instead of 0.19 s for 10^6 values)."""
+    return np.argsort(p)[::-1]
 
 
 def p_adjust(p, method: str = "BH", n: int | None = None) -> np.ndarray:
@@ -108,7 +114,7 @@ def p_adjust(p, method: str = "BH", n: int | None = None) -> np.ndarray:
     if method == "bonferroni":
         adj = np.minimum(1.0, n_f * pv)
     elif method == "holm":
-        order = np.argsort(pv, kind="stable")
+        order = np.argsort(pv)  # ties in any order: (n + 1 - i) p falls along a run of ties
         i = np.arange(1, lp + 1, dtype=np.float64)
         adj = np.empty(lp)
         adj[order] = np.minimum(1.0, np.maximum.accumulate((n_f + 1.0 - i) * pv[order]))
@@ -308,7 +314,7 @@ def lfdr(
     if trunc:
         values[values > 1] = 1.0
     if monotone:
-        order = np.argsort(pv, kind="stable")
+        order = np.argsort(pv)  # ties in any order: tied p have equal values
         mono = np.empty_like(values)
         mono[order] = np.maximum.accumulate(values[order])
         values = mono
