@@ -50,7 +50,7 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
         "config": p.config,
         "provenance": provenance(p.config, workflow_dir=Path(snakemake.scriptdir).parent),  # noqa: F821
     }
-    write_tsv(table, snakemake.output.results)  # noqa: F821
+    write_tsv(table, snakemake.output.results, threads=snakemake.threads)  # noqa: F821
     write_json(summary, snakemake.output.summary)  # noqa: F821
     annotation = aligned_annotation(
         snakemake.input.features[0] if snakemake.input.features else None,  # noqa: F821

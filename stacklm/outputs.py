@@ -8,6 +8,8 @@ import gzip
 import json
 import os
 import tempfile
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,21 @@ def atomic_path(path):
         raise
 
 
-def write_tsv(table: pd.DataFrame, path, index: bool = False) -> None:
+#: gzip level of written tables: level 1 compresses ~5x faster than level 6 for ~10% more bytes
+GZIP_LEVEL = 1
+#: rows x columns (cells) formatted and compressed per gzip member; fixed, so that the bytes do not
+#: depend on the number of threads
+GZIP_BLOCK_CELLS = 1 << 21
+
+
+def write_tsv(table: pd.DataFrame, path, index: bool = False, threads: int = 1) -> None:
     """Write a table as TSV (gzip when the name ends in .gz), atomically.
 
     Floats are written in their shortest round-trip form (they read back bit-equal), missing values
     as ``NA``; gzip output is deterministic (no timestamp), so equal tables give equal bytes.
+    Gzip files are a series of gzip members (one per block of rows, as ``cat a.gz b.gz``; gzip,
+    zcat, pandas, R and arrow read them as one file), formatted and compressed by ``threads``
+    threads; the bytes are the same for any number of threads.
     """
     if index:
         table = table.reset_index()
@@ -55,13 +67,41 @@ def write_tsv(table: pd.DataFrame, path, index: bool = False) -> None:
     )
     with atomic_path(path) as tmp:
         if str(path).endswith(".gz"):
-            with (
-                open(tmp, "wb") as raw,
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
-            ):
-                pacsv.write_csv(arrow, gz, options)
+            with open(tmp, "wb") as raw:
+                for member in _gzip_members(arrow, options, threads):
+                    raw.write(member)
         else:
             pacsv.write_csv(arrow, str(tmp), options)
+
+
+def _gzip_members(arrow: pa.Table, options, threads: int):
+    """The gzipped TSV of ``arrow`` as gzip members of GZIP_BLOCK_CELLS cells each, in order."""
+    rows = max(1, GZIP_BLOCK_CELLS // max(arrow.num_columns, 1))
+    no_header = pacsv.WriteOptions(
+        include_header=False,
+        delimiter=options.delimiter,
+        quoting_style=options.quoting_style,
+        null_string=options.null_string,
+    )
+
+    def member(start: int) -> bytes:
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(arrow.slice(start, rows), sink, options if start == 0 else no_header)
+        return gzip.compress(sink.getvalue().to_pybytes(), compresslevel=GZIP_LEVEL, mtime=0)
+
+    starts = range(0, max(arrow.num_rows, 1), rows)
+    if threads <= 1 or len(starts) == 1:
+        yield from map(member, starts)
+        return
+    # arrow's formatting and zlib release the GIL; at most 2 blocks per thread in flight
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending = deque()
+        for start in starts:
+            pending.append(pool.submit(member, start))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def write_json(obj, path) -> None:

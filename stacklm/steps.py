@@ -1,10 +1,12 @@
 """Plumbing shared by the workflow's script entry points (no Snakemake import here): logging to the
-rule's log file, BLAS threads from the rule's ``threads``, and user errors as one clear line."""
+rule's log file, BLAS threads from the rule's ``threads``, user errors as one clear line, and the
+step's time and peak memory (the job process's high-water RSS) as its last log line."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import sys
 import time
 import traceback
@@ -42,4 +44,17 @@ def workflow_step(name: str, log_path: str | None, threads: int = 1):
         logger.error(message)
         print(f"\nstacklm error in step {name}: {message}\n", file=sys.stderr)
         sys.exit(1)
-    logger.info("done in %.1f s", time.perf_counter() - start)
+    logger.info("done in %.1f s, peak memory %.0f MiB", time.perf_counter() - start, peak_rss_mib())
+
+
+def peak_rss_mib() -> float:
+    """High-water resident memory of this process (MiB): VmHWM where /proc has it (the process
+    image only; ru_maxrss also counts the parent's pages at fork and survives exec), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux

@@ -137,13 +137,14 @@ def test_run_passes_profiles_and_snakemake_options(project, tmp_path):
     project, _ = project
     profile = tmp_path / "profile"
     profile.mkdir()
-    (profile / "config.yaml").write_text("set-threads: {moderate: 2}\nforcerun: [moderate]\n")
+    # the rule's default is 2 threads: the profile's 1 must win
+    (profile / "config.yaml").write_text("set-threads: {moderate: 1}\nforcerun: [moderate]\n")
     base = ["run", "--config", project / "config.yaml", "--directory", project]
     base += ["--snakefile", SNAKEFILE, "--cores", 2, "--dry-run"]
     out = stacklm(*base, "--profile", profile)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
-    assert "rule moderate:" in text and "threads: 2" in text
+    assert "rule moderate:" in text and "threads: 2" not in text
     assert "rule fit_chunk:" not in text  # only the forced rule is planned
     out = stacklm(*base, "--", "--forcerun", "fit_chunk")
     text = out.stdout + out.stderr

@@ -11,6 +11,8 @@ rule base_design:
         sample_id=config["sample_id"],
     log:
         "logs/{analysis}/base_design.log",
+    benchmark:
+        "logs/{analysis}/base_design.benchmark.tsv",
     resources:
         mem_mb=500,
         runtime=10,
@@ -29,6 +31,8 @@ rule design:
         design="results/{analysis}/design.tsv",
     log:
         "logs/{analysis}/design.log",
+    benchmark:
+        "logs/{analysis}/design.benchmark.tsv",
     resources:
         mem_mb=500,
         runtime=10,

@@ -12,6 +12,8 @@ rule fit_chunk:
         chunks=CHUNKS,
     log:
         "logs/{analysis}/fit_chunk_{chunk}.log",
+    benchmark:
+        "logs/{analysis}/fit_chunk_{chunk}.benchmark.tsv",
     threads: 1
     resources:
         mem_mb=fit_chunk_mem_mb,

@@ -17,7 +17,9 @@ rule moderate:
         config=analysis_config,
     log:
         "logs/{analysis}/moderate.log",
-    threads: 1
+    benchmark:
+        "logs/{analysis}/moderate.benchmark.tsv",
+    threads: 2  # the results table is formatted and gzipped in parallel blocks
     resources:
         mem_mb=moderate_mem_mb,
         runtime=moderate_runtime,

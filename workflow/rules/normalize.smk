@@ -15,6 +15,8 @@ rule normalize:
         chunks=CHUNKS,
     log:
         "logs/normalize.log",
+    benchmark:
+        "logs/normalize.benchmark.tsv",
     threads: 2
     resources:
         mem_mb=normalize_mem_mb,

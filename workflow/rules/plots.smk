@@ -53,6 +53,8 @@ rule sample_distributions:
         normalize=config["normalize"],
     log:
         "logs/sample_distributions.log",
+    benchmark:
+        "logs/sample_distributions.benchmark.tsv",
     threads: 1
     resources:
         mem_mb=1500,
@@ -96,6 +98,8 @@ rule plots:
         sample_id=config["sample_id"],
     log:
         "logs/{analysis}/plots.log",
+    benchmark:
+        "logs/{analysis}/plots.benchmark.tsv",
     threads: 1
     resources:
         # the results table (~8x its gzip size in memory), three n x n matrices, matplotlib

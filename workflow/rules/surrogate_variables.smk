@@ -13,6 +13,8 @@ rule surrogate_variables:
         sample_id=config["sample_id"],
     log:
         "logs/{analysis}/surrogate_variables.log",
+    benchmark:
+        "logs/{analysis}/surrogate_variables.benchmark.tsv",
     threads: 2
     resources:
         mem_mb=sv_mem_mb,
