@@ -6,12 +6,59 @@ plus :func:`p_adjust` (p.adjust) and :func:`qvalue` (qvalue), and :func:`run_ana
 analysis as the workflow runs it.
 """
 
-from .analysis import moderate_and_test, run_analysis
-from .design import design_matrix, make_contrasts
-from .fit import LinearModelFit, concat_fits, contrasts_fit, lm_fit, load_fit, save_fit
-from .moderation import e_bayes, fit_f_dist, fit_f_dist_robustly, moderated_f, squeeze_var
-from .multiple_testing import p_adjust, qvalue
-from .toptable import top_table
+import importlib
+from typing import TYPE_CHECKING
+
+# The exports are imported on first use (PEP 562), so that a workflow step that needs only a few
+# modules (fit_chunk: io, fit) does not pay for importing all of them (scipy.stats alone takes
+# ~0.5 s), which every one of the many short jobs would.
+_EXPORTS = {
+    "moderate_and_test": "analysis",
+    "run_analysis": "analysis",
+    "design_matrix": "design",
+    "make_contrasts": "design",
+    "LinearModelFit": "fit",
+    "concat_fits": "fit",
+    "contrasts_fit": "fit",
+    "lm_fit": "fit",
+    "load_fit": "fit",
+    "save_fit": "fit",
+    "e_bayes": "moderation",
+    "fit_f_dist": "moderation",
+    "fit_f_dist_robustly": "moderation",
+    "moderated_f": "moderation",
+    "squeeze_var": "moderation",
+    "p_adjust": "multiple_testing",
+    "qvalue": "multiple_testing",
+    "top_table": "toptable",
+}
+
+if TYPE_CHECKING:
+    from .analysis import moderate_and_test, run_analysis
+    from .design import design_matrix, make_contrasts
+    from .fit import LinearModelFit, concat_fits, contrasts_fit, lm_fit, load_fit, save_fit
+    from .moderation import e_bayes, fit_f_dist, fit_f_dist_robustly, moderated_f, squeeze_var
+    from .multiple_testing import p_adjust, qvalue
+    from .toptable import top_table
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:  # a submodule, as `import stacklm; stacklm.fit` gave before
+        if name.startswith("_"):
+            raise AttributeError(f"module 'stacklm' has no attribute {name!r}")
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'stacklm' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __version__ = "0.1.0"
 
