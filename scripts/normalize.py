@@ -22,5 +22,6 @@ with workflow_step("normalize", snakemake.log[0], snakemake.threads) as log:  # 
         filters=p.filter,
         min_features=p.chunks,
         log=log,
+        precision=p.precision,
     )
     write_json(summary, snakemake.output.summary)  # noqa: F821

@@ -14,11 +14,13 @@ Binary store (a directory, written atomically)::
     meta.json     {"format": "stacklm-binary-matrix", "version": 1, "dtype": "<f8",
                    "n_features": G, "n_samples": n, "order": "C"}
     values.f64    G x n float64, little endian, row-major (feature rows are contiguous)
+                  (values.f32 and dtype "<f4" when written with dtype="float32": half the bytes)
     features.txt  one feature id per line (G lines)
     samples.txt   one sample name per line (n lines)
 
-``open_binary_matrix`` memory-maps ``values.f64`` read-only, so a fit job touching rows
-``start:stop`` only reads those pages.  There is no R counterpart to this module.
+``open_binary_matrix`` memory-maps the values read-only, so a fit job touching rows
+``start:stop`` only reads those pages; :meth:`BinaryMatrix.rows` returns them as float64, so all
+computation is in float64 whatever the storage.  There is no R counterpart to this module.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ ARROW_BLOCK_BYTES = 1 << 20
 
 STORE_FORMAT = "stacklm-binary-matrix"
 STORE_VERSION = 1
+#: storage precision -> (numpy dtype in meta.json, values file name)
+STORE_DTYPES = {"float64": ("<f8", "values.f64"), "float32": ("<f4", "values.f32")}
 
 _TEXT_EXTENSIONS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv"}
 _PARQUET_EXTENSIONS = {".parquet": "parquet", ".pq": "parquet"}
@@ -677,16 +681,24 @@ class BinaryMatrixWriter:
 
     Everything goes to a temporary directory beside ``path``, renamed to ``path`` on :meth:`close`
     (replacing an existing store there).  Used as a context manager, an exception removes the
-    temporary directory and leaves nothing behind."""
+    temporary directory and leaves nothing behind.
 
-    def __init__(self, path, samples: Sequence[str]):
+    ``dtype`` is the storage precision, ``"float64"`` (exact) or ``"float32"`` (half the bytes;
+    values are rounded to float32's 24-bit significand, ~6e-8 relative; a finite value outside
+    float32's normal range, |x| > 3.4e38 or 0 < |x| < 1.2e-38, is an error)."""
+
+    def __init__(self, path, samples: Sequence[str], dtype: str = "float64"):
         self.path = Path(path)
         self.samples = _check_names("sample", samples)
         if not self.samples:
             raise ValueError("a binary matrix needs at least one sample")
+        if dtype not in STORE_DTYPES:
+            raise ValueError(f"unknown store dtype {dtype!r}; use 'float64' or 'float32'")
+        self.dtype = dtype
+        self._numpy_dtype, values_name = STORE_DTYPES[dtype]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
-        self._values = open(self._tmp / "values.f64", "wb")
+        self._values = open(self._tmp / values_name, "wb")
         self._features = open(self._tmp / "features.txt", "w", encoding="utf-8", newline="\n")
         self._seen: set[str] = set()
         self.n_features = 0
@@ -707,6 +719,8 @@ class BinaryMatrixWriter:
             dup = next(x for x in ids if x in self._seen)
             raise ValueError(f"feature id {dup!r} was already written")
         self._seen.update(ids)
+        if self.dtype == "float32" and values.size:
+            values = _to_float32(values)
         if values.size:
             self._values.write(memoryview(values).cast("B"))
         if ids:
@@ -728,7 +742,7 @@ class BinaryMatrixWriter:
             meta = {
                 "format": STORE_FORMAT,
                 "version": STORE_VERSION,
-                "dtype": "<f8",
+                "dtype": self._numpy_dtype,
                 "order": "C",
                 "n_features": self.n_features,
                 "n_samples": len(self.samples),
@@ -760,6 +774,22 @@ class BinaryMatrixWriter:
             self.abort()
 
 
+def _to_float32(values: np.ndarray) -> np.ndarray:
+    """``values`` as little-endian float32, refusing finite values float32 cannot hold."""
+    out = values.astype("<f4")
+    finite = np.isfinite(values)
+    lost = finite & ~np.isfinite(out)
+    tiny = finite & (values != 0) & (np.abs(values) < np.finfo(np.float32).tiny)
+    bad = lost | tiny
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(
+            f"value {values[r, c]!r} is outside float32's range (1.2e-38 .. 3.4e38 in absolute "
+            "value); use precision: float64"
+        )
+    return out
+
+
 def _replace_dir(tmp: Path, path: Path) -> None:
     if path.exists() or path.is_symlink():
         if path.is_dir() and not path.is_symlink():
@@ -779,7 +809,8 @@ def _replace_dir(tmp: Path, path: Path) -> None:
 
 @dataclass
 class BinaryMatrix:
-    """A binary matrix store opened read-only; ``values`` is a G x n float64 memory map."""
+    """A binary matrix store opened read-only; ``values`` is a G x n memory map of the stored dtype
+    (float64, or float32 for a float32 store): use :meth:`rows` or convert to float64."""
 
     path: Path
     feature_ids: np.ndarray
@@ -809,26 +840,35 @@ def open_binary_matrix(path) -> BinaryMatrix:
     if meta.get("format") != STORE_FORMAT or meta.get("version") != STORE_VERSION:
         raise MatrixInputError(f"{path}: unknown binary matrix format {meta.get('format')!r}")
     g, n = int(meta["n_features"]), int(meta["n_samples"])
+    dtype = meta.get("dtype", "<f8")
+    names = {d: name for d, name in STORE_DTYPES.values()}
+    if dtype not in names:
+        raise MatrixInputError(f"{path}: unknown binary matrix dtype {dtype!r}")
     features = (path / "features.txt").read_text(encoding="utf-8").split("\n")[:-1]
     samples = (path / "samples.txt").read_text(encoding="utf-8").split("\n")[:-1]
-    values_path = path / "values.f64"
-    size = values_path.stat().st_size
-    if len(features) != g or len(samples) != n or size != 8 * g * n:
+    values_path = path / names[dtype]
+    try:
+        size = values_path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    itemsize = np.dtype(dtype).itemsize
+    if len(features) != g or len(samples) != n or size != itemsize * g * n:
         raise MatrixInputError(
             f"{path}: binary matrix is inconsistent (meta says {g} x {n}, found {len(features)} "
-            f"features, {len(samples)} samples, {size} bytes of values); re-create it"
+            f"features, {len(samples)} samples, {'no' if size is None else size} bytes of values); "
+            "re-create it"
         )
     if g == 0:
-        values = np.empty((0, n), dtype="<f8")
+        values = np.empty((0, n), dtype=dtype)
         values.flags.writeable = False
     else:
-        values = np.memmap(values_path, dtype="<f8", mode="r", shape=(g, n), order="C")
+        values = np.memmap(values_path, dtype=dtype, mode="r", shape=(g, n), order="C")
     return BinaryMatrix(path, np.array(features, dtype=object), samples, values)
 
 
-def write_binary_matrix(path, feature_ids, samples, values) -> None:
+def write_binary_matrix(path, feature_ids, samples, values, dtype: str = "float64") -> None:
     """Write a whole G x n matrix as a binary store (atomically)."""
-    with BinaryMatrixWriter(path, samples) as writer:
+    with BinaryMatrixWriter(path, samples, dtype=dtype) as writer:
         writer.append(feature_ids, values)
 
 

@@ -55,11 +55,14 @@ def normalize_matrix(
     filters: Mapping | None = None,
     min_features: int = 1,
     log: logging.Logger = _log,
+    precision: str = "float64",
 ) -> dict:
     """Read ``matrix_path`` in row blocks, transform, normalize between samples, filter features and
     write the binary store ``store_path``.  Row-wise steps stream block by block; quantile and
-    cyclic loess normalization need whole columns and hold one float64 matrix.  Returns the summary
-    (feature counts removed by each filter, settings)."""
+    cyclic loess normalization need whole columns and hold one float64 matrix.  All of that is in
+    float64; ``precision`` (``"float64"`` or ``"float32"``) is only the storage precision of the
+    store (see :class:`stacklm.io.BinaryMatrixWriter`).  Returns the summary (feature counts
+    removed by each filter, settings)."""
     normalize = dict(normalize or {})
     filters = {k: v for k, v in dict(filters or {}).items() if v is not None}
     method = normalize.get("method", "none")
@@ -72,7 +75,7 @@ def normalize_matrix(
         for k, v in counts.items():
             removed[k] = removed.get(k, 0) + int(v)
 
-    with BinaryMatrixWriter(store_path, samples) as writer:
+    with BinaryMatrixWriter(store_path, samples, dtype=precision) as writer:
         if method == "none":
             for block in read_matrix_blocks(matrix_path, matrix_format):
                 values = transform_values(block.values, input_scale, beta_epsilon, normalize)
@@ -125,6 +128,7 @@ def normalize_matrix(
         "input_scale": input_scale,
         "normalize": normalize,
         "filter": filters,
+        "precision": precision,
     }
 
 

@@ -1,6 +1,7 @@
 rule normalize:
     """Read the input matrix in row blocks, transform (log2 / M-values), normalize between samples,
-    filter features, and write one binary float64 matrix that later steps memory-map by row range."""
+    filter features, and write one binary matrix (float64, or float32 with `precision: float32`) that
+    later steps memory-map by row range and compute on in float64."""
     input:
         matrix=config["matrix"],
     output:
@@ -13,6 +14,7 @@ rule normalize:
         normalize=config["normalize"],
         filter=config["filter"],
         chunks=CHUNKS,
+        precision=config["precision"],
     log:
         "logs/normalize.log",
     benchmark:
