@@ -27,6 +27,7 @@ SA plot
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -331,24 +332,60 @@ def cross_product_pcas(cp: CrossProducts, n_components: int = 10) -> dict[str, S
 # --------------------------------------------------------------------------------------------
 # associations with sample covariates
 # --------------------------------------------------------------------------------------------
+#: a numeric sheet column of whole numbers with at most this many distinct values (batch 1-4,
+#: plate, lane) is a code, associated as a factor unless the design uses it as a number
+CODE_MAX_LEVELS = 10
+
+
 def covariate_table(
     sheet: pd.DataFrame,
     samples: Sequence[str],
     levels: Mapping[str, Sequence] | None = None,
     extra: pd.DataFrame | None = None,
+    numeric: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The sample covariates to associate with components: every sample sheet column for
-    ``samples`` (in that order), columns named in the analysis' ``levels`` as categorical (text),
-    plus ``extra`` columns (e.g. the surrogate variables)."""
+    ``samples`` (in that order), plus ``extra`` columns (e.g. the surrogate variables).
+
+    Categorical (text): columns named in the analysis' ``levels``, and numeric columns that look
+    like codes (whole numbers, 2 to :data:`CODE_MAX_LEVELS` distinct values, e.g. a batch numbered
+    1-4 that is not in the design: a linear trend in the batch number is not a batch effect) unless
+    listed in ``numeric`` (variables the design uses as numeric covariates)."""
     table = sheet.loc[[str(s) for s in samples]].copy()
-    for name in levels or {}:
-        if name in table.columns:
-            col = table[name]
-            table[name] = col.where(col.isna(), col.map(_level_text)).astype(object)
+    factors = [name for name in levels or {} if name in table.columns]
+    for name in table.columns:
+        col = table[name]
+        if name in factors or name in set(numeric) or not _looks_like_code(col):
+            continue
+        factors.append(name)
+    for name in factors:
+        col = table[name]
+        table[name] = col.where(col.isna(), col.map(_level_text)).astype(object)
     if extra is not None and extra.shape[1]:
         table = table.join(extra.loc[table.index])
     table.index = table.index.astype(str)
     return table
+
+
+def numeric_covariates(analysis: Mapping) -> list[str]:
+    """The formula variables of an analysis not listed in its ``levels``: numeric sheet columns
+    among them are numeric covariates of the design (text columns are factors anyway)."""
+    from .design import parse_formula
+
+    levels = analysis.get("levels") or {}
+    return [v for v in parse_formula(analysis["formula"]).variables if v not in levels]
+
+
+def _looks_like_code(col: pd.Series) -> bool:
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return False
+    values = col.dropna().to_numpy(dtype=float)
+    distinct = np.unique(values)
+    return (
+        2 <= distinct.size <= CODE_MAX_LEVELS
+        and bool(np.all(np.isfinite(distinct) & (distinct == np.round(distinct))))
+        and distinct.size < values.size
+    )
 
 
 def _level_text(value) -> str:
@@ -370,8 +407,8 @@ def component_associations(scores: pd.DataFrame, covariates: pd.DataFrame) -> pd
     names = list(scores.columns)
     table["sv"] = table["sv"].map(lambda s: names[int(s[2:]) - 1])
     table = table.rename(columns={"sv": "component"})
-    with np.errstate(divide="ignore"):
-        table["neg_log10_p"] = -np.log10(table["p_value"].to_numpy(dtype=float))
+    with np.errstate(divide="ignore"):  # 0.0 - x: p = 1 gives 0, not -0
+        table["neg_log10_p"] = 0.0 - np.log10(table["p_value"].to_numpy(dtype=float))
     return table[columns]
 
 
@@ -469,9 +506,9 @@ def category_summary(
     ok = cats.notna().to_numpy() & np.isfinite(y)
     if cats[ok].nunique() > max_levels or not ok.any():
         return None
-    frame = pd.DataFrame({"level": cats[ok].astype(str).to_numpy(), "y": y[ok]})
-    grouped = frame.groupby("level", sort=True)["y"]
-    return pd.DataFrame(
+    frame = pd.DataFrame({"level": cats[ok].map(_level_text).to_numpy(), "y": y[ok]})
+    grouped = frame.groupby("level", sort=False)["y"]
+    table = pd.DataFrame(
         {
             "n": grouped.size(),
             "y_mean": grouped.mean(),
@@ -479,7 +516,16 @@ def category_summary(
             "y_q25": grouped.quantile(0.25),
             "y_q75": grouped.quantile(0.75),
         }
-    ).reset_index()
+    )
+    return table.loc[sorted(table.index, key=natural_key)].reset_index()
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key ordering numbers numerically inside text: 1, 2, 10, X, Y (not 1, 10, 2)."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+        for part in re.findall(r"\d+|\D+", str(text))
+    )
 
 
 def estimate_correlation(estimates: pd.DataFrame) -> pd.DataFrame:
@@ -783,7 +829,8 @@ def summary_markdown(
 
     ``significant``: name -> count of features with FDR <= alpha (the test first, then each
     reported coefficient / contrast).  ``structure``: rows (matrix, component, variance fraction,
-    covariate, R^2, p) of the strongest covariate association of the top components.
+    covariate, R^2, p) of the strongest covariate association of the top components; covariate
+    None for a component no sample covariate explains (p > 0.05 for all: hidden structure).
     """
     s = dict(summary)
     norm = s.get("normalization") or {}
@@ -838,9 +885,14 @@ def summary_markdown(
             "|---|---|---|---|---|---|",
         ]
         for matrix, comp, frac, cov, r2, p in structure:
-            lines.append(
-                f"| {matrix} | {comp} | {100 * frac:.1f}% | `{cov}` | {r2:.3f} | {p:.2g} |"
-            )
+            if cov is None:
+                lines.append(
+                    f"| {matrix} | {comp} | {100 * frac:.1f}% | none (all p > 0.05) | – | – |"
+                )
+            else:
+                lines.append(
+                    f"| {matrix} | {comp} | {100 * frac:.1f}% | `{cov}` | {r2:.3f} | {p:.2g} |"
+                )
     versions = s.get("versions") or {}
     if versions:
         lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items())]

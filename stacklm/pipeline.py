@@ -201,6 +201,7 @@ def estimate_surrogate_variables(
     """The SV step: read the whole normalized matrix once, estimate the number of SVs (``auto``) and the
     SVs with sva on the complete features, write the SV table (sample id, sv1..svK) and the
     SV-by-covariate association table.  With ``surrogate_variables: 0`` nothing is read."""
+    from .diagnostics import covariate_table, numeric_covariates
     from .outputs import write_tsv
     from .sva import num_sv, sv_associations, sva
 
@@ -235,10 +236,11 @@ def estimate_surrogate_variables(
             index=pd.Index(samples, name="sample_id"),
             columns=[f"sv{k + 1}" for k in range(values.shape[1])],
         )
-        covariates = sheet.loc[samples].copy()
-        for name in analysis.get("levels") or {}:  # factors in the analysis are factors here too
-            if name in covariates:
-                covariates[name] = covariates[name].astype("string")
+        # factors in the analysis are factors here too, and so are numeric codes (batch 1-4) the
+        # design does not use as numbers: the same covariates as the PCA associations' (plots)
+        covariates = covariate_table(
+            sheet, samples, analysis.get("levels") or {}, numeric=numeric_covariates(analysis)
+        )
         associations = (
             sv_associations(sv.to_numpy(), covariates)
             if sv.shape[1]

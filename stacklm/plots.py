@@ -9,9 +9,12 @@ drawn on top as points.  The numbers come from :mod:`stacklm.diagnostics`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +24,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib import patheffects  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from . import diagnostics as dg  # noqa: E402
@@ -31,6 +35,8 @@ DPI = 150
 
 #: above this many features scatter plots use hexagonal binning
 HEXBIN_MIN_FEATURES = 20_000
+#: highlighted (significant) features are drawn as points up to this many, above as red hexagons
+HIGHLIGHT_MAX_POINTS = 20_000
 
 SIGNIFICANT = "#d62728"
 NEUTRAL = "#4d4d4d"
@@ -62,6 +68,81 @@ PLOTS = {
 }
 #: drawn only when a feature annotation table is configured
 ANNOTATION_PLOTS = {"estimate_annotation": ".tsv"}
+#: a numeric annotation column with at most this many distinct values is summarised per value
+ANNOTATION_MAX_VALUES = 12
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What the plots call things: the analysis (a figure title prefix), the scale of the values
+    and of the estimates (from ``input_scale`` and ``normalize.log2``), the design columns that are
+    slopes of a numeric covariate (``per_unit``: column -> covariate) and the FDR method."""
+
+    analysis: str = ""
+    value: str = "value"
+    difference: str = "difference"
+    per_unit: Mapping[str, str] = field(default_factory=dict)
+    fdr_method: str = "BH"
+
+    def estimate(self, name: str) -> str:
+        """Axis label of the estimates of a coefficient or contrast, with their unit."""
+        if name in self.per_unit:
+            return f"{name} ({self.difference} per unit of {self.per_unit[name]})"
+        return f"{name} ({self.difference})"
+
+    @property
+    def average(self) -> str:
+        return f"average {self.value} (Amean)"
+
+
+_LABELS: contextvars.ContextVar[Labels | None] = contextvars.ContextVar(
+    "stacklm_plot_labels", default=None
+)
+
+
+def _labels() -> Labels:
+    return _LABELS.get() or Labels()
+
+
+@contextlib.contextmanager
+def labelled(labels: Labels):
+    """Draw the plots inside the block with ``labels`` (analysis name, units)."""
+    token = _LABELS.set(labels)
+    try:
+        yield labels
+    finally:
+        _LABELS.reset(token)
+
+
+def scale_labels(config: Mapping) -> tuple[str, str]:
+    """(values, differences) as the plots name them, from the run's config: ``input_scale`` and
+    ``normalize.log2`` say whether the values are log2, M-values, dosages or as given."""
+    kind = config.get("input_scale", "expression")
+    norm = config.get("normalize") or {}
+    if kind == "beta":
+        return "M-value", "M-value difference"
+    if kind == "dosage":
+        return "dosage", "dosage difference"
+    if norm.get("log2"):
+        offset = float(norm.get("offset", 1))
+        return f"log2(value + {offset:g})", "log2 fold change"
+    return "value", "value difference"
+
+
+def analysis_labels(name: str, summary: Mapping, analysis: Mapping,
+                    sheet: pd.DataFrame | None = None) -> Labels:  # fmt: skip
+    """:class:`Labels` of one analysis from its summary.json (the run's config, FDR method), its
+    settings and the sample sheet (which formula variables are numeric covariates)."""
+    value, difference = scale_labels(summary.get("config") or {})
+    numeric = set(dg.numeric_covariates(analysis)) if analysis.get("formula") else set()
+    if sheet is not None:
+        numeric = {v for v in numeric if v in sheet.columns and not _categorical(sheet[v])}
+    per_unit = {}
+    for column in summary.get("design_columns") or []:
+        slopes = [part for part in str(column).split(":") if part in numeric]
+        if slopes:
+            per_unit[str(column)] = " × ".join(slopes)
+    return Labels(name, value, difference, per_unit, str(summary.get("fdr_method") or "BH"))
 
 
 def plot_files(stem: str, annotation: bool = False) -> list[str]:
@@ -84,15 +165,21 @@ def _figure(n_panels: int = 1, ncols: int = 3, width: float = 4.2, height: float
 
 
 def save_plot(fig: Figure, png_path, data: pd.DataFrame, data_path) -> None:
-    """Write the figure (PNG, 150 dpi) and its data table, both atomically."""
+    """Write the figure (PNG, 150 dpi; titled with the analysis inside :func:`labelled`) and its
+    data table, both atomically."""
+    analysis = _labels().analysis
+    if analysis:
+        existing = fig.get_suptitle()
+        fig.suptitle(f"{analysis}: {existing}" if existing else f"analysis {analysis}",
+                     fontsize=10, fontweight="bold")  # fmt: skip
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
     data = data.copy()
     for name in data.columns:  # text columns: missing as NA (write_tsv expects strings there)
         col = data[name]
         if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
-            data[name] = [("NA" if v is None or v is pd.NA or (isinstance(v, float) and v != v)
-                           else str(v)) for v in col.astype(object)]  # fmt: skip
+            col = col.astype(object)
+            data[name] = col.where(col.notna(), "NA").astype(str)
     write_tsv(data, data_path)
 
 
@@ -109,29 +196,51 @@ def _message(ax, text: str) -> None:
 
 
 def _scatter(ax, x, y, highlight=None, label_highlight="", hexbin_min=HEXBIN_MIN_FEATURES):
-    """Points (few features) or log-count hexagons (many), highlighted features on top."""
+    """Points (few features) or log-count grey hexagons (many), highlighted features on top: as
+    red points, or as red hexagons when there are more than :data:`HIGHLIGHT_MAX_POINTS`.  The
+    caller draws the legend."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
     hl = np.zeros(x.shape, dtype=bool) if highlight is None else np.asarray(highlight, dtype=bool)
     base = ok & ~hl
-    if ok.sum() >= hexbin_min:
-        hb = ax.hexbin(
-            x[ok], y[ok], gridsize=120, bins="log", cmap="Greys", mincnt=1, linewidths=0.0
-        )
-        cb = ax.figure.colorbar(hb, ax=ax, pad=0.01)
-        cb.set_label("features per hexagon")
-    else:
-        size = 6 if base.sum() < 2000 else 2
-        ax.scatter(x[base], y[base], s=size, c=NEUTRAL, alpha=0.5, linewidths=0, rasterized=True)
     sel = ok & hl
+    hexbin = ok.sum() >= hexbin_min
+    if hexbin:
+        extent = (x[ok].min(), x[ok].max(), y[ok].min(), y[ok].max())
+        kw = dict(gridsize=(110, 60), extent=extent, bins="log", mincnt=1, linewidths=0.0)
+        if base.any():
+            hb = ax.hexbin(x[base], y[base], cmap="Greys", **kw)
+            cb = ax.figure.colorbar(hb, ax=ax, pad=0.01)
+            cb.set_label("features per hexagon", fontsize=8)
+            cb.ax.tick_params(labelsize=7)
+    else:
+        ax.scatter(x[base], y[base], s=4, c=NEUTRAL, alpha=0.5, linewidths=0, rasterized=True)
     if sel.any():
-        size = 6 if sel.sum() < 2000 else 2
-        ax.scatter(
-            x[sel], y[sel], s=size, c=SIGNIFICANT, alpha=0.8, linewidths=0, rasterized=True,
-            label=f"{label_highlight} ({int(sel.sum()):,})",
-        )  # fmt: skip
-        ax.legend(loc="best", fontsize=7, markerscale=2, frameon=False)
+        label = f"{label_highlight} ({int(sel.sum()):,})"
+        if hexbin and sel.sum() > HIGHLIGHT_MAX_POINTS:
+            ax.hexbin(x[sel], y[sel], cmap=_REDS, **kw)
+            ax.scatter([], [], marker="h", s=12, c=SIGNIFICANT, label=label)  # legend entry
+        else:
+            ax.scatter(x[sel], y[sel], s=6, c=SIGNIFICANT, alpha=0.8, linewidths=0,
+                       rasterized=True, label=label)  # fmt: skip
+
+
+#: red hexagons for many highlighted features (light red = 1 feature, dark = many)
+_REDS = mcolors.LinearSegmentedColormap.from_list("stacklm_reds", ["#f4a6a6", "#67000d"])
+
+
+def _legend(ax, **kw) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(**dict(dict(fontsize=7, frameon=True, framealpha=0.85, edgecolor="none",
+                              markerscale=2), **kw))  # fmt: skip
+
+
+def _trend_line(ax, x, y, **kw):
+    """A line with a white outline, visible on top of dense points or hexagons."""
+    return ax.plot(x, y, path_effects=[patheffects.withStroke(linewidth=3.2, foreground="white")],
+                   **kw)  # fmt: skip
 
 
 def reported_names(table: pd.DataFrame) -> list[str]:
@@ -150,52 +259,68 @@ def _neg_log10(p) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 def plot_pvalue_histogram(p, pi0: float | None, test_label: str, png, data_path) -> None:
     hist = dg.pvalue_histogram(p)
-    fig, (ax,) = _figure(1, width=5.2, height=3.8)
+    fig, (ax,) = _figure(1, width=5.2, height=3.9)
     width = hist["bin_high"] - hist["bin_low"]
     ax.bar(hist["bin_low"], hist["density"], width=width, align="edge", color="#9ecae1",
-           edgecolor="white", linewidth=0.5)  # fmt: skip
-    ax.axhline(1.0, color=NEUTRAL, lw=0.8, ls=":", label="uniform (all null)")
+           edgecolor="white", linewidth=0.5, label=f"{int(hist['count'].sum()):,} features")  # fmt: skip
+    ax.axhline(1.0, color=NEUTRAL, lw=0.8, ls=":", label="uniform: all null (density 1)")
     if pi0 is not None and np.isfinite(pi0):
-        ax.axhline(pi0, color=SIGNIFICANT, lw=1.2, label=f"π0 = {pi0:.3f} (qvalue)")
+        ax.axhline(pi0, color=SIGNIFICANT, lw=1.2, label=f"π0 = {pi0:.3f} (qvalue): null level")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("p-value")
+    ax.set_xlabel("p-value (20 bins of width 0.05)")
     ax.set_ylabel("density")
-    ax.set_title(_wrap(f"p-values of {test_label} ({int(hist['count'].sum()):,} features)"),
-                 fontsize=9)  # fmt: skip
-    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(_wrap(f"p-values of {test_label}", 55), fontsize=9)
+    _legend(ax, fontsize=8, loc="upper right")
     hist["pi0"] = pi0 if pi0 is not None else np.nan
     save_plot(fig, png, hist, data_path)
 
 
 def plot_qq(p, lambda_gc: float | None, test_label: str, png, data_path) -> None:
+    """QQ plot of -log10 p: all features (left) and the bulk (right, the y axis cut at the null
+    band's top), where inflation of the null features shows."""
     qq = dg.qq_data(p)
-    fig, (ax,) = _figure(1, width=4.6, height=4.4)
+    fig, axes = _figure(2, ncols=2, width=4.4, height=4.3)
+    gc = f"λGC = {lambda_gc:.3f}" if lambda_gc is not None and np.isfinite(lambda_gc) else ""
     if qq.empty:
-        _message(ax, "no p-values")
+        for ax in axes:
+            _message(ax, "no p-values")
     else:
-        finite = np.isfinite(qq["observed"])
-        top = max(float(qq["expected"].max()), float(qq.loc[finite, "observed"].max()))
-        ax.fill_between(qq["expected"], qq["band_low"], qq["band_high"], color="#dddddd",
-                        lw=0, label="95% band under the null")  # fmt: skip
-        ax.plot([0, qq["expected"].max()], [0, qq["expected"].max()], color=NEUTRAL, lw=0.8)
-        ax.scatter(qq.loc[finite, "expected"], qq.loc[finite, "observed"], s=5, c=PRIOR,
-                   linewidths=0, rasterized=True)  # fmt: skip
-        if (~finite).any():
-            ax.scatter(qq.loc[~finite, "expected"], np.full((~finite).sum(), top * 1.02),
-                       marker="^", s=12, c=SIGNIFICANT, label="p = 0 (off scale)")  # fmt: skip
-        ax.set_xlim(0, None)
-        ax.set_ylim(0, None)
-        text = f"λGC = {lambda_gc:.3f}" if lambda_gc is not None and np.isfinite(lambda_gc) else ""
-        ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", fontsize=10)
-        ax.legend(loc="lower right", fontsize=7, frameon=False)
-    ax.set_xlabel("expected −log10 p (uniform)")
-    ax.set_ylabel("observed −log10 p")
-    ax.set_title(_wrap(f"QQ plot of {test_label}", 50), fontsize=9)
+        finite = np.isfinite(qq["observed"]).to_numpy()
+        xmax = float(qq["expected"].max())
+        top = max(xmax, float(qq.loc[finite, "observed"].max()) if finite.any() else xmax)
+        zoom = 1.15 * max(xmax, float(qq["band_high"].max()))
+        for ax, bulk in zip(axes, (False, True), strict=True):
+            ax.fill_between(qq["expected"], qq["band_low"], qq["band_high"], color="#d0d0d0",
+                            lw=0, label="95% band under the null")  # fmt: skip
+            ax.plot([0, xmax], [0, xmax], color=NEUTRAL, lw=0.8, label="y = x")
+            ax.scatter(qq.loc[finite, "expected"], qq.loc[finite, "observed"], s=5, c=PRIOR,
+                       linewidths=0, rasterized=True, label="features")  # fmt: skip
+            ax.set_xlim(0, xmax * 1.03)
+            ax.set_xlabel("expected −log10 p (uniform null)")
+            ax.set_ylabel("observed −log10 p")
+            if bulk:
+                ax.set_ylim(0, zoom)
+                above = int((qq.loc[finite, "observed"] > zoom).sum() + (~finite).sum())
+                ax.set_title(f"bulk of the features (y axis cut at {zoom:.1f})", fontsize=9)
+                if above:
+                    ax.text(0.03, 0.97, f"{above:,} plotted points above the cut", va="top",
+                            transform=ax.transAxes, fontsize=7)  # fmt: skip
+            else:
+                ax.set_ylim(0, top * 1.06)
+                if (~finite).any():
+                    ax.scatter(qq.loc[~finite, "expected"], np.full((~finite).sum(), top * 1.03),
+                               marker="^", s=12, c=SIGNIFICANT, label="p = 0 (off scale)")  # fmt: skip
+                ax.set_title("all features", fontsize=9)
+                ax.text(0.04, 0.96, gc, transform=ax.transAxes, va="top", fontsize=11,
+                        fontweight="bold")  # fmt: skip
+                _legend(ax, loc="upper left", bbox_to_anchor=(0.0, 0.88), markerscale=1.5)
+    fig.suptitle(_wrap(f"QQ plot of {test_label}" + (f" ({gc})" if gc else ""), 90), fontsize=10)
     qq["lambda_gc"] = lambda_gc if lambda_gc is not None else np.nan
     save_plot(fig, png, qq, data_path)
 
 
 def plot_volcano(table: pd.DataFrame, names: Sequence[str], alpha: float, png, data_path) -> None:
+    labels = _labels()
     fig, axes = _figure(len(names), ncols=3, width=4.4, height=3.8)
     data = []
     for ax, name in zip(axes, names, strict=True):
@@ -204,23 +329,31 @@ def plot_volcano(table: pd.DataFrame, names: Sequence[str], alpha: float, png, d
         fdr = table[f"fdr_{name}"].to_numpy(dtype=float)
         y = _neg_log10(p)
         sig = np.nan_to_num(fdr, nan=1.0) <= alpha
-        _scatter(ax, est, y, sig, f"FDR ≤ {alpha:g}")
+        _scatter(ax, est, y, sig, f"{labels.fdr_method} FDR ≤ {alpha:g}")
         if sig.any():
             cut = float(np.nanmax(p[sig]))
-            ax.axhline(-math.log10(cut), color=SIGNIFICANT, lw=0.6, ls="--")
+            ax.axhline(-math.log10(cut), color=SIGNIFICANT, lw=0.7, ls="--",
+                       label=f"FDR = {alpha:g} (p = {cut:.2g})")  # fmt: skip
+        finite = np.abs(est[np.isfinite(est)])
+        if finite.size:  # symmetric about 0: up and down effects compare at a glance
+            half = 1.05 * float(finite.max()) or 1.0
+            ax.set_xlim(-half, half)
         ax.axvline(0, color=NEUTRAL, lw=0.5)
-        ax.set_xlabel(f"estimate of {name}")
+        ax.set_xlabel(labels.estimate(name), fontsize=9)
         ax.set_ylabel("−log10 p (moderated t)")
         ax.set_title(name, fontsize=9)
+        _legend(ax, loc="upper left")
         data.append(pd.DataFrame({
             "feature_id": table["feature_id"].to_numpy(), "coefficient": name,
             "estimate": est, "neg_log10_p": y, "fdr": fdr, "significant": sig,
         }))  # fmt: skip
+    fig.suptitle("volcano plots: estimate vs moderated t p-value", fontsize=10)
     save_plot(fig, png, pd.concat(data, ignore_index=True), data_path)
 
 
 def plot_md(table: pd.DataFrame, names: Sequence[str], alpha: float, png, data_path) -> None:
     """limma's plotMD: estimate vs average, significant features coloured, binned median trend."""
+    labels = _labels()
     fig, axes = _figure(len(names), ncols=3, width=4.4, height=3.8)
     avg = table["average"].to_numpy(dtype=float)
     data = []
@@ -228,36 +361,52 @@ def plot_md(table: pd.DataFrame, names: Sequence[str], alpha: float, png, data_p
         est = table[f"estimate_{name}"].to_numpy(dtype=float)
         fdr = table[f"fdr_{name}"].to_numpy(dtype=float)
         sig = np.nan_to_num(fdr, nan=1.0) <= alpha
-        _scatter(ax, avg, est, sig, f"FDR ≤ {alpha:g}")
+        _scatter(ax, avg, est, sig, f"{labels.fdr_method} FDR ≤ {alpha:g}")
         trend = dg.binned_trend(avg, est)
-        ax.plot(trend["x_median"], trend["y_median"], color=TREND, lw=1.5, label="binned median")
         ax.axhline(0, color=NEUTRAL, lw=0.5)
-        ax.set_xlabel("average (mean of observed values)")
-        ax.set_ylabel(f"estimate of {name}")
+        _trend_line(ax, trend["x_median"], trend["y_median"], color=TREND, lw=1.6,
+                    label="median (20 bins of average)")  # fmt: skip
+        ax.set_xlabel(labels.average, fontsize=9)
+        ax.set_ylabel(labels.estimate(name), fontsize=9)
         ax.set_title(name, fontsize=9)
+        _legend(ax, loc="upper right")
         data.append(pd.DataFrame({
             "feature_id": table["feature_id"].to_numpy(), "coefficient": name,
             "average": avg, "estimate": est, "fdr": fdr, "significant": sig,
         }))  # fmt: skip
+    fig.suptitle("MD plots: estimate vs average", fontsize=10)
     save_plot(fig, png, pd.concat(data, ignore_index=True), data_path)
 
 
 def plot_sa(table: pd.DataFrame, trend: bool, robust: bool, png, data_path) -> None:
-    """limma's plotSA: sqrt(sigma) vs average with the prior (or its trend) line."""
+    """limma's plotSA: sqrt(sigma) vs Amean with the prior line sqrt(sqrt(s2.prior)) (its trend on
+    Amean under ``trend``), robust eBayes' variance outliers in red; plus the median of the points
+    in 20 equal-count bins of Amean, to judge whether the prior follows them."""
+    labels = _labels()
     sa = dg.sa_plot_data(
         table["average"], table["sigma"], table["df_residual"], table["s2_prior"],
         table["df_prior"], robust=robust,
     )  # fmt: skip
-    fig, (ax,) = _figure(1, width=5.4, height=4.2)
+    fig, (ax,) = _figure(1, width=5.6, height=4.4)
     _scatter(ax, sa["average"], sa["sqrt_sigma"], sa["outlier"] if robust else None,
-             "outlier variance (robust, FDR ≤ 0.5)")  # fmt: skip
+             "variance outliers (robust eBayes, FDR ≤ 0.5)")  # fmt: skip
+    points = dg.binned_trend(sa["average"].to_numpy(), sa["sqrt_sigma"].to_numpy())
+    _trend_line(ax, points["x_median"], points["y_median"], color=TREND, lw=1.2, ls="--",
+                label="median of the points (20 bins)")  # fmt: skip
     line = sa.dropna(subset=["average", "prior_line"]).sort_values("average")
-    label = "prior trend sqrt(sqrt(s2.prior))" if trend else "prior sqrt(sqrt(s2.prior))"
-    ax.plot(line["average"], line["prior_line"], color=PRIOR, lw=1.5, label=label)
-    ax.legend(fontsize=7, frameon=False, loc="upper right")
-    ax.set_xlabel("average (mean of observed values)")
-    ax.set_ylabel("sqrt(residual standard deviation)")
-    ax.set_title("mean-variance (SA plot)", fontsize=9)
+    s2 = np.asarray(table["s2_prior"], dtype=float)
+    d0 = np.asarray(table["df_prior"], dtype=float)
+    if trend:
+        label = "prior trend sqrt(sqrt(s2.prior))"
+    else:
+        label = f"prior sqrt(sqrt(s2.prior)), s2.prior = {np.nanmedian(s2):.3g}"
+    _trend_line(ax, line["average"], line["prior_line"], color=PRIOR, lw=1.6, label=label)
+    _legend(ax, loc="upper right")
+    ax.set_xlabel(labels.average)
+    ax.set_ylabel("sqrt(sigma): sqrt of residual SD")
+    prior = f"eBayes prior {'trend' if trend else 'constant'}{', robust' if robust else ''}"
+    df_text = f"df.prior = {np.nanmedian(d0):.3g}" + (" (median)" if robust else "")
+    ax.set_title(f"SA plot (limma plotSA)\n{prior}; {df_text}", fontsize=9)
     sa.insert(0, "feature_id", table["feature_id"].to_numpy())
     save_plot(fig, png, sa, data_path)
 
@@ -288,11 +437,12 @@ def plot_estimate_trend(table: pd.DataFrame, names: Sequence[str], png, data_pat
     data = []
     for ax, name in zip(axes, names, strict=True):
         trend = dg.binned_trend(avg, table[f"estimate_{name}"].to_numpy(dtype=float))
-        _trend_panel(ax, trend, "average (20 equal-count bins, median)", f"estimate of {name}",
-                     name)  # fmt: skip
+        _trend_panel(ax, trend, f"{_labels().average}, 20 equal-count bins",
+                     _labels().estimate(name), name)  # fmt: skip
         trend.insert(0, "coefficient", name)
         data.append(trend)
-    axes[0].legend(fontsize=7, frameon=False)
+    _legend(axes[0], loc="upper right")
+    fig.suptitle("estimates vs average, binned", fontsize=10)
     save_plot(fig, png, pd.concat(data, ignore_index=True), data_path)
 
 
@@ -303,7 +453,7 @@ def _heatmap(ax, values: np.ndarray, rows, cols, cmap, vmin, vmax, text=None, fm
     ax.set_yticks(range(len(rows)), labels=rows, fontsize=7)
     if text is not None and values.size <= 400:
         norm = mcolors.Normalize(vmin, vmax)
-        cm = matplotlib.colormaps[cmap]
+        cm = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
         for (i, j), v in np.ndenumerate(text):
             if np.isfinite(v):
                 v = (v if v > 0 else 0.0) if fmt == "{:.1f}" else v
@@ -343,12 +493,16 @@ def plot_estimate_annotation(
 ) -> None:
     """Estimates against each feature annotation column: binned trend for numeric columns,
     per-level median and quartiles for categorical ones with at most 30 levels."""
+    labels = _labels()
     ann = features.reindex(table["feature_id"].astype(str).to_numpy())
     columns = []
     for col in ann.columns:
         series = ann[col]
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            if series.notna().sum() >= 3 and series.nunique() > 1:
+            # few distinct values (probe length 40..50): per value, not in equal-count bins
+            if 1 < series.nunique() <= ANNOTATION_MAX_VALUES:
+                columns.append((col, "categorical"))
+            elif series.notna().sum() >= 3 and series.nunique() > 1:
                 columns.append((col, "numeric"))
         elif 1 < series.nunique() <= 30:
             columns.append((col, "categorical"))
@@ -368,7 +522,8 @@ def plot_estimate_annotation(
                 if ok.sum() < HEXBIN_MIN_FEATURES:
                     ax.scatter(x[ok], est[ok], s=2, c="#bbbbbb", linewidths=0, rasterized=True)
                 trend = dg.binned_trend(x, est)
-                _trend_panel(ax, trend, col, f"estimate of {name}", f"{name} vs {col}")
+                _trend_panel(ax, trend, f"{col} (20 equal-count bins)", labels.estimate(name),
+                             f"{name} vs {col}")  # fmt: skip
                 rho = pd.Series(x[ok]).corr(pd.Series(est[ok]), method="spearman")
                 ax.text(0.02, 0.97, f"Spearman ρ = {rho:.3f}", transform=ax.transAxes,
                         va="top", fontsize=7)  # fmt: skip
@@ -383,11 +538,14 @@ def plot_estimate_annotation(
                 ax.set_xticks(pos, labels=trend["level"], rotation=60, ha="right", fontsize=7)
                 ax.set_xlim(-0.6, len(pos) - 0.4)
                 ax.set_xlabel(col)
-                ax.set_ylabel(f"estimate of {name}")
+                ax.set_ylabel(labels.estimate(name), fontsize=8)
                 ax.set_title(f"{name} by {col} (median, quartiles)", fontsize=9)
             trend.insert(0, "coefficient", name)
             trend.insert(0, "annotation", col)
             data.append(trend)
+    if columns:
+        _legend(axes[0], loc="lower right", fontsize=6)
+    fig.suptitle("estimates vs feature annotation", fontsize=10)
     frame = pd.concat(data, ignore_index=True) if data else pd.DataFrame(columns=["annotation"])
     save_plot(fig, png, frame, data_path)
 
@@ -408,13 +566,14 @@ def plot_pca_scree(pcas: Mapping[str, dg.SamplePCA], png, data_path, n_show: int
             ax.axhline(100 / len(table), color=SIGNIFICANT, lw=0.8, ls=":",
                        label=f"equal share (1/{len(table)})")  # fmt: skip
         ax.set_ylim(0, 100)
-        ax.set_xlabel("principal component")
+        ax.set_xlabel(f"principal component (first {len(shown)} of {len(table)})")
         ax.set_ylabel("% of total sum of squares")
         approx = " (Nyström approximation)" if pca.approximate else ""
         ax.set_title(f"{MATRIX_LABELS[name]}{approx}", fontsize=9)
-        ax.legend(fontsize=7, frameon=False, loc="center right")
+        _legend(ax, loc="lower right", bbox_to_anchor=(1.0, 0.06), markerscale=1)
         table.insert(0, "matrix", name)
         data.append(table)
+    fig.suptitle("sample principal components: share of the total sum of squares", fontsize=10)
     save_plot(fig, png, pd.concat(data, ignore_index=True), data_path)
 
 
@@ -427,8 +586,8 @@ def plot_pca_scores(
 ) -> None:
     """PC1 vs PC2 of one matrix, one panel per covariate (colour)."""
     scores = pca.scores
-    shown = [c for c in covariates.columns
-             if covariates[c].notna().any()
+    shown = [c for c in covariates.columns  # constant columns (one tissue) say nothing
+             if covariates[c].nunique() > 1
              and (not _categorical(covariates[c]) or covariates[c].nunique() <= 20)]  # fmt: skip
     fig, axes = _figure(max(1, len(shown)), ncols=3, width=4.4, height=3.8)
     frac = pca.variance_fraction
@@ -447,13 +606,14 @@ def plot_pca_scores(
         if missing.any():
             ax.scatter(x[missing], y[missing], s=14, c="#cccccc", label="missing")
         if _categorical(series):
-            levels = sorted(series.dropna().astype(str).unique())
+            levels = sorted(series.dropna().astype(str).unique(), key=dg.natural_key)
             cmap = matplotlib.colormaps["tab10" if len(levels) <= 10 else "tab20"]
             for k, level in enumerate(levels):
                 sel = (series.astype(str) == level).to_numpy() & ~missing
                 ax.scatter(x[sel], y[sel], s=14, color=cmap(k % cmap.N), label=str(level),
                            edgecolors="white", linewidths=0.3)  # fmt: skip
-            ax.legend(fontsize=6, frameon=False, title=col, title_fontsize=7, loc="best")
+            ax.legend(fontsize=6, frameon=True, framealpha=0.8, edgecolor="none", title=col,
+                      title_fontsize=7, loc="best")  # fmt: skip
         else:
             sc = ax.scatter(x[~missing], y[~missing], s=14,
                             c=series[~missing].to_numpy(dtype=float), cmap="viridis",
@@ -468,14 +628,28 @@ def plot_pca_scores(
     save_plot(fig, png, data.reset_index(), data_path)
 
 
+#: R^2 colours; grey cells: no association by construction (design covariates vs residuals)
+_R2_CMAP = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
+
+
 def _association_panel(ax, assoc: pd.DataFrame, components: Sequence[str], column_labels,
-                       covariates: Sequence[str], title: str, in_design=()):  # fmt: skip
+                       covariates: Sequence[str], title: str, in_design=(),
+                       orthogonal: bool = False):  # fmt: skip
+    """R^2 heatmap with -log10 p as text; ``orthogonal``: the matrix is orthogonal to the design
+    (residuals), so the ``in_design`` rows are 0 by construction and drawn grey, without text."""
     r2 = assoc.pivot(index="covariate", columns="component", values="r2")
     lp = assoc.pivot(index="covariate", columns="component", values="neg_log10_p")
     r2 = r2.reindex(index=covariates, columns=components)
     lp = lp.reindex(index=covariates, columns=components)
-    rows = [f"{c} (in design)" if c in set(in_design) else c for c in covariates]
-    im = _heatmap(ax, r2.to_numpy(dtype=float), rows, column_labels, "viridis", 0, 1,
+    design = set(in_design)
+    if orthogonal:
+        masked = [c for c in covariates if c in design]
+        r2.loc[masked] = np.nan
+        lp.loc[masked] = np.nan
+        rows = [f"{c} (in design: 0)" if c in design else c for c in covariates]
+    else:
+        rows = [f"{c} (in design)" if c in design else c for c in covariates]
+    im = _heatmap(ax, r2.to_numpy(dtype=float), rows, column_labels, _R2_CMAP, 0, 1,
                   text=lp.to_numpy(dtype=float), fmt="{:.1f}")  # fmt: skip
     ax.set_title(title, fontsize=9)
     return im
@@ -512,10 +686,12 @@ def plot_pca_associations(
         labels = [
             f"{c} ({100 * f:.0f}%)" for c, f in zip(comps, pca.variance_fraction, strict=False)
         ]
-        im = _association_panel(ax, associations[name], comps, labels, covs,
-                                MATRIX_LABELS[name], in_design)  # fmt: skip
+        title = f"{MATRIX_LABELS[name]}: top PCs (% of sum of squares)"
+        im = _association_panel(ax, associations[name], comps, labels, covs, title, in_design,
+                                orthogonal=name == "residuals")  # fmt: skip
     if im is not None:
-        fig.colorbar(im, ax=axes, label="R² (text: −log10 p)", shrink=0.8)
+        fig.colorbar(im, ax=axes, label="R² of PC ~ covariate (text: −log10 p)", shrink=0.8)
+    fig.suptitle("sample PCs vs sample covariates", fontsize=10)
     data = pd.concat(
         [t.assign(matrix=name)[["matrix", *t.columns]] for name, t in associations.items()],
         ignore_index=True,
@@ -531,8 +707,8 @@ def plot_sv_associations(sv_assoc: pd.DataFrame, png, data_path) -> None:
                      "num.sv estimated 0)")  # fmt: skip
         fig.set_size_inches(5, 2.5)
     else:
-        with np.errstate(divide="ignore"):
-            table["neg_log10_p"] = -np.log10(table["p_value"].to_numpy(dtype=float))
+        with np.errstate(divide="ignore"):  # 0.0 - x: p = 1 gives 0, not -0
+            table["neg_log10_p"] = 0.0 - np.log10(table["p_value"].to_numpy(dtype=float))
         table = table.rename(columns={"sv": "component"})
         comps = list(dict.fromkeys(table["component"]))
         covs = _informative_covariates([table])
@@ -540,7 +716,7 @@ def plot_sv_associations(sv_assoc: pd.DataFrame, png, data_path) -> None:
         if covs:
             im = _association_panel(ax, table, comps, comps, covs,
                                     "surrogate variables vs sample covariates")  # fmt: skip
-            fig.colorbar(im, ax=ax, label="R² (text: −log10 p)", shrink=0.8)
+            fig.colorbar(im, ax=ax, label="R² of SV ~ covariate\n(text: −log10 p)", shrink=0.8)
         else:
             _message(ax, "no usable covariates")
         table = table.rename(columns={"component": "sv"})
@@ -567,10 +743,11 @@ def plot_sample_density(densities: pd.DataFrame, samples: Sequence[str], png, da
         ax.plot(wide.index, wide.median(axis=1), color=NEUTRAL, lw=1.2, ls="--",
                 label="pointwise median")  # fmt: skip
         ax.set_ylim(0, top * 1.05)
-        ax.set_xlabel("value")
+        ax.set_xlabel(_labels().value)
         ax.set_ylabel("density")
-        ax.set_title(f"{title}\n{wide.shape[1]} samples", fontsize=9)
-        ax.legend(fontsize=7, frameon=False)
+        ax.set_title(f"{title}\n{wide.shape[1]} samples, one line each", fontsize=9)
+        _legend(ax, loc="upper right")
+    fig.suptitle("sample densities before and after normalization", fontsize=10)
     save_plot(fig, png, dens.reset_index(drop=True), data_path)
 
 
@@ -594,6 +771,7 @@ def analysis_plots(
     densities: pd.DataFrame,
     features: pd.DataFrame | None = None,
     n_components: int = 10,
+    analysis_name: str = "",
 ) -> list[tuple]:
     """Draw every plot of an analysis into ``outdir`` (see :data:`PLOTS`).
 
@@ -601,11 +779,21 @@ def analysis_plots(
     (indexed by sample id); ``sheet``: the sample sheet (indexed by sample id); ``analysis``: the
     analysis settings; ``cross_products``: the summed chunk cross-products; ``densities``: the
     per-sample densities (:func:`stacklm.diagnostics.sample_distributions`); ``features``: the
-    feature annotation (indexed by feature id) or None.
+    feature annotation (indexed by feature id) or None; ``analysis_name`` titles the figures.
 
     Returns the strongest covariate association of the top 3 components of each matrix (rows for
-    :func:`stacklm.diagnostics.summary_markdown`).
+    :func:`stacklm.diagnostics.summary_markdown`; covariate None where none has p <= 0.05).
     """
+    labels = analysis_labels(analysis_name, summary, analysis, sheet)
+    with labelled(labels):
+        return _analysis_plots(outdir, results, summary, design, sheet, analysis, cross_products,
+                               surrogate_variables, sv_associations, densities, features,
+                               n_components)  # fmt: skip
+
+
+def _analysis_plots(outdir, results, summary, design, sheet, analysis, cross_products,
+                    surrogate_variables, sv_associations, densities, features,
+                    n_components):  # fmt: skip
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -641,7 +829,8 @@ def analysis_plots(
 
     samples = [str(s) for s in design.index]
     covariates = dg.covariate_table(sheet, samples, analysis.get("levels") or {},
-                                    surrogate_variables if surrogate_variables.shape[1] else None)  # fmt: skip
+                                    surrogate_variables if surrogate_variables.shape[1] else None,
+                                    numeric=dg.numeric_covariates(analysis))  # fmt: skip
     pcas = dg.cross_product_pcas(cross_products, n_components)
     associations = {
         name: dg.component_associations(pca.scores, covariates) for name, pca in pcas.items()
@@ -659,11 +848,14 @@ def analysis_plots(
         best = dg.strongest_associations(associations[name])
         for comp in list(pca.scores.columns)[:3]:
             row = best[best["component"] == comp]
+            k = int(comp[2:]) - 1
             if len(row):
                 r = row.iloc[0]
-                k = int(comp[2:]) - 1
                 structure.append((name, comp, float(pca.variance_fraction[k]), r["covariate"],
                                   float(r["r2"]), float(r["p_value"])))  # fmt: skip
+            else:  # structure no sample covariate explains (a hidden confounder?)
+                structure.append((name, comp, float(pca.variance_fraction[k]), None, np.nan,
+                                  np.nan))  # fmt: skip
     return structure
 
 
@@ -714,7 +906,18 @@ def run_plots(
         features.index = features.index.astype(str)
     cross = dg.sum_cross_products(list(cross_product_paths))
     structure = analysis_plots(
-        outdir, results, summary, design, sheet, analysis, cross, sv, sv_assoc, densities, features
+        outdir,
+        results,
+        summary,
+        design,
+        sheet,
+        analysis,
+        cross,
+        sv,
+        sv_assoc,
+        densities,
+        features,
+        analysis_name=analysis_name,
     )
     if summary_md_path:
         text = dg.summary_markdown(

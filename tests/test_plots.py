@@ -1,0 +1,120 @@
+"""stacklm.plots without the workflow: labels and units, covariates as the association heatmaps
+see them, and per-feature plots of a large table (hexagons, small PNGs)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from stacklm import diagnostics as dg
+from stacklm import plots as pl
+
+
+def test_labels_name_the_scale_and_the_unit_of_slopes():
+    assert pl.scale_labels({"input_scale": "beta"}) == ("M-value", "M-value difference")
+    assert pl.scale_labels({"normalize": {"log2": True, "offset": 1}})[1] == "log2 fold change"
+    assert pl.scale_labels({"input_scale": "expression"}) == ("value", "value difference")
+    summary = {
+        "config": {"normalize": {"log2": True, "offset": 0.5}},
+        "design_columns": ["Intercept", "groupB", "age", "groupB:age"],
+        "fdr_method": "BY",
+    }
+    sheet = pd.DataFrame({"group": ["A", "B"], "age": [30, 40]})
+    labels = pl.analysis_labels("demo", summary, {"formula": "~ group * age"}, sheet)
+    assert labels.estimate("groupB") == "groupB (log2 fold change)"
+    assert labels.estimate("age") == "age (log2 fold change per unit of age)"
+    assert labels.estimate("groupB:age").endswith("per unit of age)")
+    assert labels.average == "average log2(value + 0.5) (Amean)"
+    assert labels.fdr_method == "BY"
+
+
+def test_numeric_codes_are_factors_unless_the_design_uses_them_as_numbers():
+    sheet = pd.DataFrame(
+        {
+            "batch": [1, 2, 3, 4] * 5,
+            "age": np.arange(20) + 30,
+            "dose": [0, 1] * 10,
+            "quality": np.linspace(6, 9, 20),
+        },
+        index=[f"S{i}" for i in range(20)],
+    )
+    cov = dg.covariate_table(sheet, list(sheet.index), numeric=["dose"])
+    assert cov["batch"].tolist()[:4] == ["1", "2", "3", "4"]  # a code: categorical
+    assert pd.api.types.is_numeric_dtype(cov["age"])  # many values
+    assert pd.api.types.is_numeric_dtype(cov["dose"])  # the design's numeric covariate
+    assert pd.api.types.is_numeric_dtype(cov["quality"])  # not whole numbers
+    assoc = dg.component_associations(
+        pd.DataFrame({"PC1": sheet["batch"].map({1: 0.0, 2: 1.0, 3: -1.0, 4: 0.5})}), cov
+    )
+    batch = assoc[assoc.covariate == "batch"].iloc[0]
+    assert batch["kind"] == "categorical" and batch["r2"] > 0.999  # not a linear trend in 1..4
+    assert (assoc["neg_log10_p"] >= 0).all() and not np.signbit(assoc["neg_log10_p"]).any()
+    assert dg.numeric_covariates({"formula": "~ group + age", "levels": {"group": ["a"]}}) == [
+        "age"
+    ]
+
+
+def test_levels_in_natural_order_and_unexplained_components_in_the_summary():
+    chrom = np.array(["10", "2", "X", "1", "Y", "22"] * 3)
+    table = dg.category_summary(chrom, np.arange(chrom.size, dtype=float))
+    assert table["level"].tolist() == ["1", "2", "10", "22", "X", "Y"]
+    lengths = dg.category_summary(np.array([50.0, 45.0, 40.0] * 2), np.ones(6))
+    assert lengths["level"].tolist() == ["40", "45", "50"]
+    md = dg.summary_markdown(
+        "demo",
+        {"versions": {}},
+        {},
+        [
+            ("residuals", "PC1", 0.17, None, np.nan, np.nan),
+            ("residuals", "PC2", 0.08, "rq", 0.3, 1e-7),
+        ],
+    )
+    assert "| residuals | PC1 | 17.0% | none (all p > 0.05) | – | – |" in md
+    assert "| residuals | PC2 | 8.0% | `rq` | 0.300 | 1e-07 |" in md
+
+
+def _big_table(g: int) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    avg = rng.uniform(2, 15, g)
+    est = rng.normal(0, 0.3, g)
+    est[: g // 10] += rng.normal(0, 2, g // 10)  # 10% signal: more significant than points drawn
+    from scipy import stats
+
+    p = 2 * stats.norm.sf(np.abs(est / 0.3))
+    return pd.DataFrame(
+        {
+            "feature_id": [f"f{i}" for i in range(g)],
+            "average": avg,
+            "sigma": 0.3 * np.sqrt(rng.chisquare(8, g) / 8),
+            "df_residual": 8.0,
+            "s2_prior": 0.09,
+            "df_prior": 4.0,
+            "estimate_x": est,
+            "p_x": p,
+            "fdr_x": np.minimum(1.0, p * 20),
+        }
+    )
+
+
+def test_many_features_are_hexagons_and_small_pngs(tmp_path):
+    g = 300_000
+    table = _big_table(g)
+    assert (table["fdr_x"] <= 0.05).sum() > pl.HIGHLIGHT_MAX_POINTS
+    start = time.time()
+    with pl.labelled(pl.Labels(analysis="big", value="log2 value", difference="log2 FC")):
+        pl.plot_volcano(table, ["x"], 0.05, tmp_path / "v.png", tmp_path / "v.tsv.gz")
+        pl.plot_md(table, ["x"], 0.05, tmp_path / "md.png", tmp_path / "md.tsv.gz")
+        pl.plot_sa(table, False, False, tmp_path / "sa.png", tmp_path / "sa.tsv.gz")
+    assert time.time() - start < 120
+    for name in ("v", "md", "sa"):
+        png = tmp_path / f"{name}.png"
+        assert png.stat().st_size < 1_000_000, f"{png.name}: {png.stat().st_size} bytes"
+        with Image.open(png) as img:
+            assert round(img.info["dpi"][0]) == 150
+            pixels = np.asarray(img.convert("RGB"), dtype=float)
+        assert (pixels < 235).any(axis=2).mean() > 0.02, f"{png.name} looks blank"
+    md = pd.read_csv(tmp_path / "md.tsv.gz", sep="\t")
+    assert len(md) == g and md["significant"].sum() == (table["fdr_x"] <= 0.05).sum()
