@@ -28,6 +28,9 @@ from .normalize import (
 )
 from .outputs import atomic_path
 
+#: values (rows x samples) a fit job holds at once: 4M float64 = 32 MB
+FIT_BLOCK_VALUES = 1 << 22
+
 _log = logging.getLogger("stacklm")
 
 
@@ -148,11 +151,21 @@ def fit_chunk(
     start, stop = chunk_bounds(store.n_features, chunks)[chunk]
     position = {s: i for i, s in enumerate(store.samples)}
     columns = [position[str(s)] for s in design.index]
-    Y = store.rows(start, stop)[:, columns]
-    fit = lm_fit(Y, design, feature_ids=store.feature_ids[start:stop])
-    cross = chunk_cross_products(
-        Y, design.to_numpy(dtype=np.float64), fit.coefficients, [str(s) for s in design.index]
-    )
+    X = design.to_numpy(dtype=np.float64)
+    samples = [str(s) for s in design.index]
+    # row blocks of a fixed number of values: memory does not grow with the chunk (every row's fit
+    # is its own, and the cross-products are sums over rows)
+    step = max(1, FIT_BLOCK_VALUES // max(len(columns), 1))
+    fits, cross = [], None
+    for a in range(start, max(stop, start + 1), step):
+        b = min(a + step, stop)
+        Y = store.rows(a, b)[:, columns]
+        block_fit = lm_fit(Y, design, feature_ids=store.feature_ids[a:b])
+        block_cross = chunk_cross_products(Y, X, block_fit.coefficients, samples)
+        cross = block_cross if cross is None else cross + block_cross
+        fits.append(block_fit)
+        del Y
+    fit = fits[0] if len(fits) == 1 else concat_fits(fits)
     with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
         save_fit(fit, fh)
     crossprod_path = crossprod_path or cross_products_path(out_path)
