@@ -55,6 +55,19 @@ ROW_BLOCK = 16384
 # --------------------------------------------------------------------------------------------
 # cross-products accumulated chunk by chunk
 # --------------------------------------------------------------------------------------------
+
+#: the smallest positive double: p-values that underflow to 0 are drawn at -log10 of it (323.3)
+SMALLEST_P = float(np.nextafter(0.0, 1.0))
+
+
+def neg_log10_p(p) -> np.ndarray:
+    """-log10 p, finite for p = 0 (an underflowed p-value, reported as 0 in the tables, as R does):
+    drawn at -log10 of the smallest positive double, 323.3. NaN stays NaN."""
+    p = np.asarray(p, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return 0.0 - np.log10(np.maximum(p, SMALLEST_P))
+
+
 def _centre_rows(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Subtract each row's mean over its observed entries; missing entries become 0."""
     count = observed.sum(axis=1)
@@ -408,7 +421,7 @@ def component_associations(scores: pd.DataFrame, covariates: pd.DataFrame) -> pd
     table["sv"] = table["sv"].map(lambda s: names[int(s[2:]) - 1])
     table = table.rename(columns={"sv": "component"})
     with np.errstate(divide="ignore"):  # 0.0 - x: p = 1 gives 0, not -0
-        table["neg_log10_p"] = 0.0 - np.log10(table["p_value"].to_numpy(dtype=float))
+        table["neg_log10_p"] = neg_log10_p(table["p_value"].to_numpy(dtype=float))
     return table[columns]
 
 
@@ -599,7 +612,7 @@ def qq_data(p: np.ndarray, max_points: int = 4000, level: float = 0.95) -> pd.Da
     a = 3.0 / 8.0 if m <= 10 else 0.5
     expected = -np.log10((i - a) / (m + 1 - 2 * a))
     with np.errstate(divide="ignore"):
-        observed = -np.log10(p)
+        observed = neg_log10_p(p)
     finite_obs = observed[np.isfinite(observed)]
     top = max(expected[0], finite_obs.max() if finite_obs.size else expected[0])
     step = top / max_points

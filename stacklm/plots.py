@@ -249,9 +249,7 @@ def reported_names(table: pd.DataFrame) -> list[str]:
 
 
 def _neg_log10(p) -> np.ndarray:
-    p = np.asarray(p, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.log10(p)
+    return dg.neg_log10_p(p)
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +330,7 @@ def plot_volcano(table: pd.DataFrame, names: Sequence[str], alpha: float, png, d
         _scatter(ax, est, y, sig, f"{labels.fdr_method} FDR ≤ {alpha:g}")
         if sig.any():
             cut = float(np.nanmax(p[sig]))
-            ax.axhline(-math.log10(cut), color=SIGNIFICANT, lw=0.7, ls="--",
+            ax.axhline(float(dg.neg_log10_p(cut)), color=SIGNIFICANT, lw=0.7, ls="--",
                        label=f"FDR = {alpha:g} (p = {cut:.2g})")  # fmt: skip
         finite = np.abs(est[np.isfinite(est)])
         if finite.size:  # symmetric about 0: up and down effects compare at a glance
@@ -708,7 +706,7 @@ def plot_sv_associations(sv_assoc: pd.DataFrame, png, data_path) -> None:
         fig.set_size_inches(5, 2.5)
     else:
         with np.errstate(divide="ignore"):  # 0.0 - x: p = 1 gives 0, not -0
-            table["neg_log10_p"] = 0.0 - np.log10(table["p_value"].to_numpy(dtype=float))
+            table["neg_log10_p"] = dg.neg_log10_p(table["p_value"].to_numpy(dtype=float))
         table = table.rename(columns={"sv": "component"})
         comps = list(dict.fromkeys(table["component"]))
         covs = _informative_covariates([table])

@@ -86,3 +86,13 @@ def test_underflowed_p_values_are_zero_in_the_results_table(data, quiet):
     row = table.iloc[3]
     assert row["statistic"] > 1e6 and row["p_value"] == 0 and row["fdr"] == 0
     assert (table["p_value"].drop(table.index[3]) > 0).all()
+
+
+def test_underflowed_p_values_stay_finite_on_the_plots_axes():
+    from stacklm.diagnostics import neg_log10_p, qq_data
+
+    y = neg_log10_p([0.0, 1e-300, 0.5, 1.0, np.nan])
+    assert y[0] == pytest.approx(323.306, abs=1e-3) and y[1] == pytest.approx(300)
+    assert y[2] == pytest.approx(0.30103) and y[3] == 0 and np.isnan(y[4])
+    qq = qq_data(np.r_[0.0, 0.0, np.linspace(0.001, 1, 200)])
+    assert np.isfinite(qq["observed"]).all() and qq["observed"].max() == y[0]
