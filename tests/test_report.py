@@ -87,6 +87,7 @@ def test_every_plot_is_drawn_with_its_data(example_run):
                 assert list(data.columns)[:2] == ["sv", "covariate"]
             else:
                 assert len(data) > 0, f"{stem}{suffix} of {analysis} has no rows"
+
     # structure the plots must show: the example's two hidden confounders are left in the residuals
     # without SVs. The first is in no sample column; the second drives RNA quality (a sheet column not
     # in the design), which must light up one of the two leading residual PCs.
