@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
 import os
 import re
@@ -813,25 +814,59 @@ class BinaryMatrix:
     (float64, or float32 for a float32 store): use :meth:`rows` or convert to float64."""
 
     path: Path
-    feature_ids: np.ndarray
+    feature_ids: np.ndarray | None  # None when opened with load_feature_ids=False
     samples: list[str]
     values: np.ndarray
 
     @property
     def n_features(self) -> int:
-        return len(self.feature_ids)
+        return int(self.values.shape[0])
+
+    def read_feature_ids(self, start: int, stop: int) -> np.ndarray:
+        """Feature ids of rows ``start:stop`` (clipped as a slice), streamed from ``features.txt``:
+        only those ids are held (for a store opened with ``load_feature_ids=False``)."""
+        if self.feature_ids is not None:
+            return self.feature_ids[start:stop]
+        start, stop, _ = slice(start, stop).indices(self.n_features)
+        with open(self.path / "features.txt", encoding="utf-8", newline="\n") as fh:
+            ids = [line[:-1] for line in itertools.islice(fh, start, max(stop, start))]
+        return np.array(ids, dtype=object)
 
     @property
     def n_samples(self) -> int:
         return len(self.samples)
 
     def rows(self, start: int, stop: int) -> np.ndarray:
-        """A copy (in memory, writable) of rows ``start:stop``."""
-        return np.array(self.values[start:stop], dtype=np.float64, copy=True)
+        """A copy (in memory, writable, float64) of rows ``start:stop`` (clipped as a slice).
+
+        Read from the file with one positioned read, not through the memory map, so the pages read
+        do not stay resident in the process: a job that works through its rows block by block holds
+        one block, however many rows it covers."""
+        g, n = self.n_features, self.n_samples
+        start, stop, _ = slice(start, stop).indices(g)
+        count = max(stop - start, 0)
+        filename = getattr(self.values, "filename", None)
+        if filename is None or count == 0:
+            return np.array(self.values[start:stop], dtype=np.float64, copy=True)
+        dtype = self.values.dtype
+        with open(filename, "rb") as fh:
+            block = np.fromfile(fh, dtype=dtype, count=count * n, offset=start * n * dtype.itemsize)
+        return block.reshape(count, n).astype(np.float64, copy=dtype != np.float64)
 
 
-def open_binary_matrix(path) -> BinaryMatrix:
-    """Open a store written by :class:`BinaryMatrixWriter`; the values are memory-mapped read-only."""
+def _count_lines(path: Path) -> int:
+    count = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            count += chunk.count(b"\n")
+    return count
+
+
+def open_binary_matrix(path, load_feature_ids: bool = True) -> BinaryMatrix:
+    """Open a store written by :class:`BinaryMatrixWriter`; the values are memory-mapped read-only.
+
+    ``load_feature_ids=False`` leaves ``feature_ids`` None (a job on a row range then reads only its
+    ids with :meth:`BinaryMatrix.read_feature_ids`, and its memory does not grow with the store)."""
     path = Path(path)
     try:
         meta = json.loads((path / "meta.json").read_text())
@@ -844,7 +879,11 @@ def open_binary_matrix(path) -> BinaryMatrix:
     names = {d: name for d, name in STORE_DTYPES.values()}
     if dtype not in names:
         raise MatrixInputError(f"{path}: unknown binary matrix dtype {dtype!r}")
-    features = (path / "features.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    if load_feature_ids:
+        features = (path / "features.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        n_ids = len(features)
+    else:
+        features, n_ids = None, _count_lines(path / "features.txt")
     samples = (path / "samples.txt").read_text(encoding="utf-8").split("\n")[:-1]
     values_path = path / names[dtype]
     try:
@@ -852,9 +891,9 @@ def open_binary_matrix(path) -> BinaryMatrix:
     except FileNotFoundError:
         size = None
     itemsize = np.dtype(dtype).itemsize
-    if len(features) != g or len(samples) != n or size != itemsize * g * n:
+    if n_ids != g or len(samples) != n or size != itemsize * g * n:
         raise MatrixInputError(
-            f"{path}: binary matrix is inconsistent (meta says {g} x {n}, found {len(features)} "
+            f"{path}: binary matrix is inconsistent (meta says {g} x {n}, found {n_ids} "
             f"features, {len(samples)} samples, {'no' if size is None else size} bytes of values); "
             "re-create it"
         )
@@ -863,7 +902,8 @@ def open_binary_matrix(path) -> BinaryMatrix:
         values.flags.writeable = False
     else:
         values = np.memmap(values_path, dtype=dtype, mode="r", shape=(g, n), order="C")
-    return BinaryMatrix(path, np.array(features, dtype=object), samples, values)
+    ids = None if features is None else np.array(features, dtype=object)
+    return BinaryMatrix(path, ids, samples, values)
 
 
 def write_binary_matrix(path, feature_ids, samples, values, dtype: str = "float64") -> None:

@@ -147,8 +147,9 @@ def fit_chunk(
     :func:`stacklm.diagnostics.cross_products_path`)."""
     from .diagnostics import chunk_cross_products, cross_products_path, save_cross_products
 
-    store = open_binary_matrix(store_path)
+    store = open_binary_matrix(store_path, load_feature_ids=False)
     start, stop = chunk_bounds(store.n_features, chunks)[chunk]
+    ids = store.read_feature_ids(start, stop)
     position = {s: i for i, s in enumerate(store.samples)}
     columns = [position[str(s)] for s in design.index]
     X = design.to_numpy(dtype=np.float64)
@@ -160,7 +161,7 @@ def fit_chunk(
     for a in range(start, max(stop, start + 1), step):
         b = min(a + step, stop)
         Y = store.rows(a, b)[:, columns]
-        block_fit = lm_fit(Y, design, feature_ids=store.feature_ids[a:b])
+        block_fit = lm_fit(Y, design, feature_ids=ids[a - start : b - start])
         block_cross = chunk_cross_products(Y, X, block_fit.coefficients, samples)
         cross = block_cross if cross is None else cross + block_cross
         fits.append(block_fit)

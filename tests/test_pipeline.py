@@ -9,7 +9,7 @@ import pandas as pd
 import stacklm.pipeline as pipeline
 from stacklm.diagnostics import cross_products_path, load_cross_products
 from stacklm.fit import load_fit
-from stacklm.io import write_binary_matrix
+from stacklm.io import open_binary_matrix, write_binary_matrix
 
 
 def test_fit_chunk_in_row_blocks_equals_one_block(tmp_path, monkeypatch):
@@ -37,3 +37,28 @@ def test_fit_chunk_in_row_blocks_equals_one_block(tmp_path, monkeypatch):
     assert cp1.n_features == cp2.n_features == G - 252
     for key, matrix in cp1.matrices.items():
         np.testing.assert_allclose(cp2.matrices[key], matrix, rtol=1e-10, atol=1e-9)
+
+
+def test_store_rows_read_from_the_file_equal_the_memory_map(tmp_path):
+    rng = np.random.default_rng(9)
+    values = rng.normal(size=(97, 5))
+    values[3, 2] = np.nan
+    ids, samples = [f"g{i}" for i in range(97)], [f"s{i}" for i in range(5)]
+    for dtype in ("float64", "float32"):
+        write_binary_matrix(tmp_path / dtype, ids, samples, values, dtype=dtype)
+        store = open_binary_matrix(tmp_path / dtype)
+        for a, b in [(0, 97), (5, 6), (40, 200), (96, 97), (50, 50), (-3, 97)]:
+            got = store.rows(a, b)
+            want = np.asarray(store.values[a:b], dtype=np.float64)
+            assert got.dtype == np.float64 and got.flags.writeable
+            np.testing.assert_array_equal(got, want)
+
+
+def test_store_feature_ids_of_a_row_range_only(tmp_path):
+    ids = [f"probe_{i}" for i in range(1000)] + ["é-unicode", "last"]
+    write_binary_matrix(tmp_path / "s", ids, ["a", "b"], np.zeros((len(ids), 2)))
+    full = open_binary_matrix(tmp_path / "s")
+    lazy = open_binary_matrix(tmp_path / "s", load_feature_ids=False)
+    assert lazy.feature_ids is None and lazy.n_features == full.n_features == len(ids)
+    for a, b in [(0, 1002), (3, 7), (999, 1002), (500, 500), (990, 5000)]:
+        assert list(lazy.read_feature_ids(a, b)) == list(full.read_feature_ids(a, b)) == ids[a:b]
