@@ -777,7 +777,8 @@ class BinaryMatrixWriter:
 
 def _to_float32(values: np.ndarray) -> np.ndarray:
     """``values`` as little-endian float32, refusing finite values float32 cannot hold."""
-    out = values.astype("<f4")
+    with np.errstate(over="ignore"):  # overflow is detected (and refused) just below
+        out = values.astype("<f4")
     finite = np.isfinite(values)
     lost = finite & ~np.isfinite(out)
     tiny = finite & (values != 0) & (np.abs(values) < np.finfo(np.float32).tiny)
