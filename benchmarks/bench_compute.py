@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stacklm.steps import peak_rss_mib
+
 DESIGN_NAMES = [
     "Intercept",
     "groupB",
@@ -167,18 +169,6 @@ def write_column_major(path: Path, Y: np.ndarray, block: int = 8) -> None:
 # ------------------------------------------------------------------------------------------
 # one case (in its own process)
 # ------------------------------------------------------------------------------------------
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (since reset_peak_rss, where Linux allows it)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def reset_peak_rss() -> bool:
     """Start a new peak-RSS measurement (Linux: write 5 to /proc/self/clear_refs)."""
     try:
@@ -226,7 +216,7 @@ def run_case(
     import stacklm.moderation  # noqa: F401
     import stacklm.multiple_testing  # noqa: F401
 
-    baseline = peak_rss_mb()
+    baseline = peak_rss_mib()
     X = design(n_samples)
     t0 = time.perf_counter()
     Y = synthetic(n_features, X, na_fraction)
@@ -238,7 +228,7 @@ def run_case(
         "generate_s": time.perf_counter() - t0,
         "data_mb": Y.nbytes / 2**20,
         "baseline_rss_mb": baseline,
-        "rss_after_data_mb": peak_rss_mb(),
+        "rss_after_data_mb": peak_rss_mib(),
         "threads": threads,
     }
     out["peak_reset"] = reset_peak_rss()
@@ -255,7 +245,7 @@ def run_case(
             if best is None or times["total"] < best["total"]:
                 best = times
         out["stacklm"] = best
-        out["stacklm_peak_rss_mb"] = peak_rss_mb()
+        out["stacklm_peak_rss_mb"] = peak_rss_mib()
         lstsq = []
         Yc = np.nan_to_num(Y) if na_fraction else Y
         for _ in range(lstsq_repeats):

@@ -268,12 +268,18 @@ def gram_pca(
     total = float(np.trace(gram))
     values, vectors = np.linalg.eigh(gram)
     order = np.argsort(values)[::-1]
-    values, vectors = values[order], vectors[:, order]
+    return _sample_pca(values[order], vectors[:, order], samples, total, n_components, rtol)
+
+
+def _sample_pca(values, vectors, samples, total, n_components, rtol, approximate=False):
+    """Components (eigenvalues in decreasing order, unit eigenvectors as columns) above ``rtol``
+    times the largest, the first ``n_components`` as scores."""
     top = values[0] if values.size else 0.0
     keep = values > rtol * top if top > 0 else np.zeros(values.size, dtype=bool)
     values, vectors = values[keep], vectors[:, keep]
     k = min(n_components, values.size)
     scores = _orient(vectors[:, :k]) * np.sqrt(values[:k])
+    total = float(total)
     return SamplePCA(
         scores=pd.DataFrame(
             scores,
@@ -283,6 +289,7 @@ def gram_pca(
         eigenvalues=values,
         variance_fraction=values / total if total > 0 else np.full(values.size, np.nan),
         total_sum_of_squares=total,
+        approximate=approximate,
     )
 
 
@@ -308,22 +315,8 @@ def sketch_pca(
     Bm = np.linalg.solve(chol, Sn.T).T  # Sn @ inv(chol)'
     U, sing, _ = np.linalg.svd(Bm, full_matrices=False)
     values = np.maximum(sing**2 - nu, 0.0)
-    top = values[0] if values.size else 0.0
-    keep = values > rtol * top if top > 0 else np.zeros(values.size, dtype=bool)
-    values, U = values[keep], U[:, keep]
-    k = min(n_components, values.size)
-    scores = _orient(U[:, :k]) * np.sqrt(values[:k])
-    total = float(total_sum_of_squares)
-    return SamplePCA(
-        scores=pd.DataFrame(
-            scores,
-            index=pd.Index(list(samples), name="sample_id"),
-            columns=[f"PC{i + 1}" for i in range(k)],
-        ),  # fmt: skip
-        eigenvalues=values,
-        variance_fraction=values / total if total > 0 else np.full(values.size, np.nan),
-        total_sum_of_squares=total,
-        approximate=True,
+    return _sample_pca(
+        values, U, samples, total_sum_of_squares, n_components, rtol, approximate=True
     )
 
 
