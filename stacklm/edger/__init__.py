@@ -1,0 +1,1 @@
+"""Ports of edgeR: filterByExpr, calcNormFactors (TMM, TMMwsp, upperquartile), cpm."""

@@ -1,0 +1,1 @@
+"""SNP genotypes as features: PLINK .bed/.bim/.fam input by SNP range, PLINK-style QC, GWAS effects."""

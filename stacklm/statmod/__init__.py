@@ -1,0 +1,1 @@
+"""Ports of statmod: mixedModel2Fit (REML for two variance components), glmgam.fit, logmdigamma."""
