@@ -30,7 +30,7 @@ if not workflow.overwrite_configfiles:
             if (REPO / value).exists():
                 config[key] = str(REPO / value)
 
-from stacklm.checks import ConfigCheckError, check_config  # noqa: E402
+from stacklm.workflow.checks import ConfigCheckError, check_config  # noqa: E402
 
 try:
     CHECKED = check_config(config)
@@ -41,7 +41,7 @@ if workflow.is_main_process:
     # a run killed with SIGKILL leaves Snakemake's directory lock behind: release it when its
     # process is gone, so that the same command resumes (stacklm/runlock.py)
     from snakemake.logging import logger
-    from stacklm.runlock import clear_run_owner, record_run_owner, release_stale_lock
+    from stacklm.workflow.runlock import clear_run_owner, record_run_owner, release_stale_lock
 
     STALE = release_stale_lock()
     if STALE is not None:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stacklm.steps import peak_rss_mib
+from stacklm.workflow.steps import peak_rss_mib
 
 DESIGN_NAMES = [
     "Intercept",
@@ -180,9 +180,10 @@ def reset_peak_rss() -> bool:
 
 
 def stacklm_compute(Y: np.ndarray, X: np.ndarray):
-    from stacklm.fit import lm_fit
-    from stacklm.moderation import e_bayes, moderated_f
-    from stacklm.multiple_testing import p_adjust
+    from stacklm.limma.ebayes import e_bayes
+    from stacklm.limma.ftest import moderated_f
+    from stacklm.limma.lmfit import lm_fit
+    from stacklm.multiple_testing.padjust import p_adjust
 
     t0 = time.perf_counter()
     fit = lm_fit(Y, X, coef_names=DESIGN_NAMES)
@@ -212,9 +213,9 @@ def run_case(
 ) -> dict:
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    import stacklm.fit  # noqa: F401  (imports counted in the baseline, not in the data)
-    import stacklm.moderation  # noqa: F401
-    import stacklm.multiple_testing  # noqa: F401
+    import stacklm.limma.ebayes  # noqa: F401  (imports counted in the baseline, not in the data)
+    import stacklm.limma.lmfit  # noqa: F401
+    import stacklm.multiple_testing.padjust  # noqa: F401
 
     baseline = peak_rss_mib()
     X = design(n_samples)

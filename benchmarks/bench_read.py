@@ -58,7 +58,7 @@ def child(method: str, path: str, block_rows: int) -> dict:
     import pandas as pd
     import pyarrow  # noqa: F401  (same imports for every method: comparable baselines)
 
-    import stacklm.io as sio
+    from stacklm.io.matrix import read_matrix, read_matrix_blocks
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
@@ -66,12 +66,12 @@ def child(method: str, path: str, block_rows: int) -> dict:
         shape = (0, 0)
     elif method == "stacklm blocks":
         rows, n = 0, 0
-        for block in sio.read_matrix_blocks(path, block_rows=block_rows):
+        for block in read_matrix_blocks(path, block_rows=block_rows):
             rows += block.values.shape[0]
             n = block.values.shape[1]
         shape = (rows, n)
     elif method == "stacklm matrix":
-        _, _, values = sio.read_matrix(path)
+        _, _, values = read_matrix(path)
         shape = values.shape
     elif method == "pandas default":
         shape = pd.read_csv(path, sep="\t", index_col=0).shape
@@ -93,7 +93,7 @@ def child(method: str, path: str, block_rows: int) -> dict:
 def exactness(path: str) -> dict:
     import pandas as pd
 
-    from stacklm.io import read_matrix
+    from stacklm.io.matrix import read_matrix
 
     _, _, exact = read_matrix(path)
     out = {}

@@ -43,7 +43,7 @@ def synthetic(n_features: int, n_samples: int, seed: int = 20240611, block: int 
 
 
 def run_one(n_features: int, n_samples: int, n_sv: int) -> dict:
-    from stacklm.sva import sva
+    from stacklm.sva.irwsva import sva
 
     t0 = time.perf_counter()
     Y, mod, mod0 = synthetic(n_features, n_samples)

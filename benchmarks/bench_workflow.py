@@ -145,7 +145,7 @@ def make_data(directory: Path, n_features: int, n_samples: int) -> tuple[Path, P
 # timed parts
 # ------------------------------------------------------------------------------------------
 def parse_child(path: str) -> dict:
-    from stacklm.io import read_matrix_blocks
+    from stacklm.io.matrix import read_matrix_blocks
 
     t0 = time.perf_counter()
     rows = 0

@@ -7,10 +7,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stackl
 
 
 from stacklm.analysis import analysis_design
-from stacklm.io import open_binary_matrix
-from stacklm.outputs import write_json, write_tsv
-from stacklm.samples import match_samples, read_sample_sheet
-from stacklm.steps import workflow_step
+from stacklm.io.outputs import write_json, write_tsv
+from stacklm.io.samplesheet import match_samples, read_sample_sheet
+from stacklm.io.store import open_binary_matrix
+from stacklm.workflow.steps import workflow_step
 
 with workflow_step("base_design", snakemake.log[0]) as log:  # noqa: F821
     sheet = read_sample_sheet(snakemake.input.samples, snakemake.params.sample_id)  # noqa: F821

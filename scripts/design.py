@@ -6,9 +6,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
 
-from stacklm.outputs import write_tsv
-from stacklm.pipeline import read_design
-from stacklm.steps import workflow_step
+from stacklm.io.outputs import write_tsv
+from stacklm.workflow.pipeline import read_design
+from stacklm.workflow.steps import workflow_step
 
 with workflow_step("design", snakemake.log[0]) as log:  # noqa: F821
     design = read_design(snakemake.input.base)  # noqa: F821

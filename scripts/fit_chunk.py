@@ -6,8 +6,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
 
-from stacklm.pipeline import fit_chunk, read_design
-from stacklm.steps import workflow_step
+from stacklm.workflow.pipeline import fit_chunk, read_design
+from stacklm.workflow.steps import workflow_step
 
 with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     chunk = int(snakemake.wildcards.chunk)  # noqa: F821

@@ -9,11 +9,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stackl
 import json
 
 from stacklm.analysis import moderate_and_test
-from stacklm.checks import versions
-from stacklm.outputs import write_json, write_tsv
-from stacklm.pipeline import aligned_annotation, merge_chunk_fits, read_design
-from stacklm.provenance import provenance
-from stacklm.steps import workflow_step
+from stacklm.io.outputs import write_json, write_tsv
+from stacklm.workflow.checks import versions
+from stacklm.workflow.pipeline import aligned_annotation, merge_chunk_fits, read_design
+from stacklm.workflow.provenance import provenance
+from stacklm.workflow.steps import workflow_step
 
 with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821

@@ -6,9 +6,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
 
-from stacklm.outputs import write_json
-from stacklm.pipeline import normalize_matrix
-from stacklm.steps import workflow_step
+from stacklm.io.outputs import write_json
+from stacklm.workflow.pipeline import normalize_matrix
+from stacklm.workflow.steps import workflow_step
 
 with workflow_step("normalize", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821

@@ -7,9 +7,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
 
-from stacklm.plots import run_plots
-from stacklm.samples import read_sample_sheet
-from stacklm.steps import workflow_step
+from stacklm.io.samplesheet import read_sample_sheet
+from stacklm.plots.analysis import run_plots
+from stacklm.workflow.steps import workflow_step
 
 with workflow_step("plots", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821

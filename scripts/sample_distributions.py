@@ -7,9 +7,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
 
-from stacklm.diagnostics import stream_sample_distributions
-from stacklm.outputs import write_tsv
-from stacklm.steps import workflow_step
+from stacklm.diagnostics.distributions import stream_sample_distributions
+from stacklm.io.outputs import write_tsv
+from stacklm.workflow.steps import workflow_step
 
 with workflow_step("sample_distributions", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821

@@ -6,9 +6,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
 
-from stacklm.pipeline import estimate_surrogate_variables, read_design
-from stacklm.samples import read_sample_sheet
-from stacklm.steps import workflow_step
+from stacklm.io.samplesheet import read_sample_sheet
+from stacklm.workflow.pipeline import estimate_surrogate_variables, read_design
+from stacklm.workflow.steps import workflow_step
 
 with workflow_step("surrogate_variables", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     estimate_surrogate_variables(

@@ -15,31 +15,40 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "moderate_and_test": "analysis",
     "run_analysis": "analysis",
-    "design_matrix": "design",
-    "make_contrasts": "design",
-    "LinearModelFit": "fit",
-    "concat_fits": "fit",
-    "contrasts_fit": "fit",
-    "lm_fit": "fit",
-    "load_fit": "fit",
-    "save_fit": "fit",
-    "e_bayes": "moderation",
-    "fit_f_dist": "moderation",
-    "fit_f_dist_robustly": "moderation",
-    "moderated_f": "moderation",
-    "squeeze_var": "moderation",
-    "p_adjust": "multiple_testing",
-    "qvalue": "multiple_testing",
-    "top_table": "toptable",
+    "design_matrix": "design.formula",
+    "make_contrasts": "design.contrasts",
+    "LinearModelFit": "limma.marraylm",
+    "concat_fits": "limma.fitstore",
+    "contrasts_fit": "limma.contrasts",
+    "lm_fit": "limma.lmfit",
+    "load_fit": "limma.fitstore",
+    "save_fit": "limma.fitstore",
+    "e_bayes": "limma.ebayes",
+    "fit_f_dist": "limma.fitfdist",
+    "fit_f_dist_robustly": "limma.fitfdistrobustly",
+    "moderated_f": "limma.ftest",
+    "squeeze_var": "limma.squeezevar",
+    "p_adjust": "multiple_testing.padjust",
+    "qvalue": "multiple_testing.qvalue",
+    "top_table": "limma.toptable",
 }
 
 if TYPE_CHECKING:
     from .analysis import moderate_and_test, run_analysis
-    from .design import design_matrix, make_contrasts
-    from .fit import LinearModelFit, concat_fits, contrasts_fit, lm_fit, load_fit, save_fit
-    from .moderation import e_bayes, fit_f_dist, fit_f_dist_robustly, moderated_f, squeeze_var
-    from .multiple_testing import p_adjust, qvalue
-    from .toptable import top_table
+    from .design.contrasts import make_contrasts
+    from .design.formula import design_matrix
+    from .limma.contrasts import contrasts_fit
+    from .limma.ebayes import e_bayes
+    from .limma.fitfdist import fit_f_dist
+    from .limma.fitfdistrobustly import fit_f_dist_robustly
+    from .limma.fitstore import concat_fits, load_fit, save_fit
+    from .limma.ftest import moderated_f
+    from .limma.lmfit import lm_fit
+    from .limma.marraylm import LinearModelFit
+    from .limma.squeezevar import squeeze_var
+    from .limma.toptable import top_table
+    from .multiple_testing.padjust import p_adjust
+    from .multiple_testing.qvalue import qvalue
 
 
 def __getattr__(name):

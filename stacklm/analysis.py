@@ -17,11 +17,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .design import DesignError, design_matrix, make_contrasts
-from .fit import LinearModelFit, contrasts_fit, lm_fit
-from .moderation import e_bayes, f_test_df1, moderated_f
-from .multiple_testing import genomic_inflation, p_adjust, qvalue
-from .samples import SampleSheetError, evaluate_subset
+from stacklm.design.contrasts import make_contrasts
+from stacklm.design.formula import DesignError, design_matrix
+from stacklm.io.samplesheet import SampleSheetError, evaluate_subset
+from stacklm.limma.contrasts import contrasts_fit
+from stacklm.limma.ebayes import e_bayes
+from stacklm.limma.ftest import f_test_df1, moderated_f
+from stacklm.limma.lmfit import lm_fit
+from stacklm.limma.marraylm import LinearModelFit
+from stacklm.multiple_testing.inflation import genomic_inflation
+from stacklm.multiple_testing.padjust import p_adjust
+from stacklm.multiple_testing.qvalue import qvalue
 
 SUMMARY_COLUMNS = [
     "average", "sigma", "df_residual", "s2_prior", "df_prior", "s2_post", "df_total",

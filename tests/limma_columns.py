@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stacklm.moderation import moderated_f
+from stacklm.limma.ftest import moderated_f
 
 
 def reference_columns(eb, f_coefs) -> dict[str, np.ndarray]:

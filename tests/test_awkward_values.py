@@ -13,8 +13,8 @@ from conftest import TEST_DATA, assert_matches, read_json, read_table, shared
 from limma_columns import reference_columns
 
 from stacklm.analysis import run_analysis
-from stacklm.fit import lm_fit
-from stacklm.moderation import e_bayes
+from stacklm.limma.ebayes import e_bayes
+from stacklm.limma.lmfit import lm_fit
 
 DIR = TEST_DATA / "awkward"
 CANCER = ["cancerCancer", "cancerNormal"]
@@ -89,7 +89,8 @@ def test_underflowed_p_values_are_zero_in_the_results_table(data, quiet):
 
 
 def test_underflowed_p_values_stay_finite_on_the_plots_axes():
-    from stacklm.diagnostics import neg_log10_p, qq_data
+    from stacklm.diagnostics.crossproducts import neg_log10_p
+    from stacklm.diagnostics.features import qq_data
 
     y = neg_log10_p([0.0, 1e-300, 0.5, 1.0, np.nan])
     assert y[0] == pytest.approx(323.306, abs=1e-3) and y[1] == pytest.approx(300)

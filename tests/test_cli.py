@@ -15,9 +15,10 @@ from conftest import assert_matches, read_table
 from workflow_helpers import EXAMPLE, REPO
 
 from stacklm.analysis import run_analysis
-from stacklm.cli import CliError, find_snakefile, init_project, main
-from stacklm.io import open_binary_matrix, read_matrix_header
-from stacklm.samples import read_sample_sheet
+from stacklm.io.matrix import read_matrix_header
+from stacklm.io.samplesheet import read_sample_sheet
+from stacklm.io.store import open_binary_matrix
+from stacklm.workflow.cli import CliError, find_snakefile, init_project, main
 
 SNAKEFILE = str(REPO / "Snakefile")
 
@@ -25,7 +26,9 @@ SNAKEFILE = str(REPO / "Snakefile")
 def stacklm(*args, cwd=None, timeout=600):
     """The installed console script (as a user runs it)."""
     script = Path(sys.executable).parent / "stacklm"
-    assert script.exists(), f"{script}: the entry point stacklm = stacklm.cli:main is not installed"
+    assert script.exists(), (
+        f"{script}: the entry point stacklm = stacklm.workflow.cli:main is not installed"
+    )
     return subprocess.run(
         [str(script), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd
     )

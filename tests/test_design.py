@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from conftest import TEST_DATA, read_table, shared
 
-from stacklm.design import ContrastError, DesignError, design_matrix, make_contrasts, parse_formula
+from stacklm.design.contrasts import ContrastError, make_contrasts
+from stacklm.design.formula import DesignError, design_matrix, parse_formula
 
 
 @pytest.fixture

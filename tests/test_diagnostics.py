@@ -8,10 +8,36 @@ import pandas as pd
 import pytest
 from conftest import TEST_DATA, assert_matches, read_table
 
-from stacklm import diagnostics as dg
-from stacklm.fit import lm_fit
-from stacklm.io import write_binary_matrix
-from stacklm.pipeline import fit_chunk
+from stacklm.diagnostics.associations import (
+    component_associations,
+    covariate_table,
+    strongest_associations,
+)
+from stacklm.diagnostics.crossproducts import (
+    MATRICES,
+    chunk_cross_products,
+    cross_products_path,
+    sum_cross_products,
+)
+from stacklm.diagnostics.distributions import (
+    RowReservoir,
+    _bw_nrd0,
+    sample_densities,
+    sample_quantiles,
+)
+from stacklm.diagnostics.features import (
+    binned_trend,
+    design_estimate_correlation,
+    estimate_correlation,
+    pvalue_histogram,
+    qq_data,
+    sa_plot_data,
+)
+from stacklm.diagnostics.pca import cross_product_pcas
+from stacklm.diagnostics.summary import markdown_table_html, summary_markdown
+from stacklm.io.store import write_binary_matrix
+from stacklm.limma.lmfit import lm_fit
+from stacklm.workflow.pipeline import fit_chunk
 
 REF = TEST_DATA / "diagnostics"
 
@@ -31,10 +57,10 @@ def pcas(data):
     expr, design, _, fit = data
     Y, X, B = expr.to_numpy(), design.to_numpy(), fit.coefficients
     parts = [
-        dg.chunk_cross_products(Y[a:b], X, B[a:b], list(expr.columns))
+        chunk_cross_products(Y[a:b], X, B[a:b], list(expr.columns))
         for a, b in [(0, 97), (97, 250), (250, len(expr))]
     ]
-    return dg.cross_product_pcas(dg.sum_cross_products(parts), n_components=6)
+    return cross_product_pcas(sum_cross_products(parts), n_components=6)
 
 
 def _align(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -43,7 +69,7 @@ def _align(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return ours * signs
 
 
-@pytest.mark.parametrize("matrix", dg.MATRICES)
+@pytest.mark.parametrize("matrix", MATRICES)
 def test_pca_matches_prcomp(pcas, data, matrix):
     n = data[0].shape[1]
     sdev = read_table(REF / f"pca_{matrix}_sdev.tsv")
@@ -59,7 +85,7 @@ def test_pca_matches_prcomp(pcas, data, matrix):
     assert_matches(pca.variance_fraction.sum(), 1.0, "fractions sum to 1", rtol=1e-10)
 
 
-@pytest.mark.parametrize("matrix", dg.MATRICES)
+@pytest.mark.parametrize("matrix", MATRICES)
 def test_component_associations_match_lm(pcas, data, matrix):
     samples = data[2]
     ref = read_table(REF / f"pca_{matrix}_associations.tsv")
@@ -67,7 +93,7 @@ def test_component_associations_match_lm(pcas, data, matrix):
     pca_scores = pcas[matrix].scores.iloc[:, : scores.shape[1]]
     aligned = pd.DataFrame(_align(pca_scores.to_numpy(), scores.to_numpy()),
                            index=pca_scores.index, columns=pca_scores.columns)  # fmt: skip
-    ours = dg.component_associations(aligned, samples[["group", "x", "batch", "quality"]])
+    ours = component_associations(aligned, samples[["group", "x", "batch", "quality"]])
     merged = ref.merge(ours, on=["component", "covariate"], suffixes=("_r", ""))
     assert len(merged) == len(ref)
     assert_matches(merged["r2"], merged["r2_r"], f"{matrix} R^2", atol=1e-10)
@@ -83,8 +109,8 @@ def test_component_associations_match_lm(pcas, data, matrix):
 
 def test_residuals_carry_the_unmodelled_batch(pcas, data):
     samples = data[2]
-    assoc = dg.component_associations(pcas["residuals"].scores, samples[["batch", "quality"]])
-    best = dg.strongest_associations(assoc)
+    assoc = component_associations(pcas["residuals"].scores, samples[["batch", "quality"]])
+    best = strongest_associations(assoc)
     assert best.iloc[0]["covariate"] in {"batch", "quality"}
     assert best.iloc[0]["p_value"] < 1e-4
 
@@ -92,15 +118,15 @@ def test_residuals_carry_the_unmodelled_batch(pcas, data):
 def test_cross_products_do_not_depend_on_chunks(data):
     expr, design, _, fit = data
     Y, X, B = expr.to_numpy(), design.to_numpy(), fit.coefficients
-    whole = dg.chunk_cross_products(Y, X, B, list(expr.columns))
-    split = dg.sum_cross_products(
+    whole = chunk_cross_products(Y, X, B, list(expr.columns))
+    split = sum_cross_products(
         [
-            dg.chunk_cross_products(Y[a:b], X, B[a:b], list(expr.columns))
+            chunk_cross_products(Y[a:b], X, B[a:b], list(expr.columns))
             for a, b in [(0, 1), (1, 200), (200, len(Y))]
         ]  # fmt: skip
     )
     assert split.n_features == whole.n_features == len(Y)
-    for name in dg.MATRICES:
+    for name in MATRICES:
         assert_matches(split.matrices[name], whole.matrices[name], name, atol=1e-9)
         assert_matches(split.sums_of_squares[name], np.trace(whole.matrices[name]), name)
 
@@ -113,14 +139,14 @@ def test_fit_chunk_writes_the_cross_products(data, tmp_path):
     for chunk in range(3):
         out = tmp_path / f"chunk_{chunk}.npz"
         fit_chunk(store, design, chunk, 3, out)
-        paths.append(dg.cross_products_path(out))
+        paths.append(cross_products_path(out))
         assert paths[-1].name == f"chunk_{chunk}.crossprod.npz" and paths[-1].exists()
-    total = dg.sum_cross_products(paths)
-    direct = dg.chunk_cross_products(
+    total = sum_cross_products(paths)
+    direct = chunk_cross_products(
         expr.to_numpy(), design.to_numpy(), fit.coefficients, list(expr.columns)
     )
     assert total.samples == list(expr.columns) and total.kind == "gram"
-    for name in dg.MATRICES:
+    for name in MATRICES:
         assert_matches(total.matrices[name], direct.matrices[name], name, atol=1e-9)
 
 
@@ -130,9 +156,9 @@ def test_sketch_is_exact_for_low_rank_and_close_for_spiked():
     X = np.ones((n, 1))
     low = rng.normal(size=(g, 4)) @ (rng.normal(size=(4, n)) * np.array([[5.0], [3], [2], [1]]))
     B = low.mean(axis=1, keepdims=True)
-    exact = dg.cross_product_pcas(dg.chunk_cross_products(low, X, B, samples))
-    sketch = dg.cross_product_pcas(
-        dg.chunk_cross_products(low, X, B, samples, exact_max_samples=10, sketch_size=12)
+    exact = cross_product_pcas(chunk_cross_products(low, X, B, samples))
+    sketch = cross_product_pcas(
+        chunk_cross_products(low, X, B, samples, exact_max_samples=10, sketch_size=12)
     )
     assert sketch["input"].approximate and not exact["input"].approximate
     k = len(exact["input"].eigenvalues)
@@ -146,9 +172,9 @@ def test_sketch_is_exact_for_low_rank_and_close_for_spiked():
     spiked += np.outer(rng.normal(size=g) * 3, rng.normal(size=n))
     spiked += np.outer(rng.normal(size=g) * 2, rng.normal(size=n))
     B = spiked.mean(axis=1, keepdims=True)
-    e = dg.cross_product_pcas(dg.chunk_cross_products(spiked, X, B, samples))["input"]
-    s = dg.cross_product_pcas(
-        dg.chunk_cross_products(spiked, X, B, samples, exact_max_samples=10, sketch_size=30)
+    e = cross_product_pcas(chunk_cross_products(spiked, X, B, samples))["input"]
+    s = cross_product_pcas(
+        chunk_cross_products(spiked, X, B, samples, exact_max_samples=10, sketch_size=30)
     )["input"]
     assert np.allclose(s.eigenvalues[:2], e.eigenvalues[:2], rtol=0.05)
     assert np.allclose(s.variance_fraction[:2], e.variance_fraction[:2], rtol=0.05)
@@ -158,7 +184,7 @@ def test_sketch_is_exact_for_low_rank_and_close_for_spiked():
 
 def test_sa_plot_data_matches_plotsa_robust_and_trend():
     ref = read_table(REF / "plotsa_robust.tsv")
-    sa = dg.sa_plot_data(ref["average"], ref["sigma"], ref["df_residual"], ref["s2_prior"],
+    sa = sa_plot_data(ref["average"], ref["sigma"], ref["df_residual"], ref["s2_prior"],
                          ref["df_prior"], robust=True)  # fmt: skip
     assert_matches(sa["sqrt_sigma"], ref["sqrt_sigma"], "sqrt sigma")
     assert_matches(sa["prior_line"], ref["prior_line"], "prior line")
@@ -168,11 +194,11 @@ def test_sa_plot_data_matches_plotsa_robust_and_trend():
     expected = expected.fillna(False).astype(bool).tolist()
     assert sa["outlier"].tolist() == expected and sa["outlier"].sum() == 7
     # detected without the flag: df.prior per feature
-    auto = dg.sa_plot_data(ref["average"], ref["sigma"], ref["df_residual"], ref["s2_prior"],
+    auto = sa_plot_data(ref["average"], ref["sigma"], ref["df_residual"], ref["s2_prior"],
                            ref["df_prior"])  # fmt: skip
     assert auto["outlier"].tolist() == expected
     trend = read_table(REF / "plotsa_trend.tsv")
-    sa = dg.sa_plot_data(trend["average"], trend["sigma"], trend["df_residual"],
+    sa = sa_plot_data(trend["average"], trend["sigma"], trend["df_residual"],
                          trend["s2_prior"], trend["df_prior"])  # fmt: skip
     assert_matches(sa["prior_line"], trend["prior_line"], "trend prior line")
     assert not sa["outlier"].any() and sa["outlier_fdr"].isna().all()
@@ -182,7 +208,7 @@ def test_binned_trend_matches_r(data):
     _, _, _, fit = data
     ref = read_table(REF / "binned_trend_groupB.tsv")
     j = fit.coef_names.index("groupB")
-    ours = dg.binned_trend(fit.amean, fit.coefficients[:, j], n_bins=20)
+    ours = binned_trend(fit.amean, fit.coefficients[:, j], n_bins=20)
     assert list(ours.columns) == list(ref.columns)
     assert ours["n"].tolist() == ref["n"].tolist()
     for col in ref.columns[1:]:
@@ -192,17 +218,17 @@ def test_binned_trend_matches_r(data):
 def test_pvalue_histogram_and_qq_match_r():
     ref_qq = read_table(REF / "qq.tsv")
     p = ref_qq["p"].to_numpy()
-    hist = dg.pvalue_histogram(p)
+    hist = pvalue_histogram(p)
     ref_hist = read_table(REF / "pvalue_histogram.tsv")
     assert hist["count"].tolist() == ref_hist["count"].tolist()
     assert_matches(hist["density"], ref_hist["density"], "density")
-    qq = dg.qq_data(p, max_points=10**6)  # no thinning
+    qq = qq_data(p, max_points=10**6)  # no thinning
     assert len(qq) == len(p)
     assert_matches(qq["expected"], ref_qq["expected"], "ppoints")
     assert_matches(qq["observed"], -np.log10(ref_qq["p"]), "observed")
     assert_matches(qq["band_low"], ref_qq["band_low"], "band low", rtol=1e-9)
     assert_matches(qq["band_high"], ref_qq["band_high"], "band high", rtol=1e-9)
-    thin = dg.qq_data(np.concatenate([p, np.random.default_rng(1).random(200_000)]),
+    thin = qq_data(np.concatenate([p, np.random.default_rng(1).random(200_000)]),
                       max_points=400)  # fmt: skip
     assert 200 < len(thin) < 3000 and thin["rank"].is_monotonic_increasing
 
@@ -213,28 +239,28 @@ def test_estimate_correlations_match_r(data):
     est["BvsC"] = est["groupB"] - est["groupC"]
     names = ["groupB", "groupC", "x", "BvsC"]
     ref = read_table(REF / "estimate_correlation.tsv", index_col=0)
-    assert_matches(dg.estimate_correlation(est[names]).to_numpy(), ref.to_numpy(), "cor",
+    assert_matches(estimate_correlation(est[names]).to_numpy(), ref.to_numpy(), "cor",
                    rtol=1e-8)  # fmt: skip
     ref = read_table(REF / "design_correlation.tsv", index_col=0)
-    ours = dg.design_estimate_correlation(design, names, {"BvsC": "groupB - groupC"})
+    ours = design_estimate_correlation(design, names, {"BvsC": "groupB - groupC"})
     assert_matches(ours.to_numpy(), ref.to_numpy(), "cov2cor", atol=1e-14)
 
 
 def test_sample_quantiles_and_density(data):
     expr = data[0]
     ref = read_table(REF / "sample_quantiles.tsv")
-    q = dg.sample_quantiles(expr.to_numpy(), list(expr.columns))
+    q = sample_quantiles(expr.to_numpy(), list(expr.columns))
     assert q["n_values"].tolist() == ref["n_values"].tolist()
     assert_matches(q.iloc[:, 2:].to_numpy(), ref.iloc[:, 2:-1].to_numpy(), "quantiles")
     for j, name in enumerate(expr.columns):
         x = expr[name].dropna().to_numpy()
-        assert_matches(dg._bw_nrd0(x), ref.loc[j, "bw_nrd0"], f"bw.nrd0 {name}")
+        assert_matches(_bw_nrd0(x), ref.loc[j, "bw_nrd0"], f"bw.nrd0 {name}")
     # the binned kernel density is the exact Gaussian KDE to well under 1% of its peak
-    dens = dg.sample_densities(expr.to_numpy(), list(expr.columns))
+    dens = sample_densities(expr.to_numpy(), list(expr.columns))
     for name in expr.columns[:4]:
         x = expr[name].dropna().to_numpy()
         part = dens[dens["sample"] == name]
-        bw = dg._bw_nrd0(x)
+        bw = _bw_nrd0(x)
         z = (part["x"].to_numpy()[:, None] - x[None, :]) / bw
         exact = np.exp(-0.5 * z * z).sum(axis=1) / (x.size * bw * np.sqrt(2 * np.pi))
         assert np.max(np.abs(part["density"] - exact)) < 2e-3 * exact.max()
@@ -243,13 +269,13 @@ def test_sample_quantiles_and_density(data):
 def test_row_reservoir_is_a_uniform_row_sample():
     rng = np.random.default_rng(0)
     rows = np.arange(20_000, dtype=float)[:, None] * np.ones((1, 3))
-    small = dg.RowReservoir(3, 50_000)
+    small = RowReservoir(3, 50_000)
     for a in range(0, 20_000, 3001):
         small.add(rows[a : a + 3001])
     assert np.array_equal(small.values(), rows)  # everything fits: kept in order
     means = []
     for seed in range(20):
-        r = dg.RowReservoir(3, 500, seed=seed)
+        r = RowReservoir(3, 500, seed=seed)
         a = 0
         while a < 20_000:  # blocks of random sizes
             step = int(rng.integers(100, 4000))
@@ -265,7 +291,7 @@ def test_row_reservoir_is_a_uniform_row_sample():
 def test_covariate_table_and_summary(data):
     expr, design, samples, _ = data
     sheet = samples.assign(plate=[1, 2] * 8)
-    cov = dg.covariate_table(sheet, list(design.index), {"plate": [1, 2]})
+    cov = covariate_table(sheet, list(design.index), {"plate": [1, 2]})
     assert cov["plate"].tolist()[:2] == ["1", "2"]  # a level-listed numeric column is a factor
     assert pd.api.types.is_numeric_dtype(cov["x"])
     summary = {
@@ -274,10 +300,10 @@ def test_covariate_table_and_summary(data):
         "n_surrogate_variables": 0, "alpha": 0.05, "fdr_method": "BH", "test": ["groupB"],
         "test_statistic": "t", "test_df1": 1, "versions": {"stacklm": "0.1.0"},
     }  # fmt: skip
-    md = dg.summary_markdown("demo", summary, {"test (fdr)": 12, "groupB": 12},
+    md = summary_markdown("demo", summary, {"test (fdr)": 12, "groupB": 12},
                              [("residuals", "PC1", 0.31, "batch", 0.8, 1e-6)])  # fmt: skip
     for text in ("| features fitted | 400 |", "| samples | 16 |", "S17", "0.8", "1.05",
                  "| `groupB` | 12 |", "`batch`", "stacklm 0.1.0", "λGC"):  # fmt: skip
         assert text in md, text
-    html = dg.markdown_table_html(md, "demo")
+    html = markdown_table_html(md, "demo")
     assert html.count("<table>") == 3 and "<code>groupB</code>" in html

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from workflow_helpers import snakemake, write_config
 
-from stacklm.checks import ConfigCheckError, check_config
-from stacklm.pipeline import normalize_matrix
+from stacklm.workflow.checks import ConfigCheckError, check_config
+from stacklm.workflow.pipeline import normalize_matrix
 
 N_SAMPLES = 16
 

@@ -14,10 +14,12 @@ import pytest
 from conftest import TEST_DATA, assert_matches, read_table
 from scipy import stats
 
-import stacklm.fit as fitmod
-import stacklm.moderation as modmod
-from stacklm.fit import lm_fit
-from stacklm.moderation import e_bayes
+import stacklm.limma.lmfit as fitmod
+import stacklm.rstats.distributions as modmod
+from stacklm.limma.ebayes import _tmixture_vector, e_bayes
+from stacklm.limma.fitstore import concat_fits
+from stacklm.limma.lmfit import lm_fit
+from stacklm.rstats.distributions import _t_sf2, _TwoSidedTTail
 
 
 # --------------------------------------------------------------------------------------------
@@ -27,7 +29,7 @@ def test_t_tail_table_matches_r():
     ref = read_table(TEST_DATA / "t_tail" / "t_tail.tsv")
     assert len(ref) == 401 * 12
     for nu, rows in ref.groupby("nu", sort=False):
-        table = modmod._TwoSidedTTail(float(nu))
+        table = _TwoSidedTTail(float(nu))
         assert table.ok, (nu, table.max_error)
         ours = table(rows["t"].to_numpy())
         r_p = rows["p"].to_numpy()
@@ -47,7 +49,7 @@ def test_t_tail_table_matches_scipy(nu):
             [0.0, np.nan, np.inf, -np.inf, 1e6],
         ]
     )
-    ours = modmod._t_sf2(t, nu)
+    ours = _t_sf2(t, nu)
     exact = 2 * stats.t.sf(np.abs(t), nu)
     assert_matches(ours, exact, f"nu={nu}", rtol=1e-12, atol=0.0)
 
@@ -60,13 +62,13 @@ def test_t_sf2_groups_rows_by_df():
     df = np.choose(rng.integers(0, 3, G), [20.5, 21.5, 22.5])  # three large groups
     df[:40] = rng.uniform(3, 30, 40)  # small groups: stats.t.sf directly
     df[40:45] = np.inf  # the normal distribution
-    ours = modmod._t_sf2(t, df)
+    ours = _t_sf2(t, df)
     exact = np.where(
         np.isinf(df)[:, None], 2 * stats.norm.sf(np.abs(t)), 2 * stats.t.sf(np.abs(t), df[:, None])
     )
     assert_matches(ours, exact, "grouped", rtol=1e-12, atol=0.0)
     # a scalar or constant df gives the same numbers
-    assert_matches(modmod._t_sf2(t, 21.5), modmod._t_sf2(t, np.full(G, 21.5)), "const", rtol=0)
+    assert_matches(_t_sf2(t, 21.5), _t_sf2(t, np.full(G, 21.5)), "const", rtol=0)
 
 
 def _tmixture_full_sort(tstat, su, df, proportion, v0_lim):
@@ -103,8 +105,8 @@ def test_tmixture_candidates_give_the_full_sort(unequal_df):
     su = rng.uniform(0.1, 0.5, G)
     df = rng.choice([10.5, 11.5, 12.5], G) if unequal_df else np.full(G, 12.5)
     lim = (0.01, 50.0)
-    p_value = modmod._t_sf2(np.abs(tstat), df)
-    fast = modmod._tmixture_vector(tstat, su, df, 0.01, lim, p_value=p_value)
+    p_value = _t_sf2(np.abs(tstat), df)
+    fast = _tmixture_vector(tstat, su, df, 0.01, lim, p_value=p_value)
     assert fast == _tmixture_full_sort(tstat, su, df, 0.01, lim)
 
 
@@ -168,7 +170,7 @@ def test_blocked_passes_do_not_change_the_numbers(monkeypatch):
     blocked = lm_fit(Y, X)
     _assert_same_fit(blocked, whole, rtol_coef=1e-12)
     parts = [lm_fit(Y[a : a + 700], X) for a in range(0, 3000, 700)]
-    merged = fitmod.concat_fits(parts)
+    merged = concat_fits(parts)
     _assert_same_fit(merged, whole, rtol_coef=1e-12)
 
 

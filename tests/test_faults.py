@@ -13,7 +13,7 @@ import time
 
 from workflow_helpers import REPO, example_config, write_config
 
-from stacklm.runlock import clear_run_owner, record_run_owner, release_stale_lock
+from stacklm.workflow.runlock import clear_run_owner, record_run_owner, release_stale_lock
 
 TARGETS = ["results/geography/results.tsv.gz", "results/geography/feature_annotation.tsv.gz"]
 CHUNKS = 12

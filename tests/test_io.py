@@ -11,16 +11,13 @@ import pandas as pd
 import pytest
 from conftest import read_table, shared
 
-import stacklm.io as sio
-from stacklm.io import (
+import stacklm.io.text as sio
+from stacklm.io.formats import MatrixInputError, matrix_format
+from stacklm.io.matrix import read_matrix, read_matrix_blocks, read_matrix_header
+from stacklm.io.store import (
     BinaryMatrixWriter,
-    MatrixInputError,
     chunk_bounds,
-    matrix_format,
     open_binary_matrix,
-    read_matrix,
-    read_matrix_blocks,
-    read_matrix_header,
     write_binary_matrix,
 )
 

@@ -9,10 +9,12 @@ import pytest
 from conftest import TEST_DATA, assert_matches, read_json, read_table, shared
 from limma_columns import reference_columns
 
-from stacklm.fit import concat_fits, contrasts_fit, lm_fit
-from stacklm.moderation import e_bayes
-from stacklm.multiple_testing import p_adjust
-from stacklm.toptable import top_table
+from stacklm.limma.contrasts import contrasts_fit
+from stacklm.limma.ebayes import e_bayes
+from stacklm.limma.fitstore import concat_fits
+from stacklm.limma.lmfit import lm_fit
+from stacklm.limma.toptable import top_table
+from stacklm.multiple_testing.padjust import p_adjust
 
 CANCER = ["cancerCancer", "cancerNormal"]
 NA_DIR = TEST_DATA / "limma_na"
@@ -131,7 +133,7 @@ def test_missing_value_special_rows(na_data, quiet):
 def test_pattern_qr_and_batched_gram_paths_agree(na_data, monkeypatch):
     """Rows with rare missingness patterns are solved by batched Gram matrices; forcing every pattern
     through its own QR (limma's per-gene method) must give the same numbers."""
-    import stacklm.fit as fitmod
+    import stacklm.limma.lmfit as fitmod
 
     expr, design = na_data
     fast = lm_fit(expr, design)
@@ -170,7 +172,7 @@ def test_chunked_fits_merge_to_the_one_shot_result(na_data, quiet):
 
 
 def test_save_and_load_fit_roundtrip(tmp_path, na_data):
-    from stacklm.fit import load_fit, save_fit
+    from stacklm.limma.fitstore import load_fit, save_fit
 
     expr, design = na_data
     fit = lm_fit(expr.iloc[:100], design)

@@ -20,21 +20,24 @@ import numpy as np
 import pytest
 from conftest import TEST_DATA, assert_matches, max_rel_diff, read_json, read_table, shared
 
-from stacklm import rnumerics
-from stacklm.multiple_testing import (
-    R_DEFAULT_LAMBDA,
-    genomic_inflation,
-    lfdr,
-    p_adjust,
-    pi0_est,
-    qvalue,
-)
+from stacklm.multiple_testing.inflation import genomic_inflation
+from stacklm.multiple_testing.padjust import p_adjust
+from stacklm.multiple_testing.qvalue import R_DEFAULT_LAMBDA, lfdr, pi0_est, qvalue
+from stacklm.rstats.basic import bw_nrd0, qnorm
+from stacklm.rstats.density import density
+from stacklm.rstats.fft import fft
+from stacklm.rstats.smoothspline import smooth_spline
 
 QDIR = TEST_DATA / "qvalue"
 
 # measured: 0 (bit-identical to R); a tiny slack keeps the exactness checks meaningful but not
 # fragile across BLAS-free platforms with a different libm
-EXACT = 1e-15
+#: R ports whose last bits depend on numpy's SIMD kernels for exp/log (AVX-512 vs AVX2) are held to
+#: 1e-12 relative: four orders inside the 1e-8 promise, independent of the CPU
+EXACT = 1e-12
+#: lfdr divides two smoothed densities, which amplifies those last-bit differences: measured
+#: 1.7e-12 on an AVX-512 CPU (1e-16 with NPY_DISABLE_CPU_FEATURES set to the AVX-512 targets)
+LFDR_EXACT = 1e-11
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +201,7 @@ def test_qvalue_variants_match_r(sim_refs, case, variant):
     assert_matches(res.qvalues, q_ref, "qvalues")
     assert max_rel_diff(res.qvalues, q_ref, atol=0.0) <= EXACT
     assert_matches(res.lfdr, lfdr_ref, "lfdr")
-    assert max_rel_diff(res.lfdr, lfdr_ref, atol=0.0) <= EXACT
+    assert max_rel_diff(res.lfdr, lfdr_ref, atol=0.0) <= LFDR_EXACT
     if variant == "fdr10":
         sig = tab["significant.fdr10"].astype(str).eq("True").to_numpy()
         np.testing.assert_array_equal(res.significant, sig)
@@ -239,7 +242,7 @@ def test_degenerate_inputs_match_r(case):
         res = qvalue(_as_array(ref["p"]))
     assert res.pi0 == ref["pi0"]
     assert max_rel_diff(res.qvalues, _as_array(ref["qvalues"]), atol=0.0) <= EXACT
-    assert max_rel_diff(res.lfdr, _as_array(ref["lfdr"]), atol=0.0) <= EXACT
+    assert max_rel_diff(res.lfdr, _as_array(ref["lfdr"]), atol=0.0) <= LFDR_EXACT
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,14 +255,14 @@ def mix_grid():
     tab, _ = read_table(QDIR / "mix.tsv.gz"), None
     p = tab["p"].to_numpy()
     p = p[~np.isnan(p)]
-    x = rnumerics.qnorm(np.minimum(np.maximum(p, 1e-8), 1 - 1e-8))
+    x = qnorm(np.minimum(np.maximum(p, 1e-8), 1 - 1e-8))
     return x, read_table(QDIR / "mix_density.tsv.gz"), read_json(QDIR / "mix_splines.json")
 
 
 def test_density_matches_r(mix_grid):
     x, dens, splines = mix_grid
-    assert 1.5 * rnumerics.bw_nrd0(x) == splines["density"]["bw"]
-    gx, gy = rnumerics.density(x, 1.5)
+    assert 1.5 * bw_nrd0(x) == splines["density"]["bw"]
+    gx, gy = density(x, 1.5)
     assert_matches(gx, dens["x"].to_numpy(), "density x", rtol=0, atol=0)
     assert max_rel_diff(gy, dens["y"].to_numpy(), atol=0.0) <= EXACT
 
@@ -269,20 +272,20 @@ def test_r_fft_is_a_dft():
     density() above (and was checked against R's fft() directly while porting)."""
     rng = np.random.default_rng(9)
     re, im = rng.normal(size=1024), rng.normal(size=1024)
-    fr, fi = rnumerics.fft(re, im, inverse=False)
+    fr, fi = fft(re, im, inverse=False)
     ref = np.fft.fft(re + 1j * im)
     assert np.max(np.abs(fr + 1j * fi - ref)) <= 1e-12 * np.max(np.abs(ref))
-    br, bi = rnumerics.fft(fr, fi, inverse=True)  # unnormalised, as R
+    br, bi = fft(fr, fi, inverse=True)  # unnormalised, as R
     np.testing.assert_allclose(br / 1024, re, atol=1e-13)
     np.testing.assert_allclose(bi / 1024, im, atol=1e-13)
     with pytest.raises(ValueError):
-        rnumerics.fft(re[:512], im[:512], inverse=False)
+        fft(re[:512], im[:512], inverse=False)
 
 
 def test_smoothing_splines_match_r(mix_grid):
     x, dens, splines = mix_grid
     s = splines["density_spline"]
-    fit = rnumerics.smooth_spline(dens["x"].to_numpy(), dens["y"].to_numpy())
+    fit = smooth_spline(dens["x"].to_numpy(), dens["y"].to_numpy())
     assert fit.nk - 2 == s["nknots"]
     assert fit.iterations == s["iterations"]
     assert fit.spar == s["spar"]
@@ -294,7 +297,7 @@ def test_smoothing_splines_match_r(mix_grid):
     s3 = splines["pi0_spline"]
     tab = read_table(QDIR / "mix.tsv.gz")
     est = pi0_est(tab["p"].to_numpy())
-    fit3 = rnumerics.smooth_spline(est.lambda_, est.pi0_lambda, df=3)
+    fit3 = smooth_spline(est.lambda_, est.pi0_lambda, df=3)
     assert fit3.iterations == s3["iterations"]
     assert fit3.spar == s3["spar"] and fit3.lam == s3["lambda"]
     assert fit3.df == s3["df"] and fit3.crit == s3["crit"]
@@ -303,7 +306,7 @@ def test_smoothing_splines_match_r(mix_grid):
 
 def test_qnorm_is_r_algorithm():
     p = np.array([1e-300, 1e-20, 1e-8, 0.01, 0.07, 0.075, 0.5, 0.925, 0.93, 0.999, 1 - 1e-12])
-    ours = rnumerics.qnorm(p)
+    ours = qnorm(p)
     # R 4.2.2: sprintf("%.17g", qnorm(p))
     r = np.array(
         [
@@ -321,7 +324,7 @@ def test_qnorm_is_r_algorithm():
         ]
     )
     assert max_rel_diff(ours, r, atol=0.0) == 0.0
-    assert np.array_equal(rnumerics.qnorm(np.array([0.0, 1.0, np.nan]))[:2], [-np.inf, np.inf])
+    assert np.array_equal(qnorm(np.array([0.0, 1.0, np.nan]))[:2], [-np.inf, np.inf])
 
 
 # --------------------------------------------------------------------------------------------

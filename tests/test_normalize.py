@@ -10,16 +10,11 @@ import pandas as pd
 import pytest
 from conftest import TEST_DATA, assert_matches, read_table, shared
 
-from stacklm.normalize import (
-    beta_to_m,
-    check_dosage,
-    cyclic_loess,
-    feature_filter,
-    loess_fit,
-    log2_transform,
-    lowess,
-    quantile_normalize,
-)
+from stacklm.limma.loessfit import loess_fit
+from stacklm.limma.normalize import cyclic_loess, quantile_normalize
+from stacklm.preprocess.filters import feature_filter
+from stacklm.preprocess.scales import beta_to_m, check_dosage, log2_transform
+from stacklm.rstats.lowess import lowess
 
 DATA = TEST_DATA / "normalize"
 QUANTILE_RTOL = 1e-10

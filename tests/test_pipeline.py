@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-import stacklm.pipeline as pipeline
-from stacklm.diagnostics import cross_products_path, load_cross_products
-from stacklm.fit import load_fit
-from stacklm.io import open_binary_matrix, write_binary_matrix
+import stacklm.workflow.pipeline as pipeline
+from stacklm.diagnostics.crossproducts import cross_products_path, load_cross_products
+from stacklm.io.store import open_binary_matrix, write_binary_matrix
+from stacklm.limma.fitstore import load_fit
+from stacklm.workflow.pipeline import fit_chunk
 
 
 def test_fit_chunk_in_row_blocks_equals_one_block(tmp_path, monkeypatch):
@@ -28,7 +29,7 @@ def test_fit_chunk_in_row_blocks_equals_one_block(tmp_path, monkeypatch):
     for name, block in (("one", 1 << 30), ("blocks", 40 * n)):  # 40 rows a block: 13 blocks
         monkeypatch.setattr(pipeline, "FIT_BLOCK_VALUES", block)
         path = tmp_path / f"{name}.npz"
-        assert pipeline.fit_chunk(tmp_path / "store", design, 1, 2, path) == G - 252
+        assert fit_chunk(tmp_path / "store", design, 1, 2, path) == G - 252
         out[name] = (load_fit(path), load_cross_products(cross_products_path(path)))
     (fit1, cp1), (fit2, cp2) = out["one"], out["blocks"]
     assert list(fit1.feature_ids) == list(fit2.feature_ids) == [f"g{i}" for i in range(252, G)]

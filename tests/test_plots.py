@@ -9,21 +9,34 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from stacklm import diagnostics as dg
-from stacklm import plots as pl
+from stacklm.diagnostics.associations import (
+    component_associations,
+    covariate_table,
+    numeric_covariates,
+)
+from stacklm.diagnostics.features import category_summary
+from stacklm.diagnostics.summary import summary_markdown
+from stacklm.plots.statistics import plot_md, plot_sa, plot_volcano
+from stacklm.plots.style import (
+    HIGHLIGHT_MAX_POINTS,
+    Labels,
+    analysis_labels,
+    labelled,
+    scale_labels,
+)
 
 
 def test_labels_name_the_scale_and_the_unit_of_slopes():
-    assert pl.scale_labels({"input_scale": "beta"}) == ("M-value", "M-value difference")
-    assert pl.scale_labels({"normalize": {"log2": True, "offset": 1}})[1] == "log2 fold change"
-    assert pl.scale_labels({"input_scale": "expression"}) == ("value", "value difference")
+    assert scale_labels({"input_scale": "beta"}) == ("M-value", "M-value difference")
+    assert scale_labels({"normalize": {"log2": True, "offset": 1}})[1] == "log2 fold change"
+    assert scale_labels({"input_scale": "expression"}) == ("value", "value difference")
     summary = {
         "config": {"normalize": {"log2": True, "offset": 0.5}},
         "design_columns": ["Intercept", "groupB", "age", "groupB:age"],
         "fdr_method": "BY",
     }
     sheet = pd.DataFrame({"group": ["A", "B"], "age": [30, 40]})
-    labels = pl.analysis_labels("demo", summary, {"formula": "~ group * age"}, sheet)
+    labels = analysis_labels("demo", summary, {"formula": "~ group * age"}, sheet)
     assert labels.estimate("groupB") == "groupB (log2 fold change)"
     assert labels.estimate("age") == "age (log2 fold change per unit of age)"
     assert labels.estimate("groupB:age").endswith("per unit of age)")
@@ -41,29 +54,27 @@ def test_numeric_codes_are_factors_unless_the_design_uses_them_as_numbers():
         },
         index=[f"S{i}" for i in range(20)],
     )
-    cov = dg.covariate_table(sheet, list(sheet.index), numeric=["dose"])
+    cov = covariate_table(sheet, list(sheet.index), numeric=["dose"])
     assert cov["batch"].tolist()[:4] == ["1", "2", "3", "4"]  # a code: categorical
     assert pd.api.types.is_numeric_dtype(cov["age"])  # many values
     assert pd.api.types.is_numeric_dtype(cov["dose"])  # the design's numeric covariate
     assert pd.api.types.is_numeric_dtype(cov["quality"])  # not whole numbers
-    assoc = dg.component_associations(
+    assoc = component_associations(
         pd.DataFrame({"PC1": sheet["batch"].map({1: 0.0, 2: 1.0, 3: -1.0, 4: 0.5})}), cov
     )
     batch = assoc[assoc.covariate == "batch"].iloc[0]
     assert batch["kind"] == "categorical" and batch["r2"] > 0.999  # not a linear trend in 1..4
     assert (assoc["neg_log10_p"] >= 0).all() and not np.signbit(assoc["neg_log10_p"]).any()
-    assert dg.numeric_covariates({"formula": "~ group + age", "levels": {"group": ["a"]}}) == [
-        "age"
-    ]
+    assert numeric_covariates({"formula": "~ group + age", "levels": {"group": ["a"]}}) == ["age"]
 
 
 def test_levels_in_natural_order_and_unexplained_components_in_the_summary():
     chrom = np.array(["10", "2", "X", "1", "Y", "22"] * 3)
-    table = dg.category_summary(chrom, np.arange(chrom.size, dtype=float))
+    table = category_summary(chrom, np.arange(chrom.size, dtype=float))
     assert table["level"].tolist() == ["1", "2", "10", "22", "X", "Y"]
-    lengths = dg.category_summary(np.array([50.0, 45.0, 40.0] * 2), np.ones(6))
+    lengths = category_summary(np.array([50.0, 45.0, 40.0] * 2), np.ones(6))
     assert lengths["level"].tolist() == ["40", "45", "50"]
-    md = dg.summary_markdown(
+    md = summary_markdown(
         "demo",
         {"versions": {}},
         {},
@@ -102,12 +113,12 @@ def _big_table(g: int) -> pd.DataFrame:
 def test_many_features_are_hexagons_and_small_pngs(tmp_path):
     g = 300_000
     table = _big_table(g)
-    assert (table["fdr_x"] <= 0.05).sum() > pl.HIGHLIGHT_MAX_POINTS
+    assert (table["fdr_x"] <= 0.05).sum() > HIGHLIGHT_MAX_POINTS
     start = time.time()
-    with pl.labelled(pl.Labels(analysis="big", value="log2 value", difference="log2 FC")):
-        pl.plot_volcano(table, ["x"], 0.05, tmp_path / "v.png", tmp_path / "v.tsv.gz")
-        pl.plot_md(table, ["x"], 0.05, tmp_path / "md.png", tmp_path / "md.tsv.gz")
-        pl.plot_sa(table, False, False, tmp_path / "sa.png", tmp_path / "sa.tsv.gz")
+    with labelled(Labels(analysis="big", value="log2 value", difference="log2 FC")):
+        plot_volcano(table, ["x"], 0.05, tmp_path / "v.png", tmp_path / "v.tsv.gz")
+        plot_md(table, ["x"], 0.05, tmp_path / "md.png", tmp_path / "md.tsv.gz")
+        plot_sa(table, False, False, tmp_path / "sa.png", tmp_path / "sa.tsv.gz")
     assert time.time() - start < 120
     for name in ("v", "md", "sa"):
         png = tmp_path / f"{name}.png"

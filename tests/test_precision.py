@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from workflow_helpers import example_config, snakemake, write_config
 
-from stacklm.io import BinaryMatrixWriter, open_binary_matrix, write_binary_matrix
+from stacklm.io.store import BinaryMatrixWriter, open_binary_matrix, write_binary_matrix
 
 TARGETS = ["results/geography/results.tsv.gz", "results/geography/summary.json"]
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from stacklm.samples import SampleSheetError, evaluate_subset, match_samples, read_sample_sheet
+from stacklm.io.samplesheet import (
+    SampleSheetError,
+    evaluate_subset,
+    match_samples,
+    read_sample_sheet,
+)
 
 
 @pytest.fixture

@@ -198,7 +198,7 @@ def test_stacklm_run_plans_the_slurm_profile(cluster, tmp_path):
         [
             sys.executable,
             "-m",
-            "stacklm.cli",
+            "stacklm.workflow.cli",
             "run",
             "--config",
             str(cfg),

@@ -9,9 +9,13 @@ import pytest
 from conftest import TEST_DATA, assert_matches, max_rel_diff, read_json, read_table, shared
 from limma_columns import reference_columns
 
-from stacklm.fit import lm_fit
-from stacklm.moderation import e_bayes
-from stacklm.sva import edge_lfdr, f_pvalue, num_sv, sv_associations, sva
+from stacklm.limma.ebayes import e_bayes
+from stacklm.limma.lmfit import lm_fit
+from stacklm.sva.associations import sv_associations
+from stacklm.sva.edge import edge_lfdr
+from stacklm.sva.fpvalue import f_pvalue
+from stacklm.sva.irwsva import sva
+from stacklm.sva.numsv import num_sv
 
 REF = ("ref", "bladder_sva")
 MOD_COLUMNS = ["Intercept", "cancerCancer", "cancerNormal"]

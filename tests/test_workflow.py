@@ -13,8 +13,8 @@ from conftest import assert_matches, read_table
 from workflow_helpers import EXAMPLE, REPO, example_config, snakemake, write_config
 
 from stacklm.analysis import run_analysis
-from stacklm.io import open_binary_matrix
-from stacklm.samples import read_sample_sheet
+from stacklm.io.samplesheet import read_sample_sheet
+from stacklm.io.store import open_binary_matrix
 
 CONTRACT_FIRST = [
     "feature_id",

@@ -10,8 +10,9 @@ import pytest
 from conftest import assert_matches, read_table
 from workflow_helpers import snakemake, write_config
 
-from stacklm.io import open_binary_matrix
-from stacklm.normalize import beta_to_m, quantile_normalize
+from stacklm.io.store import open_binary_matrix
+from stacklm.limma.normalize import quantile_normalize
+from stacklm.preprocess.scales import beta_to_m
 
 N = 18
 

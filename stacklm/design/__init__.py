@@ -1,0 +1,1 @@
+"""Design matrices from model formulas (formula) and contrast matrices (contrasts)."""

@@ -1,0 +1,180 @@
+"""Per-sample value distributions (densities, quantiles) before and after normalization."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from stacklm.io.matrix import read_matrix_blocks, read_matrix_header
+from stacklm.io.store import open_binary_matrix
+from stacklm.workflow.pipeline import transform_values
+
+
+# --------------------------------------------------------------------------------------------
+# per-sample value distributions (before / after normalization)
+# --------------------------------------------------------------------------------------------
+class RowReservoir:
+    """A uniform random sample of up to ``size`` rows of a matrix streamed in row blocks
+    (reservoir sampling, Algorithm R), so per-sample distributions of a matrix too large to hold
+    can be drawn from one pass."""
+
+    def __init__(self, n_samples: int, size: int, seed: int = 1):
+        self.size = int(size)
+        self.rows = np.empty((self.size, n_samples))
+        self.seen = 0
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float64)
+        m = block.shape[0]
+        fill = max(0, min(self.size - self.seen, m))
+        if fill:
+            self.rows[self.seen : self.seen + fill] = block[:fill]
+        rest = np.arange(fill, m)
+        if rest.size:
+            # row i (0-based overall) replaces slot j ~ U{0..i} when j < size, in order
+            overall = self.seen + rest
+            slots = self.rng.integers(0, overall + 1)
+            hit = slots < self.size
+            if hit.any():
+                s, r = slots[hit], rest[hit]
+                # later rows win when they draw the same slot: keep the last occurrence
+                last = np.unique(s[::-1], return_index=True)[1]
+                self.rows[s[::-1][last]] = block[r[::-1][last]]
+        self.seen += m
+
+    def values(self) -> np.ndarray:
+        return self.rows[: min(self.seen, self.size)]
+
+
+def reservoir_size(n_samples: int, budget: int = 5_000_000) -> int:
+    """Rows kept for the density plots: about ``budget`` values, between 500 and 20,000 rows."""
+    return int(np.clip(budget // max(n_samples, 1), 500, 20_000))
+
+
+def _bw_nrd0(x: np.ndarray) -> float:
+    """R's ``bw.nrd0``."""
+    if x.size < 2:
+        return 1.0
+    hi = np.std(x, ddof=1)
+    q75, q25 = np.quantile(x, [0.75, 0.25])
+    lo = min(hi, (q75 - q25) / 1.34)
+    if not lo > 0:
+        lo = hi or abs(x[0]) or 1.0
+    return 0.9 * lo * x.size ** (-0.2)
+
+
+def sample_densities(
+    values: np.ndarray, samples: Sequence[str], grid: np.ndarray | None = None, n_grid: int = 256
+) -> pd.DataFrame:
+    """Gaussian kernel density (bandwidth ``bw.nrd0``) of each sample's observed values (columns of
+    ``values``) on a common grid: a fine histogram (4096 bins over the grid and all values)
+    convolved with the kernel, then interpolated to the grid (the binned approximation R's
+    ``density`` also uses, with simple instead of linear binning).  Long table:
+    ``sample, x, density``."""
+    from scipy.signal import fftconvolve
+
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    if grid is None:
+        if finite.size == 0:
+            return pd.DataFrame(columns=["sample", "x", "density"])
+        lo, hi = np.quantile(finite, [0.0005, 0.9995])
+        pad = 0.05 * (hi - lo if hi > lo else 1.0)
+        grid = np.linspace(lo - pad, hi + pad, n_grid)
+    grid = np.asarray(grid, dtype=float)
+    out = []
+    for j, name in enumerate(samples):  # one small histogram per sample
+        x = values[:, j]
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            dens = np.zeros(grid.size)
+        else:
+            lo, hi = min(grid[0], x.min()), max(grid[-1], x.max())
+            edges = np.linspace(lo, hi, 4097)
+            step = edges[1] - edges[0]
+            centres = (edges[:-1] + edges[1:]) / 2.0
+            counts, _ = np.histogram(x, bins=edges)
+            bw = _bw_nrd0(x)
+            half = int(min(np.ceil(5.0 * bw / step), 2 * counts.size)) if step > 0 else 0
+            offsets = np.arange(-half, half + 1) * step
+            kernel = np.exp(-0.5 * (offsets / bw) ** 2)
+            fine = fftconvolve(counts.astype(float), kernel, mode="full")[half : half + counts.size]
+            fine = np.maximum(fine, 0.0) / (x.size * bw * math.sqrt(2 * math.pi))
+            dens = np.interp(grid, centres, fine)
+        out.append(pd.DataFrame({"sample": str(name), "x": grid, "density": dens}))
+    return pd.concat(out, ignore_index=True)
+
+
+def sample_quantiles(
+    values: np.ndarray,
+    samples: Sequence[str],
+    probs: Sequence[float] = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0),
+) -> pd.DataFrame:
+    """Quantiles (R's type 7) of each sample's observed values; one row per sample."""
+    values = np.asarray(values, dtype=float)
+    rows = []
+    for j, name in enumerate(samples):
+        x = values[:, j]
+        x = x[np.isfinite(x)]
+        q = np.quantile(x, probs) if x.size else np.full(len(probs), np.nan)
+        rows.append([str(name), int(x.size), *q])
+    return pd.DataFrame(rows, columns=["sample", "n_values", *[f"q{100 * p:g}" for p in probs]])
+
+
+def sample_distributions(
+    before: np.ndarray,
+    after: np.ndarray,
+    samples_before: Sequence[str],
+    samples_after: Sequence[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Densities (common grid for both stages) and quantiles of each sample before and after
+    normalization; tables carry a ``stage`` column (``input`` / ``normalized``)."""
+    both = np.concatenate([np.ravel(before), np.ravel(after)])
+    both = both[np.isfinite(both)]
+    if both.size:
+        lo, hi = np.quantile(both, [0.0005, 0.9995])
+        pad = 0.05 * (hi - lo if hi > lo else 1.0)
+        grid = np.linspace(lo - pad, hi + pad, 256)
+    else:
+        grid = np.linspace(0.0, 1.0, 256)
+    dens, quant = [], []
+    for stage, values, names in (
+        ("input", before, samples_before),
+        ("normalized", after, samples_after),
+    ):
+        d = sample_densities(values, names, grid)
+        d.insert(0, "stage", stage)
+        q = sample_quantiles(values, names)
+        q.insert(0, "stage", stage)
+        dens.append(d)
+        quant.append(q)
+    return pd.concat(dens, ignore_index=True), pd.concat(quant, ignore_index=True)
+
+
+def stream_sample_distributions(
+    matrix_path,
+    store_path,
+    matrix_format: str | None = None,
+    input_scale: str = "expression",
+    beta_epsilon: float = 1e-6,
+    normalize: Mapping | None = None,
+    seed: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-sample densities and quantiles of the input (one streaming pass, on the analysis scale:
+    after the log2 / M-value transform, before between-sample normalization and filters) and of the
+    normalized store (as fitted), each from a uniform random sample of rows
+    (:class:`RowReservoir`, :func:`reservoir_size` rows)."""
+
+    _, samples = read_matrix_header(matrix_path, matrix_format)
+    before = RowReservoir(len(samples), reservoir_size(len(samples)), seed=seed)
+    for block in read_matrix_blocks(matrix_path, matrix_format):
+        before.add(transform_values(block.values, input_scale, beta_epsilon, dict(normalize or {})))
+    store = open_binary_matrix(store_path)
+    size = min(reservoir_size(store.n_samples), store.n_features)
+    rows = np.sort(np.random.default_rng(seed).choice(store.n_features, size, replace=False))
+    after = np.asarray(store.values[rows], dtype=np.float64) if size else np.empty((0, 0))
+    return sample_distributions(before.values(), after, samples, store.samples)

@@ -1,0 +1,168 @@
+"""Reading a features x samples matrix file in blocks (any format), with its checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from stacklm.io.formats import MatrixBlock, MatrixInputError, _text_compression, matrix_format
+from stacklm.io.parquet import _parquet_batches, _parquet_file, _parquet_layout
+from stacklm.io.text import (
+    _check_header,
+    _check_unique_samples,
+    _first_row_with,
+    _lines_of_data_rows,
+    _read_text_header,
+    _text_batches,
+    _where,
+)
+
+# --------------------------------------------------------------------------------------------------
+# public reading API
+
+
+def read_matrix_header(path, fmt: str | None = None) -> tuple[str, list[str]]:
+    """(feature id column name, sample names) of a matrix file, validated (unique, non-empty)."""
+    path = Path(path)
+    fmt = matrix_format(path, fmt)
+    if fmt == "parquet":
+        pf = _parquet_file(path)
+        id_col, sample_cols = _parquet_layout(path, pf)
+        names = pf.schema_arrow.names
+        samples = [names[j] for j in sample_cols]
+        _check_unique_samples(path, names[id_col], samples, "schema")
+        return names[id_col], samples
+    compression = _text_compression(path)
+    return _check_header(path, fmt, _read_text_header(path, fmt, compression))
+
+
+def read_matrix_blocks(
+    path, fmt: str | None = None, block_rows: int = 100_000
+) -> Iterator[MatrixBlock]:
+    """Stream a matrix file as :class:`MatrixBlock` s of ``block_rows`` features (the last may be
+    shorter), checking every block: numbers or missing only, no +/-Inf, non-empty unique feature ids
+    (also across blocks), at least one data row.  Memory use is about one block plus arrow's buffer."""
+    if block_rows < 1:
+        raise ValueError("block_rows must be >= 1")
+    path = Path(path)
+    fmt = matrix_format(path, fmt)
+    if fmt == "parquet":
+        pf = _parquet_file(path)
+        id_col, sample_cols = _parquet_layout(path, pf)
+        names = pf.schema_arrow.names
+        header = [names[id_col]] + [names[j] for j in sample_cols]
+        _check_unique_samples(path, header[0], header[1:], "schema")
+        compression = None
+
+        def source():
+            return _parquet_batches(path, pf, id_col, sample_cols, block_rows)
+    else:
+        compression = _text_compression(path)
+        header = _read_text_header(path, fmt, compression)
+        _check_header(path, fmt, header)
+
+        def source():
+            return _text_batches(path, fmt, compression, header)
+
+    n_samples = len(header) - 1
+    seen: set[str] = set()
+    block_ids = block_values = None
+    filled = 0
+    block_first = 0
+    for ids, columns, first_row in source():
+        b, done = len(ids), 0
+        while done < b:
+            if block_values is None:
+                # np.empty maps untouched pages lazily: a large block_rows costs only what is filled
+                block_ids = np.empty(block_rows, dtype=object)
+                block_values = np.empty((block_rows, n_samples), dtype=np.float64)
+                filled = 0
+            take = min(b - done, block_rows - filled)
+            block_ids[filled : filled + take] = ids[done : done + take]
+            target = block_values[filled : filled + take]
+            for j, column in enumerate(columns):
+                target[:, j] = column[done : done + take]
+            _check_piece(
+                path,
+                fmt,
+                compression,
+                header,
+                ids[done : done + take],
+                target,
+                first_row + done,
+                seen,
+                source,
+            )
+            filled += take
+            done += take
+            if filled == block_rows:
+                yield MatrixBlock(block_ids, block_values, block_first)
+                block_first += block_rows
+                block_ids = block_values = None
+        del ids, columns
+    if block_values is not None and filled:
+        # copy the partial last block so the untouched rest of the buffer is released
+        yield MatrixBlock(block_ids[:filled].copy(), block_values[:filled].copy(), block_first)
+        block_first += filled
+    if block_first == 0:
+        raise MatrixInputError(
+            f"{path}: the matrix has no data rows (only a header); add one row per feature"
+        )
+
+
+def _check_piece(path, fmt, compression, header, ids, values, first_row, seen, source):
+    empty = np.flatnonzero(ids == "")
+    if empty.size:
+        (where,) = _where(path, fmt, compression, [first_row + int(empty[0])])
+        raise MatrixInputError(
+            f"{path}: {where}, column 1 ({header[0]!r}): empty feature id; every feature needs an id"
+        )
+    infinite = np.isinf(values)
+    if infinite.any():
+        r, c = np.argwhere(infinite)[0]
+        (where,) = _where(path, fmt, compression, [first_row + int(r)])
+        text = str(values[r, c])
+        if fmt != "parquet":
+            found = _lines_of_data_rows(path, fmt, compression, [first_row + int(r)])
+            text = next(iter(found.values()))[1][c + 1] if found else text
+        raise MatrixInputError(
+            f"{path}: {where}, column {c + 2} ({header[c + 1]!r}): value {text[:60]!r} is "
+            "infinite; use NA for a value that is missing or undefined (e.g. log of 0: add an "
+            "offset before the log or give the untransformed values)"
+        )
+    ids_list = ids.tolist()
+    piece = set(ids_list)
+    if len(piece) < len(ids_list) or not seen.isdisjoint(piece):
+        dup_at = _first_duplicate(ids_list, seen)
+        dup_id = ids_list[dup_at]
+        first_at = _first_row_with(path, dup_id, ((i, f) for i, _, f in source()))
+        where = _where(path, fmt, compression, [first_at, first_row + dup_at])
+        raise MatrixInputError(
+            f"{path}: feature id {dup_id!r} appears twice ({where[0]} and {where[1]}); feature ids "
+            "must be unique: remove or rename the duplicated rows (e.g. aggregate probes per gene "
+            "beforehand)"
+        )
+    seen.update(piece)
+
+
+def _first_duplicate(ids_list: list[str], seen: set[str]) -> int:
+    local: set[str] = set()
+    for k, fid in enumerate(ids_list):
+        if fid in seen or fid in local:
+            return k
+        local.add(fid)
+    raise AssertionError("no duplicate found")
+
+
+def read_matrix(path, fmt: str | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The whole matrix: (feature_ids, sample names, values G x n float64 with NaN = missing).
+
+    Peak memory is about twice the matrix (blocks, then their concatenation); stream with
+    :func:`read_matrix_blocks` for large inputs."""
+    _, samples = read_matrix_header(path, fmt)
+    blocks = list(read_matrix_blocks(path, fmt))
+    ids = np.concatenate([b.feature_ids for b in blocks])
+    values = np.concatenate([b.values for b in blocks], axis=0)
+    return ids, samples, values

@@ -1,0 +1,147 @@
+"""limma's between-sample normalizations: ``normalizeQuantiles`` (with its missing-value handling)
+and ``normalizeCyclicLoess`` (methods fast, pairs, affy).
+
+R's ``rowMeans`` accumulates in long double; so does this module (numpy ``longdouble``, 80-bit on
+x86-64), so the quantile target is the same double as R's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stacklm.limma.loessfit import loess_fit
+from stacklm.preprocess.scales import _as_matrix
+
+# --------------------------------------------------------------------------------------------------
+# helpers mirroring R primitives
+
+
+def _row_means(x: np.ndarray, na_rm: bool = False) -> np.ndarray:
+    """R's ``rowMeans``: columns accumulated in order in long double, divided in long double."""
+    acc = np.zeros(x.shape[0], dtype=np.longdouble)
+    if not na_rm:
+        for j in range(x.shape[1]):
+            acc += x[:, j]
+        return (acc / x.shape[1]).astype(np.float64)
+    count = np.zeros(x.shape[0], dtype=np.int64)
+    for j in range(x.shape[1]):
+        col = x[:, j]
+        ok = ~np.isnan(col)
+        acc += np.where(ok, col, 0.0)
+        count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (acc / count).astype(np.float64)
+
+
+def _approx(x: np.ndarray, y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """R's ``approx(x, y, v)$y`` (linear, rule 1) for strictly increasing ``x`` and ``v`` inside
+    ``[x[0], x[-1]]``: ``y[i] + (y[j] - y[i]) * ((v - x[i]) / (x[j] - x[i]))`` as in R's C approx1."""
+    j = np.clip(np.searchsorted(x, v, side="right"), 1, len(x) - 1)
+    i = j - 1
+    xi, xj, yi, yj = x[i], x[j], y[i], y[j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = yi + (yj - yi) * ((v - xi) / (xj - xi))
+    out = np.where(v == xi, yi, out)
+    out = np.where(v == xj, yj, out)
+    out[(v < x[0]) | (v > x[-1])] = np.nan
+    return out
+
+
+def _rank_average(v: np.ndarray) -> np.ndarray:
+    """R's ``rank(v)`` (ties averaged) for a vector without NaN."""
+    order = np.argsort(v, kind="stable")
+    sorted_v = v[order]
+    # starts of runs of equal values
+    new = np.empty(len(v), dtype=bool)
+    new[:1] = True
+    new[1:] = sorted_v[1:] != sorted_v[:-1]
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(v))  # exclusive
+    run_rank = (starts + 1 + ends) / 2.0  # mean of ranks starts+1 .. ends
+    ranks = np.empty(len(v), dtype=np.float64)
+    ranks[order] = np.repeat(run_rank, ends - starts)
+    return ranks
+
+
+# --------------------------------------------------------------------------------------------------
+# quantile normalization
+
+
+def quantile_normalize(values) -> np.ndarray:
+    """limma ``normalizeQuantiles(A, ties=TRUE)`` (= ``normalizeBetweenArrays(A, method="quantile")``).
+
+    Each column's sorted observed values are interpolated (R ``approx``) onto the common grid
+    ``(0:(G-1))/(G-1)``; the target is the row mean of these; every observed value gets the target
+    interpolated at ``(rank - 1)/(n_obs - 1)`` (ties share the average rank, so tied values stay tied).
+    Missing values stay missing.  A column needs at least two observed values (R errors too)."""
+    a = _as_matrix(values)
+    g, n = a.shape
+    if n == 1:
+        return a
+    if g < 2:
+        raise ValueError("quantile normalization needs at least two features")
+    grid = np.arange(g) / (g - 1)
+    sorted_cols = np.empty((g, n), dtype=np.float64)
+    observed = ~np.isnan(a)
+    n_obs = observed.sum(axis=0)
+    for j in range(n):
+        if n_obs[j] < 2:
+            raise ValueError(
+                f"quantile normalization: sample column {j + 1} has {n_obs[j]} observed value(s); "
+                "at least two are needed (remove the sample or impute)"
+            )
+        s = np.sort(a[observed[:, j], j])
+        if n_obs[j] < g:
+            sorted_cols[:, j] = _approx(np.arange(n_obs[j]) / (n_obs[j] - 1), s, grid)
+        else:
+            sorted_cols[:, j] = s
+    target = _row_means(sorted_cols)
+    out = a
+    for j in range(n):
+        obs = observed[:, j]
+        ranks = _rank_average(a[obs, j])
+        out[obs, j] = _approx(grid, target, (ranks - 1) / (n_obs[j] - 1))
+    return out
+
+
+def cyclic_loess(
+    values, span: float = 0.7, iterations: int = 3, method: str = "fast"
+) -> np.ndarray:
+    """limma ``normalizeCyclicLoess(x, span, iterations, method)`` without weights.
+
+    ``"fast"``: each iteration fits every column's difference from the row means (``rowMeans(x,
+    na.rm=TRUE)``) against the row means and subtracts the fit.  ``"pairs"``: every pair of columns,
+    in R's order, is corrected by half its M-vs-A curve (as in R, a value missing in one column makes
+    the fit missing and so the other column's value missing too).  ``"affy"``: all pair curves of an
+    iteration are averaged before adjusting.  Curves are ``loessFit`` (default 4 iterations) = R's
+    ``lowess`` with ``delta = 0.01 * diff(range(A))``."""
+    if method not in ("fast", "pairs", "affy"):
+        raise ValueError(f"cyclic loess method must be 'fast', 'pairs' or 'affy', not {method!r}")
+    x = _as_matrix(values)
+    g, n = x.shape
+    if method == "pairs":
+        for _ in range(iterations):
+            for i in range(n - 1):
+                for j in range(i + 1, n):
+                    m = x[:, j] - x[:, i]
+                    a = 0.5 * (x[:, j] + x[:, i])
+                    f = loess_fit(m, a, span=span)
+                    x[:, i] = x[:, i] + f / 2
+                    x[:, j] = x[:, j] - f / 2
+    elif method == "fast":
+        for _ in range(iterations):
+            a = _row_means(x, na_rm=True)
+            for i in range(n):
+                f = loess_fit(x[:, i] - a, a, span=span)
+                x[:, i] = x[:, i] - f
+    else:
+        for _ in range(iterations):
+            adjustment = np.zeros((g, n))
+            for i in range(n - 1):
+                for j in range(i + 1, n):
+                    m = x[:, j] - x[:, i]
+                    a = 0.5 * (x[:, j] + x[:, i])
+                    f = loess_fit(m, a, span=span)
+                    adjustment[:, j] = adjustment[:, j] + f
+                    adjustment[:, i] = adjustment[:, i] - f
+            x = x - adjustment / n
+    return x

@@ -1,0 +1,1 @@
+"""Drawing the diagnostics (matplotlib, Agg): statistics, estimate structure, sample structure."""

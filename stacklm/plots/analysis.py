@@ -1,0 +1,222 @@
+"""All plots of one analysis, from its result files."""
+
+from __future__ import annotations
+
+import matplotlib
+
+from stacklm.design.formula import parse_formula
+from stacklm.diagnostics.associations import (
+    component_associations,
+    covariate_table,
+    numeric_covariates,
+    strongest_associations,
+)
+from stacklm.diagnostics.crossproducts import CrossProducts, sum_cross_products
+from stacklm.diagnostics.features import design_estimate_correlation, estimate_correlation
+from stacklm.diagnostics.pca import cross_product_pcas
+from stacklm.diagnostics.summary import markdown_table_html, summary_markdown
+from stacklm.io.outputs import write_text
+from stacklm.plots.common import reported_names
+from stacklm.plots.estimates import (
+    plot_estimate_annotation,
+    plot_estimate_correlation,
+    plot_estimate_trend,
+)
+from stacklm.plots.samples import (
+    plot_pca_associations,
+    plot_pca_scores,
+    plot_pca_scree,
+    plot_sample_density,
+    plot_sv_associations,
+)
+from stacklm.plots.statistics import plot_md, plot_pvalue_histogram, plot_qq, plot_sa, plot_volcano
+from stacklm.plots.style import ANNOTATION_PLOTS, PLOTS, analysis_labels, labelled
+from stacklm.workflow.pipeline import read_design
+
+matplotlib.use("Agg")
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------
+# one analysis, all plots
+# --------------------------------------------------------------------------------------------
+def _read_tsv(path, **kw) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", **kw)
+
+
+def analysis_plots(
+    outdir,
+    results: pd.DataFrame,
+    summary: Mapping,
+    design: pd.DataFrame,
+    sheet: pd.DataFrame,
+    analysis: Mapping,
+    cross_products: CrossProducts,
+    surrogate_variables: pd.DataFrame,
+    sv_associations: pd.DataFrame,
+    densities: pd.DataFrame,
+    features: pd.DataFrame | None = None,
+    n_components: int = 10,
+    analysis_name: str = "",
+) -> list[tuple]:
+    """Draw every plot of an analysis into ``outdir`` (see :data:`PLOTS`).
+
+    ``results``: the results table; ``summary``: summary.json; ``design``: design as fitted
+    (indexed by sample id); ``sheet``: the sample sheet (indexed by sample id); ``analysis``: the
+    analysis settings; ``cross_products``: the summed chunk cross-products; ``densities``: the
+    per-sample densities (:func:`stacklm.diagnostics.sample_distributions`); ``features``: the
+    feature annotation (indexed by feature id) or None; ``analysis_name`` titles the figures.
+
+    Returns the strongest covariate association of the top 3 components of each matrix (rows for
+    :func:`stacklm.diagnostics.summary_markdown`; covariate None where none has p <= 0.05).
+    """
+    labels = analysis_labels(analysis_name, summary, analysis, sheet)
+    with labelled(labels):
+        return _analysis_plots(outdir, results, summary, design, sheet, analysis, cross_products,
+                               surrogate_variables, sv_associations, densities, features,
+                               n_components)  # fmt: skip
+
+
+def _analysis_plots(outdir, results, summary, design, sheet, analysis, cross_products,
+                    surrogate_variables, sv_associations, densities, features,
+                    n_components):  # fmt: skip
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def path(stem, suffix=None):
+        return (
+            out / f"{stem}.png",
+            out / f"{stem}{suffix or PLOTS.get(stem) or ANNOTATION_PLOTS[stem]}",
+        )
+
+    alpha = float(summary.get("alpha", 0.05))
+    test = list(summary.get("test") or [])
+    stat = summary.get("test_statistic", "t" if len(test) == 1 else "F")
+    test_label = f"the moderated {stat} test of {', '.join(test)}" if test else "the test"
+    sv_names = [str(c) for c in surrogate_variables.columns]
+    names = [n for n in reported_names(results) if n not in sv_names]
+    all_names = reported_names(results)
+
+    p = results["p_value"].to_numpy(dtype=float)
+    plot_pvalue_histogram(p, summary.get("pi0"), test_label, *path("pvalue_histogram"))
+    plot_qq(p, summary.get("lambda_gc"), test_label, *path("qq"))
+    plot_volcano(results, names, alpha, *path("volcano"))
+    plot_md(results, names, alpha, *path("md"))
+    moderation = analysis.get("moderation") or {}
+    plot_sa(results, bool(moderation.get("trend")), bool(moderation.get("robust")), *path("sa"))
+    plot_estimate_trend(results, names, *path("estimate_trend"))
+
+    estimates = results[[f"estimate_{n}" for n in all_names]].set_axis(all_names, axis=1)
+    observed = estimate_correlation(estimates)
+    expected = design_estimate_correlation(design, all_names, analysis.get("contrasts") or {})
+    plot_estimate_correlation(observed, expected, *path("estimate_correlation"))
+    if features is not None:
+        plot_estimate_annotation(results, names, features, *path("estimate_annotation"))
+
+    samples = [str(s) for s in design.index]
+    covariates = covariate_table(sheet, samples, analysis.get("levels") or {},
+                                    surrogate_variables if surrogate_variables.shape[1] else None,
+                                    numeric=numeric_covariates(analysis))  # fmt: skip
+    pcas = cross_product_pcas(cross_products, n_components)
+    associations = {
+        name: component_associations(pca.scores, covariates) for name, pca in pcas.items()
+    }
+    plot_pca_scree(pcas, *path("pca_scree"))
+    in_design = parse_formula(analysis["formula"]).variables + sv_names
+    plot_pca_associations(pcas, associations, *path("pca_associations"), in_design=in_design)
+    for name, pca in pcas.items():
+        plot_pca_scores(pca, covariates, name, *path(f"pca_{name}"))
+    plot_sv_associations(sv_associations, *path("sv_associations"))
+    plot_sample_density(densities, samples, *path("sample_density"))
+
+    structure = []
+    for name, pca in pcas.items():
+        best = strongest_associations(associations[name])
+        for comp in list(pca.scores.columns)[:3]:
+            row = best[best["component"] == comp]
+            k = int(comp[2:]) - 1
+            if len(row):
+                r = row.iloc[0]
+                structure.append((name, comp, float(pca.variance_fraction[k]), r["covariate"],
+                                  float(r["r2"]), float(r["p_value"])))  # fmt: skip
+            else:  # structure no sample covariate explains (a hidden confounder?)
+                structure.append((name, comp, float(pca.variance_fraction[k]), None, np.nan,
+                                  np.nan))  # fmt: skip
+    return structure
+
+
+def significant_counts(
+    results: pd.DataFrame, alpha: float, exclude: Sequence[str] = ()
+) -> dict[str, int]:
+    """Features with FDR <= alpha (q-value <= alpha): the analysis test, then each reported
+    coefficient/contrast but those in ``exclude`` (the surrogate variables)."""
+    out = {"test (fdr)": int(np.sum(results["fdr"].to_numpy(dtype=float) <= alpha))}
+    out["test (qvalue)"] = int(np.sum(results["qvalue"].to_numpy(dtype=float) <= alpha))
+    for name in reported_names(results):
+        if name in set(exclude):
+            continue
+        out[name] = int(np.sum(results[f"fdr_{name}"].to_numpy(dtype=float) <= alpha))
+    return out
+
+
+def run_plots(
+    outdir,
+    results_path,
+    summary_path,
+    design_path,
+    sheet: pd.DataFrame,
+    analysis: Mapping,
+    cross_product_paths: Sequence,
+    sv_path,
+    sv_associations_path,
+    densities_path,
+    features_path=None,
+    summary_md_path=None,
+    summary_html_path=None,
+    analysis_name: str = "",
+) -> None:
+    """The workflow's plot step from files: read the analysis outputs, draw every plot, write
+    summary.md (and its HTML rendering for the report)."""
+
+    results = _read_tsv(results_path, dtype={"feature_id": str})
+    summary = json.loads(Path(summary_path).read_text())
+    design = read_design(design_path)
+    sv = read_design(sv_path)
+    sv_assoc = _read_tsv(sv_associations_path)
+    densities = _read_tsv(densities_path, dtype={"sample": str})
+    features = None
+    if features_path:
+        sep = "," if str(features_path).lower().endswith((".csv", ".csv.gz")) else "\t"
+        features = pd.read_csv(features_path, sep=sep, index_col=0)
+        features.index = features.index.astype(str)
+    cross = sum_cross_products(list(cross_product_paths))
+    structure = analysis_plots(
+        outdir,
+        results,
+        summary,
+        design,
+        sheet,
+        analysis,
+        cross,
+        sv,
+        sv_assoc,
+        densities,
+        features,
+        analysis_name=analysis_name,
+    )
+    if summary_md_path:
+        text = summary_markdown(
+            analysis_name,
+            summary,
+            significant_counts(results, float(summary.get("alpha", 0.05)), list(sv.columns)),
+            structure,
+        )
+        write_text(text, summary_md_path)
+        if summary_html_path:
+            write_text(markdown_table_html(text, f"stacklm {analysis_name}"), summary_html_path)

@@ -1,0 +1,1 @@
+"""Input scales (log2, beta -> M-values, dosage checks) and feature filters."""

@@ -1,0 +1,61 @@
+"""Input scales: log2 with an offset, methylation beta -> M-values, genotype dosage checks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------------
+# input scales
+
+
+def _as_matrix(values) -> np.ndarray:
+    out = np.array(values, dtype=np.float64, copy=True)
+    if out.ndim != 2:
+        raise ValueError(f"expected a features x samples matrix, got {out.ndim} dimension(s)")
+    return out
+
+
+def log2_transform(values, offset: float = 1.0) -> np.ndarray:
+    """``log2(values + offset)``; NaN stays NaN.  Raises ValueError if ``values + offset <= 0`` anywhere
+    (the log would be -Inf or undefined)."""
+    x = np.asarray(values, dtype=np.float64)
+    shifted = x + offset
+    bad = shifted <= 0  # NaN compares False
+    if bad.any():
+        count = int(bad.sum())
+        raise ValueError(
+            f"log2 transform: {count} value(s) are <= -offset ({-offset:g}; smallest value "
+            f"{np.nanmin(x):g}), so log2(value + {offset:g}) is undefined; raise the offset above "
+            f"{-np.nanmin(x):g}, or switch the log2 transform off if the data are already on a log "
+            "scale"
+        )
+    return np.log2(shifted)
+
+
+def beta_to_m(values, eps: float = 1e-6) -> np.ndarray:
+    """Methylation beta values to M-values ``log2(b / (1 - b))`` after clipping ``b`` to
+    ``[eps, 1 - eps]`` (as ``pmin(pmax(b, eps), 1 - eps)`` in R).  Raises ValueError for values
+    outside [0, 1]; NaN stays NaN."""
+    b = np.asarray(values, dtype=np.float64)
+    bad = (b < 0) | (b > 1)
+    if bad.any():
+        raise ValueError(
+            f"beta values must lie in [0, 1]: {int(bad.sum())} value(s) outside (range "
+            f"{np.nanmin(b):g} .. {np.nanmax(b):g}); give beta values, or set the input scale to "
+            "'expression' if these are already M-values"
+        )
+    clipped = np.clip(b, eps, 1.0 - eps)
+    return np.log2(clipped / (1.0 - clipped))
+
+
+def check_dosage(values) -> np.ndarray:
+    """Check genotype dosages lie in [0, 2] (NaN allowed) and return them as float64."""
+    d = np.asarray(values, dtype=np.float64)
+    bad = (d < 0) | (d > 2)
+    if bad.any():
+        raise ValueError(
+            f"dosages must lie in [0, 2]: {int(bad.sum())} value(s) outside (range "
+            f"{np.nanmin(d):g} .. {np.nanmax(d):g}); code genotypes as 0/1/2 copies of the "
+            "effect allele (or expected dosages)"
+        )
+    return d

@@ -1,0 +1,80 @@
+"""Checks of a workflow configuration against its inputs, run before any job: the sample sheet, the
+matrix header, and every analysis' design, contrasts and test.  Each problem is one
+:class:`ConfigCheckError` saying what is wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import metadata
+
+from stacklm.analysis import analysis_design, check_test, output_names
+from stacklm.design.contrasts import make_contrasts
+from stacklm.io.matrix import read_matrix_header
+from stacklm.io.samplesheet import match_samples, read_sample_sheet
+
+
+class ConfigCheckError(ValueError):
+    """The configuration does not fit its inputs."""
+
+
+def check_config(config: Mapping) -> dict:
+    """Validate ``config`` (already schema-validated) against the sample sheet and matrix header.
+
+    Returns per analysis ``{"design_columns": [...], "n_samples": n, "dropped": [...]}``.
+    """
+    if config.get("input_scale") in ("beta", "dosage") and config.get("normalize", {}).get("log2"):
+        raise ConfigCheckError(
+            f"normalize.log2 is true but input_scale is {config['input_scale']!r}: "
+            "log2 applies to expression values only; set normalize.log2: false"
+        )
+    try:
+        _, matrix_samples = read_matrix_header(config["matrix"], config.get("matrix_format"))
+        sheet = read_sample_sheet(config["samples"], config.get("sample_id", "sample_id"))
+        match_samples(matrix_samples, sheet, config["matrix"], config["samples"])
+    except ValueError as err:
+        raise ConfigCheckError(str(err)) from None
+    except OSError as err:
+        raise ConfigCheckError(f"cannot read input: {err}") from None
+    out = {}
+    for name, analysis in config["analyses"].items():
+        try:
+            design, dropped = analysis_design(sheet, matrix_samples, analysis)
+            contrasts = analysis.get("contrasts") or {}
+            if contrasts:
+                make_contrasts(contrasts, list(design.columns))
+            output_names(list(design.columns), contrasts)
+            check_test(analysis.get("test"), list(design.columns), contrasts)
+            n_sv = analysis.get("surrogate_variables", 0)
+            if isinstance(n_sv, int) and len(design) - design.shape[1] - n_sv < 1:
+                raise ValueError(
+                    f"{len(design)} samples leave no residual degrees of freedom for "
+                    f"{design.shape[1]} design columns plus {n_sv} surrogate variables"
+                )
+        except (ValueError, KeyError) as err:
+            raise ConfigCheckError(f"analysis {name!r}: {error_message(err)}") from None
+        out[name] = {
+            "design_columns": list(design.columns),
+            "n_samples": len(design),
+            "dropped": dropped,
+        }
+    return out
+
+
+def error_message(err: Exception) -> str:
+    """The text of an error (a KeyError's message without the quotes its str() adds)."""
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err)
+
+
+def versions() -> dict[str, str]:
+    """Versions of stacklm and the packages its numbers depend on."""
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("stacklm", "numpy", "scipy", "pandas", "pyarrow", "snakemake"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out

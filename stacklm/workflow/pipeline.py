@@ -1,0 +1,290 @@
+"""File-level steps of the workflow, callable without Snakemake: normalize a matrix file into the
+binary store, fit one row chunk of the store, merge and moderate chunk fits.  The scripts in
+``scripts/`` only pass Snakemake's paths and params to these."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from stacklm.io.matrix import read_matrix_blocks, read_matrix_header
+from stacklm.io.outputs import atomic_path
+from stacklm.io.store import BinaryMatrixWriter, chunk_bounds, open_binary_matrix
+from stacklm.limma.fitstore import concat_fits, load_fit, save_fit
+from stacklm.limma.lmfit import lm_fit
+from stacklm.limma.normalize import cyclic_loess, quantile_normalize
+from stacklm.preprocess.filters import feature_filter
+from stacklm.preprocess.scales import beta_to_m, check_dosage, log2_transform
+
+#: values (rows x samples) a fit job holds at once: 4M float64 = 32 MB
+FIT_BLOCK_VALUES = 1 << 22
+
+_log = logging.getLogger("stacklm")
+
+
+def transform_values(
+    values: np.ndarray, input_scale: str, beta_epsilon: float, normalize: Mapping
+) -> np.ndarray:
+    """Put values on the analysis scale: M-values for beta input, log2(x + offset) when asked."""
+    if input_scale == "beta":
+        return beta_to_m(values, eps=beta_epsilon)
+    if input_scale == "dosage":
+        check_dosage(values)
+        return values
+    if normalize.get("log2"):
+        return log2_transform(values, offset=normalize.get("offset", 1.0))
+    return values
+
+
+def normalize_matrix(
+    matrix_path,
+    store_path,
+    matrix_format: str | None = None,
+    input_scale: str = "expression",
+    beta_epsilon: float = 1e-6,
+    normalize: Mapping | None = None,
+    filters: Mapping | None = None,
+    min_features: int = 1,
+    log: logging.Logger = _log,
+    precision: str = "float64",
+) -> dict:
+    """Read ``matrix_path`` in row blocks, transform, normalize between samples, filter features and
+    write the binary store ``store_path``.  Row-wise steps stream block by block; quantile and
+    cyclic loess normalization need whole columns and hold one float64 matrix.  All of that is in
+    float64; ``precision`` (``"float64"`` or ``"float32"``) is only the storage precision of the
+    store (see :class:`stacklm.io.BinaryMatrixWriter`).  Returns the summary (feature counts
+    removed by each filter, settings)."""
+    normalize = dict(normalize or {})
+    filters = {k: v for k, v in dict(filters or {}).items() if v is not None}
+    method = normalize.get("method", "none")
+    _, samples = read_matrix_header(matrix_path, matrix_format)
+    removed: dict[str, int] = {}
+    n_input = 0
+    n_kept = 0
+
+    def add_counts(counts):
+        for k, v in counts.items():
+            removed[k] = removed.get(k, 0) + int(v)
+
+    with BinaryMatrixWriter(store_path, samples, dtype=precision) as writer:
+        if method == "none":
+            for block in read_matrix_blocks(matrix_path, matrix_format):
+                values = transform_values(block.values, input_scale, beta_epsilon, normalize)
+                keep, counts = feature_filter(values, **filters)
+                add_counts(counts)
+                writer.append(block.feature_ids[keep], values[keep])
+                n_input += len(block.feature_ids)
+                n_kept += int(keep.sum())
+                log.info("read %d features", n_input)
+        else:
+            ids, blocks = [], []
+            for block in read_matrix_blocks(matrix_path, matrix_format):
+                ids.append(block.feature_ids)
+                blocks.append(transform_values(block.values, input_scale, beta_epsilon, normalize))
+                n_input += len(block.feature_ids)
+                log.info("read %d features", n_input)
+            values = np.vstack(blocks)
+            del blocks
+            feature_ids = np.concatenate(ids)
+            log.info("%s normalization of %d x %d", method, *values.shape)
+            if method == "quantile":
+                values = quantile_normalize(values)
+            elif method == "cyclicloess":
+                values = cyclic_loess(values)
+            else:
+                raise ValueError(
+                    f"unknown normalize.method {method!r}; use none, quantile or cyclicloess"
+                )
+            keep, counts = feature_filter(values, **filters)
+            add_counts(counts)
+            writer.append(feature_ids[keep], values[keep])
+            n_kept = int(keep.sum())
+        for name, count in removed.items():
+            log.info("filter %s removed %d features", name, count)
+        if n_kept == 0:
+            raise ValueError(
+                f"all {n_input} features of {matrix_path} were removed by the filters "
+                f"({', '.join(f'{k}: {v}' for k, v in removed.items())}); relax 'filter'"
+            )
+        if n_kept < min_features:
+            raise ValueError(
+                f"'chunks' ({min_features}) is larger than the number of features kept ({n_kept}); "
+                "lower 'chunks'"
+            )
+    return {
+        "n_input_features": n_input,
+        "n_features": n_kept,
+        "n_samples": len(samples),
+        "removed_by_filter": removed,
+        "input_scale": input_scale,
+        "normalize": normalize,
+        "filter": filters,
+        "precision": precision,
+    }
+
+
+def fit_chunk(
+    store_path, design: pd.DataFrame, chunk: int, chunks: int, out_path, crossprod_path=None
+) -> int:
+    """Fit rows of chunk ``chunk`` (of ``chunks``) of the store on ``design`` (indexed by sample id)
+    and write the un-moderated fit; only those rows are read (memory-mapped).
+
+    Also writes the chunk's sample cross-products of the centred input, fitted values and residuals
+    (:func:`stacklm.diagnostics.chunk_cross_products`, for the PCA diagnostics) to
+    ``crossprod_path`` (default: beside ``out_path``, see
+    :func:`stacklm.diagnostics.cross_products_path`)."""
+    from stacklm.diagnostics.crossproducts import (
+        chunk_cross_products,
+        cross_products_path,
+        save_cross_products,
+    )
+
+    store = open_binary_matrix(store_path, load_feature_ids=False)
+    start, stop = chunk_bounds(store.n_features, chunks)[chunk]
+    ids = store.read_feature_ids(start, stop)
+    position = {s: i for i, s in enumerate(store.samples)}
+    columns = [position[str(s)] for s in design.index]
+    X = design.to_numpy(dtype=np.float64)
+    samples = [str(s) for s in design.index]
+    # row blocks of a fixed number of values: memory does not grow with the chunk (every row's fit
+    # is its own, and the cross-products are sums over rows)
+    step = max(1, FIT_BLOCK_VALUES // max(len(columns), 1))
+    fits, cross = [], None
+    for a in range(start, max(stop, start + 1), step):
+        b = min(a + step, stop)
+        Y = store.rows(a, b)[:, columns]
+        block_fit = lm_fit(Y, design, feature_ids=ids[a - start : b - start])
+        block_cross = chunk_cross_products(Y, X, block_fit.coefficients, samples)
+        cross = block_cross if cross is None else cross + block_cross
+        fits.append(block_fit)
+        del Y
+    fit = fits[0] if len(fits) == 1 else concat_fits(fits)
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
+        save_fit(fit, fh)
+    crossprod_path = crossprod_path or cross_products_path(out_path)
+    with atomic_path(crossprod_path) as tmp, open(tmp, "wb") as fh:
+        save_cross_products(cross, fh)
+    return stop - start
+
+
+def merge_chunk_fits(paths: Sequence):
+    """Concatenate chunk fits in chunk order."""
+    return concat_fits([load_fit(p) for p in paths])
+
+
+def read_design(path) -> pd.DataFrame:
+    design = pd.read_csv(path, sep="\t", index_col=0, dtype={0: str})
+    design.index = design.index.astype(str)
+    return design
+
+
+def null_design(design: pd.DataFrame, analysis: Mapping) -> pd.DataFrame:
+    """sva's ``mod0``: the analysis design without the tested columns (for a tested contrast, without
+    the design columns it involves)."""
+    from stacklm.design.contrasts import make_contrasts
+
+    tested = set()
+    contrasts = analysis.get("contrasts") or {}
+    test = analysis["test"] if not isinstance(analysis["test"], str) else [analysis["test"]]
+    for name in test:
+        if name in contrasts:
+            weights = make_contrasts({name: contrasts[name]}, list(design.columns))[name]
+            tested.update(weights.index[weights != 0])
+        else:
+            tested.add(name)
+    return design[[c for c in design.columns if c not in tested]]
+
+
+def estimate_surrogate_variables(
+    store_path,
+    design: pd.DataFrame,
+    sheet: pd.DataFrame,
+    analysis: Mapping,
+    sv_path,
+    associations_path,
+    log: logging.Logger = _log,
+) -> pd.DataFrame:
+    """The SV step: read the whole normalized matrix once, estimate the number of SVs (``auto``) and the
+    SVs with sva on the complete features, write the SV table (sample id, sv1..svK) and the
+    SV-by-covariate association table.  With ``surrogate_variables: 0`` nothing is read."""
+    from stacklm.diagnostics.associations import covariate_table, numeric_covariates
+    from stacklm.io.outputs import write_tsv
+    from stacklm.sva.associations import sv_associations
+    from stacklm.sva.irwsva import sva
+    from stacklm.sva.numsv import num_sv
+
+    requested = analysis.get("surrogate_variables", 0) or 0
+    method = analysis.get("surrogate_method", "be")
+    seed = int(analysis.get("surrogate_seed", 1))
+    samples = [str(s) for s in design.index]
+    if requested == 0:
+        sv = pd.DataFrame(index=pd.Index(samples, name="sample_id"))
+        associations = pd.DataFrame(columns=["sv", "covariate", "kind", "r2", "p_value", "n"])
+    else:
+        store = open_binary_matrix(store_path)
+        position = {s: i for i, s in enumerate(store.samples)}
+        Y = np.asarray(store.values)[:, [position[s] for s in samples]]
+        complete = ~np.isnan(Y).any(axis=1)
+        Y = Y[complete]
+        log.info("surrogate variables from %d complete features of %d", Y.shape[0], len(complete))
+        mod = design.to_numpy(dtype=np.float64)
+        mod0 = null_design(design, analysis).to_numpy(dtype=np.float64)
+        if requested == "auto":
+            n_sv = num_sv(Y, mod, method=method, seed=seed)
+            log.info("num.sv (%s, seed %d) estimates %d surrogate variables", method, seed, n_sv)
+        else:
+            n_sv = int(requested)
+        if n_sv > 0:
+            result = sva(Y, mod, mod0, n_sv=n_sv, seed=seed)
+            values = np.asarray(result.sv).reshape(len(samples), -1)
+        else:
+            values = np.zeros((len(samples), 0))
+        sv = pd.DataFrame(
+            values,
+            index=pd.Index(samples, name="sample_id"),
+            columns=[f"sv{k + 1}" for k in range(values.shape[1])],
+        )
+        # factors in the analysis are factors here too, and so are numeric codes (batch 1-4) the
+        # design does not use as numbers: the same covariates as the PCA associations' (plots)
+        covariates = covariate_table(
+            sheet, samples, analysis.get("levels") or {}, numeric=numeric_covariates(analysis)
+        )
+        associations = (
+            sv_associations(sv.to_numpy(), covariates)
+            if sv.shape[1]
+            else pd.DataFrame(columns=["sv", "covariate", "kind", "r2", "p_value", "n"])
+        )
+    write_tsv(sv, sv_path, index=True)
+    write_tsv(associations, associations_path)
+    return sv
+
+
+def aligned_annotation(
+    path, feature_ids: Sequence[str], log: logging.Logger = _log
+) -> pd.DataFrame:
+    """The feature annotation table (feature id in the first column) in the order of ``feature_ids``;
+    features it does not describe get missing values (counted in the log).  ``path`` None gives an
+    id-only table."""
+    ids = pd.Index([str(f) for f in feature_ids], name="feature_id")
+    if not path:
+        return pd.DataFrame(index=ids).reset_index()
+    sep = "," if str(path).lower().endswith((".csv", ".csv.gz")) else "\t"
+    table = pd.read_csv(path, sep=sep, dtype={0: str})
+    first = table.columns[0]
+    table[first] = table[first].astype(str)
+    dup = table[first][table[first].duplicated()].unique()
+    if len(dup):
+        raise ValueError(
+            f"feature annotation {path}: duplicated feature id(s) {', '.join(map(str, dup[:5]))}; "
+            "each feature must appear once"
+        )
+    table = table.set_index(first)
+    missing = int((~ids.isin(table.index)).sum())
+    if missing:
+        log.warning(
+            "feature annotation %s does not describe %d of %d features", path, missing, len(ids)
+        )
+    return table.reindex(ids).reset_index()

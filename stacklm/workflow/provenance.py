@@ -1,0 +1,104 @@
+"""Provenance of a result folder: the configuration it was made from, the versions of stacklm and
+the packages its numbers depend on (with the BLAS in use), the stacklm source (git commit when run
+from a checkout) and SHA-256 checksums of the input files, so a result can be traced to its inputs
+and reproduced.  Written by the workflow's ``moderate`` step into ``summary.json`` → ``provenance``."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+#: config keys that name input files, in the order they are reported
+INPUT_KEYS = ("matrix", "samples", "features")
+
+_BLOCK = 1 << 20
+
+
+def sha256_file(path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (constant memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_checksums(config: Mapping, keys=INPUT_KEYS) -> dict:
+    """``{key: {"path", "bytes", "sha256"}}`` for every input file the config names (``None`` for a
+    key left out or null).  Relative paths are resolved against the working directory, as the
+    workflow does; ``path`` is reported absolute."""
+    out: dict = {}
+    for key in keys:
+        value = config.get(key)
+        if not value:
+            out[key] = None
+            continue
+        path = Path(value).resolve()
+        out[key] = {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return out
+
+
+def blas_info() -> list[dict]:
+    """The BLAS/LAPACK/OpenMP libraries numpy and scipy use (threadpoolctl): name, version, threading
+    layer; the last digits of a fit can depend on them."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return []
+    keys = ("internal_api", "version", "threading_layer", "architecture", "filepath")
+    return [{k: lib.get(k) for k in keys if k in lib} for lib in threadpool_info()]
+
+
+def source_info(directory) -> dict:
+    """Where the workflow code came from: its directory and, for a git checkout, the commit and
+    whether tracked files differ from it (``git_dirty``); ``None`` values when git is unavailable."""
+    directory = Path(directory).resolve()
+    info: dict = {"path": str(directory), "git_commit": None, "git_dirty": None}
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(directory), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+
+    try:
+        info["git_commit"] = git("rev-parse", "HEAD")
+        info["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def provenance(config: Mapping, workflow_dir=None) -> dict:
+    """The provenance record of one analysis' results.
+
+    ``config`` is the configuration the results depend on (global settings and this analysis);
+    ``workflow_dir`` the stacklm checkout the workflow ran from (its git commit is recorded)."""
+    from importlib import metadata
+
+    from stacklm.workflow.checks import versions
+
+    found = versions()
+    for pkg in ("statsmodels", "threadpoolctl", "pyyaml", "jsonschema"):
+        try:
+            found[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            found[pkg] = "not installed"
+    record = {
+        "config": dict(config),
+        "versions": found,
+        "blas": blas_info(),
+        "inputs": input_checksums(config),
+        "working_directory": os.getcwd(),
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    if workflow_dir is not None:
+        record["source"] = source_info(workflow_dir)
+    return record
