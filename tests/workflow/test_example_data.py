@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "resources" / "example"
 FILES = ["expression.tsv.gz", "samples.tsv", "features.tsv", "truth.tsv", "truth_samples.tsv"]
 
