@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from stacklm.design.contrasts import make_contrasts
+from stacklm.limma.labels import labels_of, match_labels
 from stacklm.limma.marraylm import LinearModelFit
 
 
@@ -25,7 +26,9 @@ def contrasts_fit(
 ) -> LinearModelFit:
     """Re-express a fit in terms of contrasts of its coefficients, as limma's ``contrasts.fit``.
 
-    ``contrasts`` is a p x k matrix (or DataFrame whose columns name the contrasts), or a dict /
+    ``contrasts`` is a p x k matrix (or DataFrame whose columns name the contrasts and whose index,
+    if it names coefficients, is matched to the fit's coefficient names by name, where limma only
+    warns; a Series is one contrast), or a dict /
     list of strings such as ``"geographyDesert - geographyMountain"`` (see
     :func:`stacklm.design.make_contrasts`).  Estimates are ``B C``; stdev.unscaled uses the
     correlation of the coefficients (``cov.coefficients``), as limma does, treating NaN coefficients
@@ -39,13 +42,25 @@ def contrasts_fit(
             for c in (contrasts.values() if isinstance(contrasts, dict) else contrasts)
         ):
             contrasts = make_contrasts(contrasts, fit.coef_names)
+    if isinstance(contrasts, pd.Series):
+        contrasts = contrasts.to_frame(name=contrasts.name)
+        if contrasts.columns[0] is None:
+            contrasts.columns = ["contrast1"]
     if isinstance(contrasts, pd.DataFrame):
         if names is None:
             names = [str(c) for c in contrasts.columns]
-        if list(contrasts.index) != list(range(len(contrasts.index))) and list(
-            map(str, contrasts.index)
-        ) != list(fit.coef_names):
-            raise ValueError("row names of the contrast matrix do not match the coefficient names")
+        row_labels = labels_of(contrasts.index)
+        if row_labels is not None:
+            # rows named by coefficient: matched to the fit's coefficients by name
+            order = match_labels(
+                [str(c) for c in fit.coef_names],
+                row_labels,
+                "the fit's coefficients",
+                "the contrast rows",
+                "coefficient names",
+            )
+            if order is not None:
+                contrasts = contrasts.iloc[order]
         contrasts = contrasts.to_numpy(dtype=np.float64)
     C = np.asarray(contrasts, dtype=np.float64)
     if C.ndim == 1:

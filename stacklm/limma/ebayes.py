@@ -8,9 +8,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from stacklm.limma.ftest import moderated_f
+from stacklm.limma.labels import labels_of, match_labels
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.qrrank import estimable_columns
 from stacklm.limma.squeezevar import squeeze_var
@@ -108,7 +110,8 @@ def e_bayes(
     all coefficients, as limma's ``eBayes``.
 
     ``trend=True`` uses the features' average (``amean``) as the covariate for a spline trend in the
-    prior variance; a numeric array gives the covariate directly.  ``robust=True`` uses
+    prior variance; a numeric array gives the covariate directly (a Series indexed by feature id is
+    matched to the fit's features by id).  ``robust=True`` uses
     ``fitFDistRobustly`` (per-feature prior df).  Returns a new fit with ``s2_prior``, ``df_prior``,
     ``s2_post``, ``df_total``, ``var_prior``, ``t``, ``p_value``, ``lods``, ``F``, ``F_p_value``.
     """
@@ -123,6 +126,15 @@ def e_bayes(
     if isinstance(trend, bool | np.bool_):
         covariate = np.asarray(fit.amean, dtype=np.float64) if trend else None
     else:
+        if isinstance(trend, pd.Series):
+            trend_ids, fit_ids = labels_of(trend.index), labels_of(fit.feature_ids)
+            if trend_ids is not None and fit_ids is not None:
+                # a covariate named by feature id follows the fit's features
+                order = match_labels(
+                    fit_ids, trend_ids, "the fit's features", "the trend covariate", "feature ids"
+                )
+                if order is not None:
+                    trend = trend.iloc[order]
         covariate = np.asarray(trend, dtype=np.float64)
         if covariate.size != sigma.size:
             raise ValueError("a numeric trend must have one value per feature")

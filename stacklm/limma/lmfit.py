@@ -11,6 +11,7 @@ import pandas as pd
 from scipy.linalg import solve_triangular
 from scipy.sparse import csr_matrix
 
+from stacklm.limma.labels import labels_of, match_labels
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.qrrank import QR_TOLERANCE, aliased_columns, estimable_columns
 
@@ -257,8 +258,10 @@ def lm_fit(
     """Fit ``y_g = X b_g + e_g`` for every row of ``Y`` (features x samples), as limma's ``lmFit``.
 
     ``Y`` may be a numpy array (or memory map) or a DataFrame (its index gives the feature ids);
-    ``design`` a numpy array or a DataFrame (its columns give the coefficient names).  NaN marks a
-    missing value.
+    ``design`` a numpy array or a DataFrame (its columns give the coefficient names).  When both are
+    DataFrames whose matrix columns and design index name the samples, the design rows are matched
+    to the matrix columns by label (limma matches by position); differing labels are refused.  NaN
+    marks a missing value.
 
     Returns coefficients, stdev.unscaled (sqrt of the diagonal of (X'X)^-1 for the design rows the
     feature was fitted on), sigma (residual standard deviation), df.residual and Amean (row mean of the
@@ -272,9 +275,11 @@ def lm_fit(
     missingness patterns shared by at least ``MIN_ROWS_FOR_PATTERN_QR`` rows get their own QR with
     ``lm.fit``'s rank detection; the other rows are solved by :func:`_fit_rows_gram`.
     """
+    sample_labels = None
     if isinstance(Y, pd.DataFrame):
         if feature_ids is None:
             feature_ids = Y.index.to_numpy()
+        sample_labels = labels_of(Y.columns)
         Y = Y.to_numpy(dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     if Y.ndim == 1:
@@ -282,6 +287,18 @@ def lm_fit(
     if isinstance(design, pd.DataFrame):
         if coef_names is None:
             coef_names = [str(c) for c in design.columns]
+        design_labels = labels_of(design.index)
+        if sample_labels is not None and design_labels is not None:
+            # both name the samples: the design rows follow the matrix columns
+            order = match_labels(
+                sample_labels,
+                design_labels,
+                "the matrix columns",
+                "the design rows",
+                "sample labels",
+            )
+            if order is not None:
+                design = design.iloc[order]
         design = design.to_numpy(dtype=np.float64)
     X = np.asarray(design, dtype=np.float64)
     if X.ndim == 1:
