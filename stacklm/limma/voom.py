@@ -1,0 +1,337 @@
+"""limma's ``voom`` (limma 3.63.2): log-CPM values with observation weights from the
+mean-variance trend, one-shot and in the chunked form the workflow runs.
+
+Ported rather than re-derived because the weights depend on R's exact smoothing: ``lowess``
+(R's C ``clowess``, :func:`stacklm.rstats.lowess.lowess`) of ``sqrt(sigma)`` on the mean log count,
+and ``approxfun(l, rule = 2, ties = list("ordered", mean))`` (ties in the lowess line averaged,
+constant extrapolation, R's ``approx1`` interpolation formula).
+
+voom, step by step (the R code's names):
+
+* ``y = log2((counts + 0.5) / (lib.size + 1) * 1e6)`` (``E``; ``lib.size`` = library sizes times
+  normalisation factors);
+* ``fit = lmFit(y, design, block, correlation, weights)``;
+* ``sx = Amean + mean(log2(lib.size + 1)) - log2(1e6)``, ``sy = sqrt(sigma)``, without the features
+  whose counts are all zero; ``l = lowess(sx, sy, f = span)``;
+* ``fitted.logcount = log2(1e-6 * 2^(coef %*% t(design)) * (lib.size + 1))``;
+* ``weights = 1 / f(fitted.logcount)^4`` with ``f = approxfun(l, rule = 2, ...)``.
+
+The trend is global, so chunked data take two passes (see :func:`voom_trend_points`):
+
+1. per chunk, ``points = voom_trend_points(chunk_counts, design, lib_size)``: keep ``points.sx``,
+   ``points.sy`` and ``points.n_with_reps``;
+2. once, ``trend = voom_trend(concat(sx), concat(sy), span, n_with_reps=sum)`` (chunks in input
+   order; ``trend.parameters()`` / :meth:`VoomTrend.from_parameters` carry it between jobs);
+3. per chunk again, ``points = voom_trend_points(...)`` (the same numbers as pass 1) and
+   ``weights = voom_weights(points.fitted_logcount, trend)``, then the weighted fit of
+   ``points.E``.
+
+Every per-feature quantity depends only on that feature's row, so the chunked weights are those of
+the one-shot :func:`voom` (which runs the same three functions on one chunk).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stacklm.edger._rmath import r_mean
+from stacklm.edger.cpm import log_cpm_voom
+from stacklm.limma.lmfit import lm_fit
+from stacklm.limma.weightedfit import lm_wfit
+from stacklm.rstats.lowess import lowess
+
+#: rows per block when weights are computed (about this many values per block)
+VOOM_BLOCK_VALUES = 1 << 20
+
+
+def choose_lowess_span(
+    n: int, small_n: float = 50, min_span: float = 0.3, power: float = 1 / 3
+) -> float:
+    """limma's ``chooseLowessSpan``: ``min(min.span + (1 - min.span) * (small.n / n)^power, 1)``."""
+    return min(min_span + (1 - min_span) * (small_n / n) ** power, 1.0)
+
+
+@dataclass
+class VoomTrend:
+    """voom's mean-variance trend: the lowess line and its ``approxfun(rule = 2)``.
+
+    ``line_x``, ``line_y`` are R's ``voom.line`` (sorted ``sx`` and the lowess values, ties
+    included); ``knots_x``, ``knots_y`` the interpolation knots after ``ties = mean``.  Calling the
+    object evaluates the interpolating function.  ``constant_one`` marks the no-replication case
+    (limma then sets every weight to 1).
+    """
+
+    line_x: np.ndarray
+    line_y: np.ndarray
+    knots_x: np.ndarray
+    knots_y: np.ndarray
+    span: float
+    constant_one: bool = False
+
+    def __call__(self, v) -> np.ndarray:
+        """``approxfun(l, rule = 2, ties = list("ordered", mean))(v)`` (R's C ``approx1``)."""
+        v = np.asarray(v, dtype=np.float64)
+        if self.constant_one:
+            return np.where(np.isnan(v), v, 1.0)
+        x, y = self.knots_x, self.knots_y
+        if x.size == 1:
+            return np.where(np.isnan(v), v, y[0])
+        i = np.clip(np.searchsorted(x, v, side="right") - 1, 0, x.size - 2)
+        j = i + 1
+        xi, xj, yi, yj = x[i], x[j], y[i], y[j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = yi + (yj - yi) * ((v - xi) / (xj - xi))
+        out = np.where(v == xj, yj, out)
+        out = np.where(v == xi, yi, out)
+        out = np.where(v < x[0], y[0], out)
+        out = np.where(v > x[-1], y[-1], out)
+        return np.where(np.isnan(v), v, out)
+
+    def parameters(self) -> dict:
+        """The trend as plain lists (JSON-able; floats round-trip exactly through ``repr``)."""
+        return {
+            "line_x": self.line_x.tolist(),
+            "line_y": self.line_y.tolist(),
+            "knots_x": self.knots_x.tolist(),
+            "knots_y": self.knots_y.tolist(),
+            "span": self.span,
+            "constant_one": self.constant_one,
+        }
+
+    @classmethod
+    def from_parameters(cls, params: dict) -> VoomTrend:
+        return cls(
+            line_x=np.asarray(params["line_x"], dtype=np.float64),
+            line_y=np.asarray(params["line_y"], dtype=np.float64),
+            knots_x=np.asarray(params["knots_x"], dtype=np.float64),
+            knots_y=np.asarray(params["knots_y"], dtype=np.float64),
+            span=float(params["span"]),
+            constant_one=bool(params.get("constant_one", False)),
+        )
+
+
+@dataclass
+class VoomPoints:
+    """One chunk's share of voom: ``E`` (log-CPM), the trend points ``sx``, ``sy`` (features with
+    all counts zero left out, as voom; ``kept`` marks the rows they come from), the fitted log
+    counts (features x samples) and how many features have residual df > 0."""
+
+    E: np.ndarray
+    sx: np.ndarray
+    sy: np.ndarray
+    kept: np.ndarray
+    fitted_logcount: np.ndarray
+    n_with_reps: int
+
+
+@dataclass
+class VoomResult:
+    """limma's voom ``EList``: ``E``, ``weights``, the design and effective library sizes, the span
+    used, and (``save_plot``) the trend points ``sx``, ``sy`` (``voom.xy``) with the lowess line
+    ``trend.line_x``, ``trend.line_y`` (``voom.line``)."""
+
+    E: np.ndarray
+    weights: np.ndarray
+    design: np.ndarray
+    lib_size: np.ndarray
+    span: float
+    trend: VoomTrend
+    sx: np.ndarray | None = None
+    sy: np.ndarray | None = None
+
+
+def _counts_matrix(counts) -> np.ndarray:
+    if isinstance(counts, pd.DataFrame):
+        counts = counts.to_numpy(dtype=np.float64)
+    y = np.asarray(counts, dtype=np.float64)
+    if y.ndim != 2:
+        raise ValueError("counts must be a features x samples matrix")
+    if np.isnan(y).any():
+        raise ValueError("NA counts not allowed")
+    if y.size and y.min() < 0:
+        raise ValueError("Negative counts not allowed")
+    return y
+
+
+def _design_matrix(design, n: int) -> np.ndarray:
+    if design is None:
+        return np.ones((n, 1))
+    if isinstance(design, pd.DataFrame):
+        design = design.to_numpy(dtype=np.float64)
+    X = np.asarray(design, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.shape[0] != n:
+        raise ValueError(f"design has {X.shape[0]} rows for {n} samples")
+    return X
+
+
+def effective_lib_size(counts, lib_size=None, norm_factors=None) -> np.ndarray:
+    """``lib.size * norm.factors`` as voom takes it from a DGEList (column sums by default)."""
+    y = counts if isinstance(counts, np.ndarray) else _counts_matrix(counts)
+    lib = y.sum(axis=0) if lib_size is None else np.asarray(lib_size, dtype=np.float64).ravel()
+    if lib.size != y.shape[1]:
+        raise ValueError(f"lib_size has {lib.size} values for {y.shape[1]} samples")
+    if norm_factors is not None:
+        nf = np.asarray(norm_factors, dtype=np.float64).ravel()
+        if nf.size != lib.size:
+            raise ValueError(f"norm_factors has {nf.size} values for {lib.size} samples")
+        lib = lib * nf
+    return lib
+
+
+def _fit(E, X, weights, block, correlation):
+    if block is not None:
+        try:
+            from stacklm.limma.glsseries import gls_series
+        except ImportError as err:  # pragma: no cover - depends on the GLS port being present
+            raise NotImplementedError(
+                "voom with block/correlation needs limma's gls.series (stacklm.limma.glsseries)"
+            ) from err
+        if correlation is None:
+            raise ValueError("the correlation must be set with block, see duplicateCorrelation")
+        return gls_series(E, X, block=block, correlation=correlation, weights=weights)
+    if weights is None:
+        return lm_fit(E, X)
+    return lm_wfit(E, X, weights)
+
+
+def voom_trend_points(
+    counts,
+    design=None,
+    lib_size=None,
+    norm_factors=None,
+    weights=None,
+    block=None,
+    correlation=None,
+) -> VoomPoints:
+    """voom for one chunk of features, up to the trend: log-CPM, the fit, the trend points and the
+    fitted log counts.
+
+    ``lib_size`` (and ``norm_factors``) must be the global, all-feature ones (the library sizes of
+    the whole analysis), not the chunk's column sums.  ``weights`` are prior weights passed to the
+    fit (voomWithQualityWeights passes sample weights)."""
+    y = _counts_matrix(counts)
+    n = y.shape[1]
+    X = _design_matrix(design, n)
+    lib = effective_lib_size(y, lib_size, norm_factors)
+    E = log_cpm_voom(y, lib)
+    fit = _fit(E, X, weights, block, correlation)
+    amean = fit.amean
+    n_with_reps = int(np.sum(fit.df_residual > 0))
+    sx = amean + r_mean(np.log2(lib + 1)) - math.log2(1e6)
+    sy = np.sqrt(fit.sigma)
+    kept = y.sum(axis=1) != 0
+    fitted = fit.coefficients @ X.T
+    fitted_logcount = np.log2(1e-6 * (np.exp2(fitted) * (lib + 1)))
+    return VoomPoints(
+        E=E,
+        sx=sx[kept],
+        sy=sy[kept],
+        kept=kept,
+        fitted_logcount=fitted_logcount,
+        n_with_reps=n_with_reps,
+    )
+
+
+def _tie_means(x: np.ndarray, y: np.ndarray):
+    """``regularize.values(x, y, ties = list("ordered", mean))``: x sorted; y averaged over ties
+    with R's ``mean`` (long double sum, divided, one refinement pass)."""
+    new = np.ones(x.size, dtype=bool)
+    new[1:] = x[1:] != x[:-1]
+    if new.all():
+        return x.copy(), y.copy()
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, x.size))
+    yl = y.astype(np.longdouble)
+    s = np.add.reduceat(yl, starts) / counts
+    s = s + np.add.reduceat(yl - np.repeat(s, counts), starts) / counts
+    return x[starts], s.astype(np.float64)
+
+
+def voom_trend(sx, sy, span: float = 0.5, n_with_reps: int | None = None) -> VoomTrend:
+    """voom's global step: ``lowess(sx, sy, f = span)`` and its ``approxfun``.
+
+    ``sx``, ``sy`` are the trend points of all features (chunks concatenated in input order).
+    ``n_with_reps`` (features with residual df > 0, summed over chunks) below 2 gives limma's
+    no-replication case: a warning and weights of 1."""
+    sx = np.asarray(sx, dtype=np.float64)
+    sy = np.asarray(sy, dtype=np.float64)
+    if n_with_reps is None:
+        n_with_reps = int(np.sum(np.isfinite(sy)))
+    if n_with_reps < 2:
+        if n_with_reps == 0:
+            warnings.warn(
+                "The experimental design has no replication. Setting weights to 1.", stacklevel=2
+            )
+        else:
+            warnings.warn("Only one gene with any replication. Setting weights to 1.", stacklevel=2)
+        empty = np.empty(0)
+        return VoomTrend(empty, empty, empty, empty, float(span), constant_one=True)
+    order = np.argsort(sx, kind="stable")  # R's order(): stable
+    x = sx[order]
+    yv = sy[order]
+    delta = 0.01 * (x[-1] - x[0])
+    line_y = lowess(x, yv, f=span, iterations=3, delta=delta)
+    kx, ky = _tie_means(x, line_y)
+    return VoomTrend(line_x=x, line_y=line_y, knots_x=kx, knots_y=ky, span=float(span))
+
+
+def voom_weights(fitted_logcount, trend: VoomTrend) -> np.ndarray:
+    """``1 / f(fitted.logcount)^4``: voom's observation weights from the global trend."""
+    flc = np.asarray(fitted_logcount, dtype=np.float64)
+    out = np.empty_like(flc)
+    rows = max(1, VOOM_BLOCK_VALUES // max(flc.shape[-1], 1)) if flc.ndim == 2 else flc.shape[0]
+    for start in range(0, flc.shape[0], rows):
+        f = trend(flc[start : start + rows])
+        out[start : start + rows] = 1.0 / f**4
+    return out
+
+
+def voom(
+    counts,
+    design=None,
+    lib_size=None,
+    norm_factors=None,
+    span: float = 0.5,
+    adaptive_span: bool = False,
+    block=None,
+    correlation=None,
+    weights=None,
+    save_plot: bool = True,
+) -> VoomResult:
+    """limma's ``voom(counts, design, lib.size, span = span, adaptive.span, block, correlation,
+    weights)`` for a count matrix (features x samples).
+
+    ``lib_size`` defaults to the column sums; with ``norm_factors`` the effective library sizes are
+    ``lib_size * norm_factors`` (what voom takes from a DGEList after ``calcNormFactors``).
+    ``design`` defaults to an intercept.  ``adaptive_span`` chooses the span from the number of
+    features (``chooseLowessSpan``).  Returns E, weights, the span and the trend (points and
+    lowess line with ``save_plot``).  The same numbers come from the chunked functions
+    :func:`voom_trend_points`, :func:`voom_trend` and :func:`voom_weights` (module docstring).
+    """
+    y = _counts_matrix(counts)
+    if y.shape[0] < 2:
+        raise ValueError("Need at least two genes to fit a mean-variance trend")
+    X = _design_matrix(design, y.shape[1])
+    lib = effective_lib_size(y, lib_size, norm_factors)
+    if adaptive_span:
+        span = choose_lowess_span(y.shape[0], small_n=50, min_span=0.3, power=1 / 3)
+    points = voom_trend_points(y, X, lib, None, weights, block, correlation)
+    trend = voom_trend(points.sx, points.sy, span, n_with_reps=points.n_with_reps)
+    w = voom_weights(points.fitted_logcount, trend)
+    return VoomResult(
+        E=points.E,
+        weights=w,
+        design=X,
+        lib_size=lib,
+        span=float(span),
+        trend=trend,
+        sx=points.sx if save_plot else None,
+        sy=points.sy if save_plot else None,
+    )

@@ -1,0 +1,390 @@
+"""limma's ``lmFit`` with weights (``lm.series`` -> one ``lm.wfit`` per feature), without a loop
+over features.
+
+limma (3.63.2 and earlier) fits each feature with ``lm.wfit`` on its observed samples: NA, zero or
+negative weights drop the sample (``weights[weights <= 0] <- NA; M[!is.finite(weights)] <- NA``),
+``lm.wfit`` takes the QR (LINPACK ``dqrdc2``, tolerance 1e-7, limited pivoting) of
+``sqrt(w) * X_obs``, non-estimable coefficients are NA, ``stdev.unscaled`` is the square root of the
+diagonal of ``chol2inv(R)``, ``sigma`` the root mean square of the residual effects and
+``df.residual = n_obs - rank``.  Sample weights (one per sample, all positive) with no missing value
+are one ``lm.wfit`` for all features, and then ``cov.coefficients`` is the weighted
+``(X'WX)^-1``; otherwise it is the unweighted ``(X'X)^-1`` of the design.  ``Amean`` is the row
+mean of the values before weights remove any.
+
+Here, in row blocks: every row's weighted Gram matrix ``G_i = Q' W_i Q`` in the orthonormal basis
+``Q`` of the full design (``X = QR``) comes from one BLAS product for the whole block, its Cholesky
+factor from numpy operations across rows (a loop over the p columns only), and coefficients
+``b = R^-1 G_i^-1 Q' W_i y_i`` with one step of iterative refinement on the weighted residuals
+(rows centred on their weighted mean when the design has a column of ones).  dqrdc2's rank test is
+exact in this form (the squared norm of weighted column j orthogonal to the earlier ones is
+``R_jj^2`` times the j-th Cholesky pivot of ``G_i``).  Rows that are rank deficient, too close to
+the rank test's threshold, or ill-conditioned (``G_i`` far from well scaled: extreme weight ratios,
+missing samples that nearly remove a direction) are refitted by a port of ``dqrdc2`` / ``dqrsl``
+vectorised across rows (:func:`_wfit_householder`), which is R's algorithm step for step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import solve_triangular
+
+from stacklm.limma.labels import labels_of, match_labels
+from stacklm.limma.lmfit import (
+    _batched_cholesky,
+    _cholesky_solve,
+    _DesignQR,
+    _lower_inverse,
+    _one_blas_thread,
+    lm_fit,
+)
+from stacklm.limma.marraylm import LinearModelFit
+from stacklm.limma.qrrank import QR_TOLERANCE, aliased_columns, estimable_columns
+
+#: rows per block hold about this many float64 values (rows x samples)
+WFIT_BLOCK_VALUES = 1 << 18
+
+#: the Gram path needs each column's squared relative norm orthogonal to the earlier ones (dqrdc2's
+#: test, threshold tol^2 = 1e-14) to be at least this, ...
+WFIT_RANK_MARGIN = 1e-10
+#: ... and the Gram matrix in the orthonormal basis to have max(diagonal) / min(pivot) below this
+#: (its condition number, up to a factor p): coefficients after refinement and stdev.unscaled then
+#: carry errors below ~1e-11 relative; other rows take the Householder path
+WFIT_MAX_CONDITION = 1e5
+
+
+def _as_weights(weights, G: int, n: int) -> tuple[np.ndarray, bool]:
+    """limma's ``asMatrixWeights``: a G x n matrix, or a length-n (or 1 x n) vector of sample
+    weights (broadcast; the second value says so).  A length-G vector when G == n would be probe
+    weights in R; here a 1-D vector of length n is always taken as sample weights."""
+    if isinstance(weights, pd.DataFrame | pd.Series):
+        weights = weights.to_numpy(dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 2 and w.shape == (G, n):
+        return w, False
+    if (w.ndim == 1 and w.size == n) or (w.ndim == 2 and w.shape == (1, n)):
+        return w.reshape(1, n), True
+    if w.ndim == 0 or w.size == 1:
+        return np.full((1, n), float(w.ravel()[0])), True
+    raise ValueError(
+        f"weights of shape {w.shape} do not fit a matrix of {G} features x {n} samples "
+        "(give a features x samples matrix or one weight per sample)"
+    )
+
+
+def _power_of_four_scale(wmax: np.ndarray) -> np.ndarray:
+    """4^k close to wmax (exact scaling with an exact square root), 1 where wmax is not positive."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.floor(np.log2(np.where(wmax > 0, wmax, 1.0)) / 2)
+    return np.ldexp(1.0, (2 * k).astype(np.int64))
+
+
+def _wfit_gram(Y: np.ndarray, W: np.ndarray, qr: _DesignQR, tol: float = QR_TOLERANCE):
+    """Weighted fits of a block of rows through their Gram matrices (see the module docstring).
+
+    ``W`` holds the weights with 0 where a sample is dropped, ``Y`` the values with 0 there.
+    Returns coefficients, stdev, sigma, df and the mask of rows solved here."""
+    m, n = Y.shape
+    p = qr.X.shape[1]
+    obs = W > 0
+    n_obs = obs.sum(axis=1)
+    scale = _power_of_four_scale(W.max(axis=1))
+    Ws = W / scale[:, None]
+    G = np.zeros((p, p, m))
+    G[qr.tri] = (Ws @ qr.q_outer).T
+    col_sq = (Ws @ qr.x_squared).T  # weighted squared norms of the design columns, (p, m)
+    L, pivots = _batched_cholesky(G, p)
+    diag = G[np.arange(p), np.arange(p)]  # (p, m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (np.diag(qr.R) ** 2)[:, None] * pivots / col_sq
+        condition = diag.max(axis=0) / pivots.min(axis=0)
+    margin = max(WFIT_RANK_MARGIN, tol * tol)
+    ok = (
+        np.all((ratio >= margin) & (col_sq > 0) & (pivots > 0), axis=0)
+        & (condition <= WFIT_MAX_CONDITION)
+        & (n_obs >= p)
+    )
+    ok &= np.isfinite(condition)
+    if qr.ones_column is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shift = (Ws * Y).sum(axis=1) / Ws.sum(axis=1)
+        shift[~np.isfinite(shift)] = 0.0
+        Yz = np.where(obs, Y - shift[:, None], 0.0)
+    else:
+        shift = None
+        Yz = Y
+    bq = _cholesky_solve(L, ((Ws * Yz) @ qr.Q).T)
+    resid = np.where(obs, Yz - bq.T @ qr.Qt, 0.0)
+    bq += _cholesky_solve(L, ((Ws * resid) @ qr.Q).T)  # one step of iterative refinement
+    resid = np.where(obs, Yz - bq.T @ qr.Qt, 0.0)
+    coef = solve_triangular(qr.R, bq, check_finite=False).T
+    if shift is not None:
+        coef[:, qr.ones_column] += shift
+    Minv = _lower_inverse(L)  # cov(b) = R^-1 L^-T L^-1 R^-T for the scaled weights
+    N = (qr.rinv @ Minv.transpose(1, 0, 2).reshape(p, p * m)).reshape(p, p, m)
+    stdev = np.sqrt(np.einsum("jkm,jkm->mj", N, N)) / np.sqrt(scale)[:, None]
+    df = (n_obs - p).astype(np.float64)
+    rss = np.einsum("ij,ij->i", Ws * resid, resid)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma = np.where(df > 0, np.sqrt(rss / np.where(df > 0, df, 1)) * np.sqrt(scale), np.nan)
+    return coef, stdev, sigma, df, ok
+
+
+def _dnrm2(a: np.ndarray, axis: int) -> np.ndarray:
+    """Euclidean norms (BLAS dnrm2), scaled against overflow and underflow as dnrm2 is."""
+    big = np.max(np.abs(a), axis=axis, keepdims=True)
+    safe = np.where(big > 0, big, 1.0)
+    return np.squeeze(big, axis=axis) * np.sqrt(np.sum((a / safe) ** 2, axis=axis))
+
+
+def _wfit_householder(Y: np.ndarray, W: np.ndarray, X: np.ndarray, tol: float = QR_TOLERANCE):
+    """R's ``lm.wfit`` for each row on its observed samples: LINPACK dqrdc2 (Householder QR with
+    dqrdc2's limited column pivoting and norm downdating) and dqrsl, vectorised across rows.
+
+    ``W`` is 0 where a sample is dropped.  Each row's observed samples are moved to the front (in
+    their order), the rest padded with zero rows, which leaves the Householder steps unchanged.
+    Returns coefficients (NA where not estimable), stdev, sigma, df."""
+    m, n = Y.shape
+    p = X.shape[1]
+    obs = W > 0
+    n_obs = obs.sum(axis=1)
+    order = np.argsort(~obs, axis=1, kind="stable")
+    rows = np.arange(m)[:, None]
+    sw = np.sqrt(np.where(obs, W, 0.0))[rows, order]  # (m, n)
+    A = sw[:, :, None] * X[order]  # (m, n, p): sqrt(w) * X, observed rows first
+    qty = sw * np.where(obs, Y, 0.0)[rows, order]  # (m, n)
+    lup = np.minimum(n_obs, p)
+    qraux = _dnrm2(A, axis=1)  # (m, p)
+    work1 = qraux.copy()
+    work2 = np.where(qraux == 0.0, 1.0, qraux)
+    jpvt = np.tile(np.arange(p), (m, 1))
+    k = np.full(m, p + 1)  # R's k (1-based): p + 1 less the columns moved to the end
+    applied = np.zeros((m, p), dtype=bool)  # Householder c computed and kept for dqrsl
+    ridx = np.arange(m)
+    for c in range(p):  # column c (R's l = c + 1)
+        active = c < lup
+        # cycle negligible columns to the end, as dqrdc2's label 80 loop
+        while True:
+            move = active & (c + 1 < k) & (qraux[:, c] < work2[:, c] * tol)
+            if not move.any():
+                break
+            A[move, :, c:] = np.roll(A[move, :, c:], -1, axis=2)
+            for arr in (qraux, work1, work2, jpvt):
+                arr[move, c:] = np.roll(arr[move, c:], -1, axis=1)
+            k = k - move
+        do = active & (c + 1 != n_obs)
+        if not do.any():
+            continue
+        sub = ridx[do]
+        Al = A[sub, c:, c]  # (s, n - c)
+        nrmxl = _dnrm2(Al, axis=1)
+        nz = nrmxl != 0.0
+        sub = sub[nz]
+        if sub.size == 0:
+            continue
+        Al = Al[nz]
+        nrmxl = nrmxl[nz]
+        x_ll = Al[:, 0]
+        nrmxl = np.where(x_ll != 0.0, np.copysign(nrmxl, x_ll), nrmxl)
+        Al = Al * (1.0 / nrmxl)[:, None]
+        Al[:, 0] += 1.0
+        A[sub, c:, c] = Al
+        if c + 1 < p:
+            rest = A[sub, c:, c + 1 :]  # (s, n - c, p - c - 1)
+            t = -np.einsum("si,sij->sj", Al, rest) / Al[:, :1]
+            rest = rest + Al[:, :, None] * t[:, None, :]
+            A[sub, c:, c + 1 :] = rest
+            qj = qraux[sub, c + 1 :]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tt = 1.0 - (np.abs(rest[:, 0, :]) / qj) ** 2
+            tt = np.maximum(tt, 0.0)
+            small = np.abs(tt) < 1e-6
+            recompute = _dnrm2(rest[:, 1:, :], axis=1) if rest.shape[1] > 1 else np.zeros_like(qj)
+            new_q = np.where(small, recompute, qj * np.sqrt(tt))
+            new_q = np.where(qj == 0.0, qj, new_q)
+            qraux[sub, c + 1 :] = new_q
+            w1 = work1[sub, c + 1 :]
+            work1[sub, c + 1 :] = np.where((qj != 0.0) & small, recompute, w1)
+        qraux[sub, c] = A[sub, c, c]
+        A[sub, c, c] = -nrmxl
+        applied[sub, c] = True
+    rank = np.minimum(k - 1, n_obs)
+    # dqrsl: qty = Q'y with the first min(rank, n - 1) transformations
+    ju = np.minimum(rank, n_obs - 1)
+    for j in range(p):
+        use = (j < ju) & (qraux[:, j] != 0.0) & applied[:, j]
+        if not use.any():
+            continue
+        sub = ridx[use]
+        v = A[sub, j:, j].copy()
+        v[:, 0] = qraux[sub, j]
+        q = qty[sub, j:]
+        t = -np.einsum("si,si->s", v, q) / v[:, 0]
+        qty[sub, j:] = q + t[:, None] * v
+    # back substitution on the leading rank x rank block of R
+    b = np.zeros((m, p))
+    within = np.arange(p)[None, :] < rank[:, None]
+    b[within] = qty[:, :p][within]
+    for j in range(p - 1, -1, -1):
+        use = j < rank
+        if not use.any():
+            continue
+        sub = ridx[use]
+        b[sub, j] = b[sub, j] / A[sub, j, j]
+        if j:
+            b[sub, :j] -= b[sub, j][:, None] * A[sub, :j, j]
+    # chol2inv(R, size = rank): rows of R^-1
+    Rk = np.where(
+        within[:, :, None] & within[:, None, :],
+        np.triu(A[:, :p, :]),
+        0.0,
+    )
+    eye = np.eye(p)[None, :, :]
+    Rk = np.where(within[:, :, None] | within[:, None, :], Rk, eye)
+    Rinv = np.linalg.solve(Rk, np.broadcast_to(eye, Rk.shape))
+    var = np.einsum("sij,sij->si", Rinv, Rinv)
+    coef = np.full((m, p), np.nan)
+    stdev = np.full((m, p), np.nan)
+    coef_piv = np.where(within, b, np.nan)
+    stdev_piv = np.where(within, np.sqrt(var), np.nan)
+    coef[rows, jpvt] = coef_piv
+    stdev[rows, jpvt] = stdev_piv
+    df = (n_obs - rank).astype(np.float64)
+    beyond = (np.arange(n)[None, :] >= rank[:, None]) & (np.arange(n)[None, :] < n_obs[:, None])
+    rss = np.where(beyond, qty * qty, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma = np.where(df > 0, np.sqrt(rss / np.where(df > 0, df, 1)), np.nan)
+    none = n_obs == 0
+    coef[none] = np.nan
+    stdev[none] = np.nan
+    sigma[none] = np.nan
+    df[none] = 0.0
+    return coef, stdev, sigma, df
+
+
+def _prepare(Y, design, coef_names, feature_ids):
+    """Y and design as arrays (DataFrames matched by sample label, as lm_fit), names and ids."""
+    sample_labels = None
+    if isinstance(Y, pd.DataFrame):
+        if feature_ids is None:
+            feature_ids = Y.index.to_numpy()
+        sample_labels = labels_of(Y.columns)
+        Y = Y.to_numpy(dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[None, :]
+    order = None
+    if isinstance(design, pd.DataFrame):
+        if coef_names is None:
+            coef_names = [str(c) for c in design.columns]
+        design_labels = labels_of(design.index)
+        if sample_labels is not None and design_labels is not None:
+            order = match_labels(
+                sample_labels,
+                design_labels,
+                "the matrix columns",
+                "the design rows",
+                "sample labels",
+            )
+            if order is not None:
+                design = design.iloc[order]
+        design = design.to_numpy(dtype=np.float64)
+    X = np.asarray(design, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    G, n = Y.shape
+    if X.shape[0] != n:
+        raise ValueError(
+            f"design has {X.shape[0]} rows but the matrix has {n} sample columns; they must match"
+        )
+    if not np.all(np.isfinite(X)):
+        raise ValueError("design matrix contains missing or infinite values")
+    p = X.shape[1]
+    coef_names = list(coef_names) if coef_names is not None else [f"x{j + 1}" for j in range(p)]
+    feature_ids = np.asarray(feature_ids) if feature_ids is not None else np.arange(G)
+    return Y, X, coef_names, feature_ids
+
+
+@_one_blas_thread
+def lm_wfit(
+    Y,
+    design,
+    weights,
+    coef_names: Sequence[str] | None = None,
+    feature_ids: Sequence | None = None,
+) -> LinearModelFit:
+    """limma's ``lmFit(Y, design, weights = weights)`` (``lm.series`` with ``lm.wfit``).
+
+    ``weights`` is a features x samples matrix (observation weights, e.g. voom's) or one weight per
+    sample (array weights, broadcast to every feature).  NaN values of ``Y`` and NaN, zero or
+    negative weights drop the observation.  Returns the :class:`LinearModelFit` that
+    :func:`stacklm.lm_fit` returns, with per-feature rank deficiency as ``lm.wfit`` (NaN
+    coefficients and stdev.unscaled for columns dqrdc2 rejects, ``df_residual = n_obs - rank``, NaN
+    sigma when it is 0).  ``amean`` is the mean of each row's non-missing values, ignoring the
+    weights, and ``cov_coefficients`` is as limma's (see the module docstring).  The full design must
+    have full column rank, as for :func:`stacklm.lm_fit`.  Y and design DataFrames are matched by
+    sample label as in :func:`stacklm.lm_fit`.
+    """
+    Y, X, coef_names, feature_ids = _prepare(Y, design, coef_names, feature_ids)
+    G, n = Y.shape
+    p = X.shape[1]
+    keep = estimable_columns(X)
+    if not keep.all():
+        alias = aliased_columns(X, coef_names)
+        detail = "; ".join(f"{k} = combination of [{', '.join(v)}]" for k, v in alias.items())
+        raise ValueError(f"design matrix is not of full column rank: {detail}")
+    if isinstance(weights, pd.DataFrame) and weights.shape == (G, n):
+        weights = weights.to_numpy(dtype=np.float64)
+    W, sample_weights = _as_weights(weights, G, n)
+    if np.isinf(Y).any():
+        raise ValueError(
+            "matrix contains infinite values; only finite values or NaN (missing) are allowed"
+        )
+    with np.errstate(invalid="ignore"):
+        finite_y = ~np.isnan(Y)
+        n_y = finite_y.sum(axis=1)
+        amean = np.where(finite_y, Y, 0.0).sum(axis=1) / np.where(n_y > 0, n_y, 1)
+    amean[n_y == 0] = np.nan
+    w_ok = np.isfinite(W) & (W > 0)
+
+    if sample_weights and w_ok.all() and finite_y.all():
+        # limma's NoProbeWts branch: one lm.wfit for all rows; cov.coefficients is weighted
+        sw = np.sqrt(W[0])
+        fit = lm_fit(Y * sw, X * sw[:, None], coef_names=coef_names, feature_ids=feature_ids)
+        return fit.replace(amean=amean, design=X, design_names=list(coef_names))
+
+    qr = _DesignQR(X)
+    coef = np.full((G, p), np.nan)
+    stdev = np.full((G, p), np.nan)
+    sigma = np.full(G, np.nan)
+    df = np.zeros(G)
+    block = max(256, WFIT_BLOCK_VALUES // max(n, 1))
+    for start in range(0, G, block):
+        stop = min(start + block, G)
+        Yb = Y[start:stop]
+        Wb = np.broadcast_to(W, (G, n))[start:stop] if sample_weights else W[start:stop]
+        obs = ~np.isnan(Yb) & (w_ok[0] if sample_weights else w_ok[start:stop])
+        Wz = np.where(obs, Wb, 0.0)
+        Yz = np.where(obs, Yb, 0.0)
+        c, s, sg, d, ok = _wfit_gram(Yz, Wz, qr)
+        idx = start + np.flatnonzero(ok)
+        coef[idx], stdev[idx], sigma[idx], df[idx] = c[ok], s[ok], sg[ok], d[ok]
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            c, s, sg, d = _wfit_householder(Yz[bad], Wz[bad], X)
+            idx = start + bad
+            coef[idx], stdev[idx], sigma[idx], df[idx] = c, s, sg, d
+    return LinearModelFit(
+        coefficients=coef,
+        stdev_unscaled=stdev,
+        sigma=sigma,
+        df_residual=df,
+        amean=amean,
+        cov_coefficients=qr.rinv @ qr.rinv.T,  # chol2inv(qr(design)), as lm.series' loop branch
+        coef_names=coef_names,
+        feature_ids=feature_ids,
+        design=X,
+        design_names=list(coef_names),
+    )
