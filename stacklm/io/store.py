@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from stacklm.io.formats import STORE_DTYPES, STORE_FORMAT, STORE_VERSION, MatrixInputError
+from stacklm.io.outputs import folder_mode
 
 # --------------------------------------------------------------------------------------------------
 # binary store
@@ -35,7 +36,7 @@ class BinaryMatrixWriter:
     """Write a binary matrix store (see module docstring) row block by row block.
 
     Everything goes to a temporary directory beside ``path``, renamed to ``path`` on :meth:`close`
-    (replacing an existing store there).  Used as a context manager, an exception removes the
+    (replacing an existing store there) with the mode of a folder made by ``mkdir`` (the umask's).  Used as a context manager, an exception removes the
     temporary directory and leaves nothing behind.
 
     ``dtype`` is the storage precision, ``"float64"`` (exact) or ``"float32"`` (half the bytes;
@@ -103,6 +104,8 @@ class BinaryMatrixWriter:
                 "n_samples": len(self.samples),
             }
             (self._tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+            # mkdtemp's folder is private (0700): the store gets the mode of a mkdir'd folder
+            os.chmod(self._tmp, folder_mode())
             _replace_dir(self._tmp, self.path)
         except BaseException:
             self.abort()
