@@ -62,3 +62,24 @@ def log2_libm(x) -> np.ndarray:
         hit = np.isin(flat_x, values)
         flat[hit] = exact[np.searchsorted(values, flat_x[hit])]
     return flat.reshape(out.shape)
+
+
+def r_row_means(Y) -> np.ndarray:
+    """R's ``rowMeans(Y, na.rm = TRUE)``: long double sums accumulated column by column, divided by
+    the number of non-missing values (NaN for none), rounded to double.
+
+    The column-by-column order also makes each row's value independent of the other rows (numpy's
+    ``sum(axis=1)`` picks its summation order from the array's shape), which chunked results need.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[None, :]
+    total = np.zeros(Y.shape[0], dtype=np.longdouble)
+    count = np.zeros(Y.shape[0], dtype=np.int64)
+    for j in range(Y.shape[1]):  # a loop over samples, vectorised over rows
+        col = Y[:, j]
+        ok = ~np.isnan(col)
+        total += np.where(ok, col, 0.0)
+        count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / count).astype(np.float64)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stacklm.edger._rmath import r_mean
+from stacklm.edger._rmath import r_mean, r_row_means
 from stacklm.edger.cpm import log_cpm_voom
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.weightedfit import lm_wfit
@@ -222,7 +222,7 @@ def voom_trend_points(
     lib = effective_lib_size(y, lib_size, norm_factors)
     E = log_cpm_voom(y, lib)
     fit = _fit(E, X, weights, block, correlation)
-    amean = fit.amean
+    amean = r_row_means(E)  # lmFit's Amean (rowMeans), in a row-local order
     n_with_reps = int(np.sum(fit.df_residual > 0))
     sx = amean + r_mean(np.log2(lib + 1)) - math.log2(1e6)
     sy = np.sqrt(fit.sigma)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
 
+from stacklm.edger._rmath import r_row_means
 from stacklm.limma.labels import labels_of, match_labels
 from stacklm.limma.lmfit import (
     _batched_cholesky,
@@ -342,11 +343,8 @@ def lm_wfit(
         raise ValueError(
             "matrix contains infinite values; only finite values or NaN (missing) are allowed"
         )
-    with np.errstate(invalid="ignore"):
-        finite_y = ~np.isnan(Y)
-        n_y = finite_y.sum(axis=1)
-        amean = np.where(finite_y, Y, 0.0).sum(axis=1) / np.where(n_y > 0, n_y, 1)
-    amean[n_y == 0] = np.nan
+    finite_y = ~np.isnan(Y)
+    amean = r_row_means(Y)  # rowMeans(Y, na.rm = TRUE), before weights remove any value
     w_ok = np.isfinite(W) & (W > 0)
 
     if sample_weights and w_ok.all() and finite_y.all():

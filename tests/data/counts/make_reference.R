@@ -128,7 +128,7 @@ W[104, -c(2, 9, 17)] <- NA                                     # 3 observations:
 W[105, ] <- 0                                                  # nothing observed
 W[106, trt == "before"] <- 0                                   # treatmentafter = intercept
 W[107, sx == "M"] <- NA                                        # sexM all zero
-W[108, ] <- 10^((((1:n) * 7) %% 13) - 6)                       # weights 1e-6 .. 1e6
+W[108, ] <- 8^((((1:n) * 7) %% 13) - 6)                        # weights 8^-6 .. 8^6 (exact)
 W[109, reg != "Desert"] <- 0; W[109, reg == "Desert" & trt == "after"] <- 1e-3
 E[110, reg != "Desert"] <- NA                                  # only Desert: regions aliased
 W[111, ] <- 1e-300 * W[111, ]                                  # tiny weights
