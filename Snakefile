@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -20,7 +20,16 @@ if not workflow.overwrite_configfiles:
     configfile: str(REPO / "config" / "config.yaml")
 
 
-validate(config, str(REPO / "config" / "schema.yaml"))
+from stacklm.workflow.config import ConfigError, validate_config  # noqa: E402
+
+try:
+    # one line per problem (key, where, closest valid keys) instead of a schema dump; the schema's
+    # defaults fill what the config leaves out
+    _validated = validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_validated)
 
 if not workflow.overwrite_configfiles:
     # the default config's example paths also work when run from another --directory
@@ -33,7 +42,7 @@ if not workflow.overwrite_configfiles:
 from stacklm.workflow.checks import ConfigCheckError, check_config  # noqa: E402
 
 try:
-    CHECKED = check_config(config)
+    SPECS = check_config(config)  # AnalysisSpec per analysis, built once
 except ConfigCheckError as err:
     raise WorkflowError(str(err)) from None
 
@@ -68,8 +77,9 @@ wildcard_constraints:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/normalize.smk"
-include: "workflow/rules/design.smk"
+include: "workflow/rules/base_design.smk"
 include: "workflow/rules/surrogate_variables.smk"
+include: "workflow/rules/design.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/moderate.smk"
 include: "workflow/rules/plots.smk"

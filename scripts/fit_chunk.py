@@ -5,7 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
-
 from stacklm.workflow.pipeline import fit_chunk, read_design
 from stacklm.workflow.steps import workflow_step
 
@@ -13,6 +12,11 @@ with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # 
     chunk = int(snakemake.wildcards.chunk)  # noqa: F821
     design = read_design(snakemake.input.design)  # noqa: F821
     n = fit_chunk(
-        snakemake.input.store, design, chunk, snakemake.params.chunks, snakemake.output.fit
-    )  # noqa: F821
+        snakemake.input.store,  # noqa: F821
+        design,
+        chunk,
+        snakemake.params.chunks,  # noqa: F821
+        snakemake.output.fit,  # noqa: F821
+        snakemake.output.crossprod,  # noqa: F821
+    )
     log.info("chunk %d: fitted %d features on %d samples x %d columns", chunk, n, *design.shape)

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stackl
 
 from stacklm.io.samplesheet import read_sample_sheet
 from stacklm.plots.analysis import run_plots
+from stacklm.spec import AnalysisSpec
 from stacklm.workflow.steps import workflow_step
 
 with workflow_step("plots", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
@@ -18,8 +19,9 @@ with workflow_step("plots", snakemake.log[0], snakemake.threads) as log:  # noqa
         results_path=inp.results,
         summary_path=inp.summary,
         design_path=inp.design,
+        design_info_path=inp.design_info,
         sheet=read_sample_sheet(inp.samples, p.sample_id),
-        analysis=p.analysis,
+        spec=AnalysisSpec.from_settings(snakemake.wildcards.analysis, p.analysis),  # noqa: F821
         cross_product_paths=list(inp.crossprods),
         sv_path=inp.sv,
         sv_associations_path=inp.sv_associations,

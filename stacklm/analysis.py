@@ -1,24 +1,29 @@
 """One analysis from a sample sheet and settings to the results table: the functions the workflow's
 steps call, usable in one go from a notebook (:func:`run_analysis`) with the same numbers.
 
-An analysis is a dict with the keys of the workflow config's ``analyses.<name>`` entry::
+An analysis' settings are the workflow config's ``analyses.<name>`` entry, validated and completed
+with the schema's defaults by :meth:`stacklm.spec.AnalysisSpec.from_settings`::
 
     {"formula": "~ geography + sex + batch + age",
      "levels": {"geography": ["Agadir", "Desert", "Mountain"], "batch": [1, 2, 3, 4]},
-     "subset": None, "contrasts": {}, "test": ["geographyDesert", "geographyMountain"],
-     "moderation": {"trend": False, "robust": False}}
+     "contrasts": {}, "test": ["geographyDesert", "geographyMountain"],
+     "surrogate_variables": 0, "moderation": {"trend": False, "robust": False}}
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
 from stacklm.design.contrasts import make_contrasts
-from stacklm.design.formula import DesignError, design_matrix
+from stacklm.design.factors import is_factor
+from stacklm.design.formula import DesignError, design_matrix, parse_formula
+from stacklm.diagnostics.associations import covariate_table
 from stacklm.io.samplesheet import SampleSheetError, evaluate_subset
 from stacklm.limma.contrasts import contrasts_fit
 from stacklm.limma.ebayes import e_bayes
@@ -28,6 +33,10 @@ from stacklm.limma.marraylm import LinearModelFit
 from stacklm.multiple_testing.inflation import genomic_inflation
 from stacklm.multiple_testing.padjust import p_adjust
 from stacklm.multiple_testing.qvalue import qvalue
+from stacklm.spec import AnalysisSpec, DesignInfo
+from stacklm.sva.associations import sv_associations
+from stacklm.sva.irwsva import sva
+from stacklm.sva.numsv import num_sv
 
 SUMMARY_COLUMNS = [
     "average", "sigma", "df_residual", "s2_prior", "df_prior", "s2_post", "df_total",
@@ -37,11 +46,11 @@ TEST_COLUMNS = ["statistic", "p_value", "fdr", "qvalue", "lfdr"]
 
 
 def analysis_samples(
-    sheet: pd.DataFrame, matrix_samples: Sequence[str], analysis: Mapping
+    sheet: pd.DataFrame, matrix_samples: Sequence[str], spec: AnalysisSpec
 ) -> pd.DataFrame:
     """The sample sheet rows of an analysis, in matrix column order, after ``subset``."""
     rows = sheet.loc[[str(s) for s in matrix_samples]]
-    subset = analysis.get("subset")
+    subset = spec.subset
     if subset:
         mask = evaluate_subset(rows, subset)
         rows = rows.loc[mask.to_numpy()]
@@ -50,17 +59,47 @@ def analysis_samples(
     return rows
 
 
-def analysis_design(sheet: pd.DataFrame, matrix_samples: Sequence[str], analysis: Mapping):
-    """Design of an analysis: ``(design, dropped)`` where design is indexed by sample id (matrix order)
-    and ``dropped`` lists samples removed for a missing formula variable (with a warning, as R)."""
-    rows = analysis_samples(sheet, matrix_samples, analysis)
+def analysis_design(
+    sheet: pd.DataFrame, matrix_samples: Sequence[str], spec: AnalysisSpec
+) -> tuple[pd.DataFrame, DesignInfo]:
+    """Design of an analysis, indexed by sample id (matrix order), and its :class:`DesignInfo`: the
+    formula's variables, numeric covariates, the null design's columns (for sva) and the samples
+    removed for a missing formula variable (with a warning, as R).  The formula is parsed here once;
+    later steps read the :class:`DesignInfo`."""
+    rows = analysis_samples(sheet, matrix_samples, spec)
+    levels = spec.levels_dict
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        design = design_matrix(rows, analysis["formula"], analysis.get("levels") or {})
+        design = design_matrix(rows, spec.formula, levels)
     for w in caught:
         warnings.warn(str(w.message), stacklevel=2)
     dropped = [str(s) for s in rows.index if s not in set(design.index)]
-    return design, dropped
+    variables = parse_formula(spec.formula).variables
+    info = DesignInfo(
+        variables=tuple(variables),
+        numeric_covariates=tuple(
+            v for v in variables if v not in levels and not is_factor(rows[v])
+        ),
+        design_columns=tuple(str(c) for c in design.columns),
+        null_design_columns=tuple(null_design_columns(list(design.columns), spec)),
+        dropped_samples=tuple(dropped),
+        n_samples=int(len(design)),
+    )
+    return design, info
+
+
+def null_design_columns(design_columns: Sequence[str], spec: AnalysisSpec) -> list[str]:
+    """sva's ``mod0``: the design columns without the tested ones (for a tested contrast, without the
+    design columns it involves)."""
+    tested = set()
+    contrasts = spec.contrasts_dict
+    for name in spec.test:
+        if name in contrasts:
+            weights = make_contrasts({name: contrasts[name]}, list(design_columns))[name]
+            tested.update(weights.index[weights != 0])
+        else:
+            tested.add(name)
+    return [c for c in design_columns if c not in tested]
 
 
 def output_names(design_columns: Sequence[str], contrasts: Mapping[str, str] | None) -> list[str]:
@@ -190,33 +229,101 @@ def moderate_and_test(
     return table, stats
 
 
+SV_ASSOCIATION_COLUMNS = ["sv", "covariate", "kind", "r2", "p_value", "n"]
+
+
+def estimate_surrogate_variables(
+    values: np.ndarray,
+    design: pd.DataFrame,
+    info: DesignInfo,
+    spec: AnalysisSpec,
+    sheet: pd.DataFrame,
+    log: logging.Logger | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Surrogate variables of an analysis with sva, on the complete features (rows without a missing
+    value) of ``values`` (features x the design's samples, in design order): the number from
+    sva's ``num.sv`` when ``surrogate_variables: auto``.  Returns the SV table (indexed by sample id,
+    ``sv1..svK``) and the SV-by-covariate association table.  With no SVs requested nothing is
+    computed."""
+    samples = [str(s) for s in design.index]
+    index = pd.Index(samples, name="sample_id")
+    settings = spec.surrogate
+    if not settings.wanted:
+        return pd.DataFrame(index=index), pd.DataFrame(columns=SV_ASSOCIATION_COLUMNS)
+    Y = np.asarray(values, dtype=np.float64)
+    complete = ~np.isnan(Y).any(axis=1)
+    Y = Y[complete]
+    if log:
+        log.info("surrogate variables from %d complete features of %d", Y.shape[0], len(complete))
+    mod = design.to_numpy(dtype=np.float64)
+    mod0 = design[list(info.null_design_columns)].to_numpy(dtype=np.float64)
+    if settings.requested == "auto":
+        n_sv = num_sv(Y, mod, method=settings.method, seed=settings.seed)
+        if log:
+            log.info(
+                "num.sv (%s, seed %d) estimates %d surrogate variables",
+                settings.method,
+                settings.seed,
+                n_sv,
+            )
+    else:
+        n_sv = int(settings.requested)
+    if n_sv > 0:
+        result = sva(Y, mod, mod0, n_sv=n_sv, seed=settings.seed)
+        sv_values = np.asarray(result.sv).reshape(len(samples), -1)
+    else:
+        sv_values = np.zeros((len(samples), 0))
+    sv = pd.DataFrame(
+        sv_values, index=index, columns=[f"sv{k + 1}" for k in range(sv_values.shape[1])]
+    )
+    if not sv.shape[1]:
+        return sv, pd.DataFrame(columns=SV_ASSOCIATION_COLUMNS)
+    # factors in the analysis are factors here too, and so are numeric codes (batch 1-4) the
+    # design does not use as numbers: the same covariates as the PCA associations' (plots)
+    covariates = covariate_table(
+        sheet, samples, spec.levels_dict, numeric=list(info.numeric_covariates)
+    )
+    return sv, sv_associations(sv.to_numpy(), covariates)
+
+
 def run_analysis(
     matrix: pd.DataFrame,
     sheet: pd.DataFrame,
-    analysis: Mapping,
+    analysis: Mapping | AnalysisSpec,
     fdr_method: str = "BH",
     alpha: float = 0.05,
     surrogate_variables: pd.DataFrame | None = None,
 ):
-    """The whole analysis in one call, as the workflow does it in steps.
+    """The whole analysis in one call, as the workflow does it in steps, with the same numbers.
 
     ``matrix``: features x samples (normalized, filtered) DataFrame; ``sheet``: sample sheet indexed
-    by sample id; ``analysis``: the settings dict (see module docstring).  ``surrogate_variables``
-    (samples x K, indexed by sample id) are appended to the design as ``sv1..svK``.
-    Returns ``(table, stats, design)``.
+    by sample id; ``analysis``: the settings of one analysis as in the workflow config (validated
+    as the workflow validates them: unknown keys are errors naming the closest valid one; left-out
+    keys get the schema's defaults), or an :class:`AnalysisSpec`.  Surrogate variables are estimated
+    as the workflow does when the settings ask for them (``surrogate_variables: auto`` or N), unless
+    ``surrogate_variables`` (samples x K, indexed by sample id) gives them; they are appended to the
+    design as ``sv1..svK``.  Returns ``(table, stats, design)``.
     """
-    design, dropped = analysis_design(sheet, list(matrix.columns), analysis)
+    spec = (
+        analysis
+        if isinstance(analysis, AnalysisSpec)
+        else AnalysisSpec.from_settings("analysis", analysis)
+    )
+    design, info = analysis_design(sheet, list(matrix.columns), spec)
+    contrasts = spec.contrasts_dict
+    test = check_test(list(spec.test), list(design.columns), contrasts)
+    if surrogate_variables is None and spec.surrogate.wanted:
+        values = matrix[design.index].to_numpy(dtype=np.float64)
+        surrogate_variables, _ = estimate_surrogate_variables(values, design, info, spec, sheet)
     if surrogate_variables is not None and surrogate_variables.shape[1]:
         design = design.join(surrogate_variables.loc[design.index])
-    contrasts = analysis.get("contrasts") or {}
-    test = check_test(analysis.get("test"), list(design.columns), contrasts)
     fit = lm_fit(matrix[design.index], design)
     table, stats = moderate_and_test(
-        fit, contrasts, test, analysis.get("moderation"), fdr_method=fdr_method, alpha=alpha
+        fit, contrasts, test, asdict(spec.moderation), fdr_method=fdr_method, alpha=alpha
     )
     stats.update(
         n_samples=int(len(design)),
-        dropped_samples=dropped,
+        dropped_samples=list(info.dropped_samples),
         design_columns=list(design.columns),
     )
     return table, stats, design

@@ -21,6 +21,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from stacklm.design.factors import is_factor
 from stacklm.limma.qrrank import aliased_columns, estimable_columns
 
 
@@ -107,10 +108,6 @@ def _format_level(value) -> str:
     return str(value)
 
 
-def _is_factor(series: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
-
-
 def design_matrix(
     samples: pd.DataFrame,
     formula: str,
@@ -152,7 +149,7 @@ def design_matrix(
     columns: dict[str, dict[str, np.ndarray]] = {}
     for var in f.variables:
         col = data[var]
-        if var in levels or _is_factor(col):
+        if var in levels or is_factor(col):
             values = col.map(_format_level).astype(str).to_numpy()
             if var in levels:
                 lev = [_format_level(v) for v in levels[var]]

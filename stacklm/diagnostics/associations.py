@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from stacklm.design.formula import parse_formula
 from stacklm.diagnostics.crossproducts import neg_log10_p
 from stacklm.sva.associations import sv_associations
 
@@ -47,14 +46,6 @@ def covariate_table(
         table = table.join(extra.loc[table.index])
     table.index = table.index.astype(str)
     return table
-
-
-def numeric_covariates(analysis: Mapping) -> list[str]:
-    """The formula variables of an analysis not listed in its ``levels``: numeric sheet columns
-    among them are numeric covariates of the design (text columns are factors anyway)."""
-
-    levels = analysis.get("levels") or {}
-    return [v for v in parse_formula(analysis["formula"]).variables if v not in levels]
 
 
 def _looks_like_code(col: pd.Series) -> bool:

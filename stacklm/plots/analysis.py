@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import matplotlib
 
-from stacklm.design.formula import parse_formula
 from stacklm.diagnostics.associations import (
     component_associations,
     covariate_table,
-    numeric_covariates,
     strongest_associations,
 )
 from stacklm.diagnostics.crossproducts import CrossProducts, sum_cross_products
@@ -31,6 +29,7 @@ from stacklm.plots.samples import (
 )
 from stacklm.plots.statistics import plot_md, plot_pvalue_histogram, plot_qq, plot_sa, plot_volcano
 from stacklm.plots.style import ANNOTATION_PLOTS, PLOTS, analysis_labels, labelled
+from stacklm.spec import AnalysisSpec, DesignInfo
 from stacklm.workflow.pipeline import read_design
 
 matplotlib.use("Agg")
@@ -56,7 +55,8 @@ def analysis_plots(
     summary: Mapping,
     design: pd.DataFrame,
     sheet: pd.DataFrame,
-    analysis: Mapping,
+    spec: AnalysisSpec,
+    info: DesignInfo,
     cross_products: CrossProducts,
     surrogate_variables: pd.DataFrame,
     sv_associations: pd.DataFrame,
@@ -68,22 +68,22 @@ def analysis_plots(
     """Draw every plot of an analysis into ``outdir`` (see :data:`PLOTS`).
 
     ``results``: the results table; ``summary``: summary.json; ``design``: design as fitted
-    (indexed by sample id); ``sheet``: the sample sheet (indexed by sample id); ``analysis``: the
-    analysis settings; ``cross_products``: the summed chunk cross-products; ``densities``: the
+    (indexed by sample id); ``sheet``: the sample sheet (indexed by sample id); ``spec``, ``info``:
+    the analysis and what its design step found; ``cross_products``: the summed chunk cross-products; ``densities``: the
     per-sample densities (:func:`stacklm.diagnostics.sample_distributions`); ``features``: the
     feature annotation (indexed by feature id) or None; ``analysis_name`` titles the figures.
 
     Returns the strongest covariate association of the top 3 components of each matrix (rows for
     :func:`stacklm.diagnostics.summary_markdown`; covariate None where none has p <= 0.05).
     """
-    labels = analysis_labels(analysis_name, summary, analysis, sheet)
+    labels = analysis_labels(analysis_name, summary, info, sheet)
     with labelled(labels):
-        return _analysis_plots(outdir, results, summary, design, sheet, analysis, cross_products,
+        return _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_products,
                                surrogate_variables, sv_associations, densities, features,
                                n_components)  # fmt: skip
 
 
-def _analysis_plots(outdir, results, summary, design, sheet, analysis, cross_products,
+def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_products,
                     surrogate_variables, sv_associations, densities, features,
                     n_components):  # fmt: skip
     out = Path(outdir)
@@ -108,27 +108,26 @@ def _analysis_plots(outdir, results, summary, design, sheet, analysis, cross_pro
     plot_qq(p, summary.get("lambda_gc"), test_label, *path("qq"))
     plot_volcano(results, names, alpha, *path("volcano"))
     plot_md(results, names, alpha, *path("md"))
-    moderation = analysis.get("moderation") or {}
-    plot_sa(results, bool(moderation.get("trend")), bool(moderation.get("robust")), *path("sa"))
+    plot_sa(results, spec.moderation.trend, spec.moderation.robust, *path("sa"))
     plot_estimate_trend(results, names, *path("estimate_trend"))
 
     estimates = results[[f"estimate_{n}" for n in all_names]].set_axis(all_names, axis=1)
     observed = estimate_correlation(estimates)
-    expected = design_estimate_correlation(design, all_names, analysis.get("contrasts") or {})
+    expected = design_estimate_correlation(design, all_names, spec.contrasts_dict)
     plot_estimate_correlation(observed, expected, *path("estimate_correlation"))
     if features is not None:
         plot_estimate_annotation(results, names, features, *path("estimate_annotation"))
 
     samples = [str(s) for s in design.index]
-    covariates = covariate_table(sheet, samples, analysis.get("levels") or {},
+    covariates = covariate_table(sheet, samples, spec.levels_dict,
                                     surrogate_variables if surrogate_variables.shape[1] else None,
-                                    numeric=numeric_covariates(analysis))  # fmt: skip
+                                    numeric=list(info.numeric_covariates))  # fmt: skip
     pcas = cross_product_pcas(cross_products, n_components)
     associations = {
         name: component_associations(pca.scores, covariates) for name, pca in pcas.items()
     }
     plot_pca_scree(pcas, *path("pca_scree"))
-    in_design = parse_formula(analysis["formula"]).variables + sv_names
+    in_design = list(info.variables) + sv_names
     plot_pca_associations(pcas, associations, *path("pca_associations"), in_design=in_design)
     for name, pca in pcas.items():
         plot_pca_scores(pca, covariates, name, *path(f"pca_{name}"))
@@ -170,8 +169,9 @@ def run_plots(
     results_path,
     summary_path,
     design_path,
+    design_info_path,
     sheet: pd.DataFrame,
-    analysis: Mapping,
+    spec: AnalysisSpec,
     cross_product_paths: Sequence,
     sv_path,
     sv_associations_path,
@@ -202,7 +202,8 @@ def run_plots(
         summary,
         design,
         sheet,
-        analysis,
+        spec,
+        DesignInfo.read(design_info_path),
         cross,
         sv,
         sv_assoc,

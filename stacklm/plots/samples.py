@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import matplotlib
 
+from stacklm.design.factors import is_factor
 from stacklm.diagnostics.crossproducts import neg_log10_p
 from stacklm.diagnostics.features import natural_key
 from stacklm.diagnostics.pca import SamplePCA
 from stacklm.plots.common import _figure, _legend, _message, save_plot
 from stacklm.plots.estimates import _heatmap
-from stacklm.plots.style import MATRIX_LABELS, NEUTRAL, PRIOR, SIGNIFICANT, _categorical, _labels
+from stacklm.plots.style import MATRIX_LABELS, NEUTRAL, PRIOR, SIGNIFICANT, _labels
 
 matplotlib.use("Agg")
 
@@ -51,7 +52,7 @@ def plot_pca_scores(pca: SamplePCA, covariates: pd.DataFrame, matrix: str, png, 
     scores = pca.scores
     shown = [c for c in covariates.columns  # constant columns (one tissue) say nothing
              if covariates[c].nunique() > 1
-             and (not _categorical(covariates[c]) or covariates[c].nunique() <= 20)]  # fmt: skip
+             and (not is_factor(covariates[c]) or covariates[c].nunique() <= 20)]  # fmt: skip
     fig, axes = _figure(max(1, len(shown)), ncols=3, width=4.4, height=3.8)
     frac = pca.variance_fraction
     data = scores.join(covariates)
@@ -68,7 +69,7 @@ def plot_pca_scores(pca: SamplePCA, covariates: pd.DataFrame, matrix: str, png, 
         missing = series.isna().to_numpy()
         if missing.any():
             ax.scatter(x[missing], y[missing], s=14, c="#cccccc", label="missing")
-        if _categorical(series):
+        if is_factor(series):
             levels = sorted(series.dropna().astype(str).unique(), key=natural_key)
             cmap = matplotlib.colormaps["tab10" if len(levels) <= 10 else "tab20"]
             for k, level in enumerate(levels):

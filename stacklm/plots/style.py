@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import matplotlib
 
-from stacklm.diagnostics.associations import numeric_covariates
+from stacklm.design.factors import is_factor
+from stacklm.spec import DesignInfo
 
 matplotlib.use("Agg")
 
@@ -113,14 +114,14 @@ def scale_labels(config: Mapping) -> tuple[str, str]:
     return "value", "value difference"
 
 
-def analysis_labels(name: str, summary: Mapping, analysis: Mapping,
+def analysis_labels(name: str, summary: Mapping, info: DesignInfo | None = None,
                     sheet: pd.DataFrame | None = None) -> Labels:  # fmt: skip
     """:class:`Labels` of one analysis from its summary.json (the run's config, FDR method), its
-    settings and the sample sheet (which formula variables are numeric covariates)."""
+    :class:`DesignInfo` and the sample sheet (which formula variables are numeric covariates)."""
     value, difference = scale_labels(summary.get("config") or {})
-    numeric = set(numeric_covariates(analysis)) if analysis.get("formula") else set()
+    numeric = set(info.numeric_covariates) if info is not None else set()
     if sheet is not None:
-        numeric = {v for v in numeric if v in sheet.columns and not _categorical(sheet[v])}
+        numeric = {v for v in numeric if v in sheet.columns and not is_factor(sheet[v])}
     per_unit = {}
     for column in summary.get("design_columns") or []:
         slopes = [part for part in str(column).split(":") if part in numeric]
@@ -133,7 +134,3 @@ def plot_files(stem: str, annotation: bool = False) -> list[str]:
     """File names (PNG and data) of every plot, for the workflow's outputs."""
     plots = dict(PLOTS, **(ANNOTATION_PLOTS if annotation else {}))
     return [f"{name}{ext}" for name, suffix in plots.items() for ext in (".png", suffix)]
-
-
-def _categorical(series: pd.Series) -> bool:
-    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)

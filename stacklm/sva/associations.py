@@ -6,13 +6,11 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from stacklm.design.factors import is_factor
+
 # --------------------------------------------------------------------------------------------
 # associations of surrogate variables with sample covariates
 # --------------------------------------------------------------------------------------------
-
-
-def _is_categorical(values: pd.Series) -> bool:
-    return not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
 
 
 def sv_associations(sv, samples: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +44,7 @@ def sv_associations(sv, samples: pd.DataFrame) -> pd.DataFrame:
         present = series.notna().to_numpy()
         m = int(present.sum())
         y = values[present]
-        categorical = _is_categorical(series)
+        categorical = is_factor(series)
         if categorical:
             codes, levels = pd.factorize(series[present], sort=True)
             n_levels = len(levels)

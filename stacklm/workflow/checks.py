@@ -11,16 +11,20 @@ from stacklm.analysis import analysis_design, check_test, output_names
 from stacklm.design.contrasts import make_contrasts
 from stacklm.io.matrix import read_matrix_header
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
+from stacklm.spec import AnalysisSpec
+from stacklm.workflow.config import ConfigError
 
 
 class ConfigCheckError(ValueError):
     """The configuration does not fit its inputs."""
 
 
-def check_config(config: Mapping) -> dict:
-    """Validate ``config`` (already schema-validated) against the sample sheet and matrix header.
+def check_config(config: Mapping) -> dict[str, AnalysisSpec]:
+    """Check ``config`` (already validated by :func:`stacklm.workflow.config.validate_config`)
+    against the sample sheet and the matrix header, before any job runs.
 
-    Returns per analysis ``{"design_columns": [...], "n_samples": n, "dropped": [...]}``.
+    Returns the :class:`AnalysisSpec` of every analysis, built once here: the rules' params and
+    scripts use these settings.
     """
     if config.get("input_scale") in ("beta", "dosage") and config.get("normalize", {}).get("log2"):
         raise ConfigCheckError(
@@ -36,27 +40,26 @@ def check_config(config: Mapping) -> dict:
     except OSError as err:
         raise ConfigCheckError(f"cannot read input: {err}") from None
     out = {}
-    for name, analysis in config["analyses"].items():
+    for name, settings in config["analyses"].items():
         try:
-            design, dropped = analysis_design(sheet, matrix_samples, analysis)
-            contrasts = analysis.get("contrasts") or {}
+            spec = AnalysisSpec.from_settings(name, settings)
+            design, _ = analysis_design(sheet, matrix_samples, spec)
+            contrasts = spec.contrasts_dict
             if contrasts:
                 make_contrasts(contrasts, list(design.columns))
             output_names(list(design.columns), contrasts)
-            check_test(analysis.get("test"), list(design.columns), contrasts)
-            n_sv = analysis.get("surrogate_variables", 0)
+            check_test(list(spec.test), list(design.columns), contrasts)
+            n_sv = spec.surrogate.requested
             if isinstance(n_sv, int) and len(design) - design.shape[1] - n_sv < 1:
                 raise ValueError(
                     f"{len(design)} samples leave no residual degrees of freedom for "
                     f"{design.shape[1]} design columns plus {n_sv} surrogate variables"
                 )
+        except ConfigError as err:
+            raise ConfigCheckError(str(err)) from None
         except (ValueError, KeyError) as err:
             raise ConfigCheckError(f"analysis {name!r}: {error_message(err)}") from None
-        out[name] = {
-            "design_columns": list(design.columns),
-            "n_samples": len(design),
-            "dropped": dropped,
-        }
+        out[name] = spec
     return out
 
 

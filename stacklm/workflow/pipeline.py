@@ -10,6 +10,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from stacklm.diagnostics.crossproducts import (
+    chunk_cross_products,
+    cross_products_path,
+    save_cross_products,
+)
 from stacklm.io.matrix import read_matrix_blocks, read_matrix_header
 from stacklm.io.outputs import atomic_path
 from stacklm.io.store import BinaryMatrixWriter, chunk_bounds, open_binary_matrix
@@ -136,12 +141,6 @@ def fit_chunk(
     (:func:`stacklm.diagnostics.chunk_cross_products`, for the PCA diagnostics) to
     ``crossprod_path`` (default: beside ``out_path``, see
     :func:`stacklm.diagnostics.cross_products_path`)."""
-    from stacklm.diagnostics.crossproducts import (
-        chunk_cross_products,
-        cross_products_path,
-        save_cross_products,
-    )
-
     store = open_binary_matrix(store_path, load_feature_ids=False)
     start, stop = chunk_bounds(store.n_features, chunks)[chunk]
     ids = store.read_feature_ids(start, stop)
@@ -179,112 +178,3 @@ def read_design(path) -> pd.DataFrame:
     design = pd.read_csv(path, sep="\t", index_col=0, dtype={0: str})
     design.index = design.index.astype(str)
     return design
-
-
-def null_design(design: pd.DataFrame, analysis: Mapping) -> pd.DataFrame:
-    """sva's ``mod0``: the analysis design without the tested columns (for a tested contrast, without
-    the design columns it involves)."""
-    from stacklm.design.contrasts import make_contrasts
-
-    tested = set()
-    contrasts = analysis.get("contrasts") or {}
-    test = analysis["test"] if not isinstance(analysis["test"], str) else [analysis["test"]]
-    for name in test:
-        if name in contrasts:
-            weights = make_contrasts({name: contrasts[name]}, list(design.columns))[name]
-            tested.update(weights.index[weights != 0])
-        else:
-            tested.add(name)
-    return design[[c for c in design.columns if c not in tested]]
-
-
-def estimate_surrogate_variables(
-    store_path,
-    design: pd.DataFrame,
-    sheet: pd.DataFrame,
-    analysis: Mapping,
-    sv_path,
-    associations_path,
-    log: logging.Logger = _log,
-) -> pd.DataFrame:
-    """The SV step: read the whole normalized matrix once, estimate the number of SVs (``auto``) and the
-    SVs with sva on the complete features, write the SV table (sample id, sv1..svK) and the
-    SV-by-covariate association table.  With ``surrogate_variables: 0`` nothing is read."""
-    from stacklm.diagnostics.associations import covariate_table, numeric_covariates
-    from stacklm.io.outputs import write_tsv
-    from stacklm.sva.associations import sv_associations
-    from stacklm.sva.irwsva import sva
-    from stacklm.sva.numsv import num_sv
-
-    requested = analysis.get("surrogate_variables", 0) or 0
-    method = analysis.get("surrogate_method", "be")
-    seed = int(analysis.get("surrogate_seed", 1))
-    samples = [str(s) for s in design.index]
-    if requested == 0:
-        sv = pd.DataFrame(index=pd.Index(samples, name="sample_id"))
-        associations = pd.DataFrame(columns=["sv", "covariate", "kind", "r2", "p_value", "n"])
-    else:
-        store = open_binary_matrix(store_path)
-        position = {s: i for i, s in enumerate(store.samples)}
-        Y = np.asarray(store.values)[:, [position[s] for s in samples]]
-        complete = ~np.isnan(Y).any(axis=1)
-        Y = Y[complete]
-        log.info("surrogate variables from %d complete features of %d", Y.shape[0], len(complete))
-        mod = design.to_numpy(dtype=np.float64)
-        mod0 = null_design(design, analysis).to_numpy(dtype=np.float64)
-        if requested == "auto":
-            n_sv = num_sv(Y, mod, method=method, seed=seed)
-            log.info("num.sv (%s, seed %d) estimates %d surrogate variables", method, seed, n_sv)
-        else:
-            n_sv = int(requested)
-        if n_sv > 0:
-            result = sva(Y, mod, mod0, n_sv=n_sv, seed=seed)
-            values = np.asarray(result.sv).reshape(len(samples), -1)
-        else:
-            values = np.zeros((len(samples), 0))
-        sv = pd.DataFrame(
-            values,
-            index=pd.Index(samples, name="sample_id"),
-            columns=[f"sv{k + 1}" for k in range(values.shape[1])],
-        )
-        # factors in the analysis are factors here too, and so are numeric codes (batch 1-4) the
-        # design does not use as numbers: the same covariates as the PCA associations' (plots)
-        covariates = covariate_table(
-            sheet, samples, analysis.get("levels") or {}, numeric=numeric_covariates(analysis)
-        )
-        associations = (
-            sv_associations(sv.to_numpy(), covariates)
-            if sv.shape[1]
-            else pd.DataFrame(columns=["sv", "covariate", "kind", "r2", "p_value", "n"])
-        )
-    write_tsv(sv, sv_path, index=True)
-    write_tsv(associations, associations_path)
-    return sv
-
-
-def aligned_annotation(
-    path, feature_ids: Sequence[str], log: logging.Logger = _log
-) -> pd.DataFrame:
-    """The feature annotation table (feature id in the first column) in the order of ``feature_ids``;
-    features it does not describe get missing values (counted in the log).  ``path`` None gives an
-    id-only table."""
-    ids = pd.Index([str(f) for f in feature_ids], name="feature_id")
-    if not path:
-        return pd.DataFrame(index=ids).reset_index()
-    sep = "," if str(path).lower().endswith((".csv", ".csv.gz")) else "\t"
-    table = pd.read_csv(path, sep=sep, dtype={0: str})
-    first = table.columns[0]
-    table[first] = table[first].astype(str)
-    dup = table[first][table[first].duplicated()].unique()
-    if len(dup):
-        raise ValueError(
-            f"feature annotation {path}: duplicated feature id(s) {', '.join(map(str, dup[:5]))}; "
-            "each feature must appear once"
-        )
-    table = table.set_index(first)
-    missing = int((~ids.isin(table.index)).sum())
-    if missing:
-        log.warning(
-            "feature annotation %s does not describe %d of %d features", path, missing, len(ids)
-        )
-    return table.reindex(ids).reset_index()

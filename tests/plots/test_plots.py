@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from stacklm.analysis import analysis_design
 from stacklm.diagnostics.associations import (
     component_associations,
     covariate_table,
-    numeric_covariates,
 )
 from stacklm.diagnostics.features import category_summary
 from stacklm.diagnostics.summary import summary_markdown
@@ -24,6 +24,7 @@ from stacklm.plots.style import (
     labelled,
     scale_labels,
 )
+from stacklm.spec import AnalysisSpec
 
 
 def test_labels_name_the_scale_and_the_unit_of_slopes():
@@ -35,8 +36,12 @@ def test_labels_name_the_scale_and_the_unit_of_slopes():
         "design_columns": ["Intercept", "groupB", "age", "groupB:age"],
         "fdr_method": "BY",
     }
-    sheet = pd.DataFrame({"group": ["A", "B"], "age": [30, 40]})
-    labels = analysis_labels("demo", summary, {"formula": "~ group * age"}, sheet)
+    spec = AnalysisSpec.from_settings("demo", {"formula": "~ group * age", "test": "groupB"})
+    sheet = pd.DataFrame(
+        {"group": ["A", "B"] * 3, "age": [30, 40, 35, 45, 50, 52]}, index=list("abcdef")
+    )
+    _, info = analysis_design(sheet, list(sheet.index), spec)
+    labels = analysis_labels("demo", summary, info, sheet)
     assert labels.estimate("groupB") == "groupB (log2 fold change)"
     assert labels.estimate("age") == "age (log2 fold change per unit of age)"
     assert labels.estimate("groupB:age").endswith("per unit of age)")
@@ -65,7 +70,11 @@ def test_numeric_codes_are_factors_unless_the_design_uses_them_as_numbers():
     batch = assoc[assoc.covariate == "batch"].iloc[0]
     assert batch["kind"] == "categorical" and batch["r2"] > 0.999  # not a linear trend in 1..4
     assert (assoc["neg_log10_p"] >= 0).all() and not np.signbit(assoc["neg_log10_p"]).any()
-    assert numeric_covariates({"formula": "~ group + age", "levels": {"group": ["a"]}}) == ["age"]
+    spec = AnalysisSpec.from_settings(
+        "demo", {"formula": "~ group + age", "levels": {"group": ["a", "b"]}, "test": "age"}
+    )
+    groups = pd.DataFrame({"group": ["a", "b", "a"], "age": [30, 40, 50]}, index=["x", "y", "z"])
+    assert analysis_design(groups, ["x", "y", "z"], spec)[1].numeric_covariates == ("age",)
 
 
 def test_levels_in_natural_order_and_unexplained_components_in_the_summary():

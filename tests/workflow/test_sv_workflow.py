@@ -78,3 +78,30 @@ def test_sv_association_table_lists_every_sv_and_covariate(sv_run):
     assert ((assoc.loc[defined, "r2"] >= 0) & (assoc.loc[defined, "r2"] <= 1)).all()
     plain = read_table(sv_run / "results" / "plain" / "surrogate_variables.tsv", index_col=0)
     assert plain.shape[1] == 0
+
+
+def test_run_analysis_runs_what_the_workflow_runs_with_surrogate_variables(sv_run):
+    """Issue 14 item 2: ``run_analysis`` estimates the SVs the settings ask for ('auto'), with the
+    workflow's defaults, and gives the workflow's numbers."""
+    import pandas as pd
+    from conftest import assert_matches
+
+    from stacklm.analysis import run_analysis
+    from stacklm.io.samplesheet import read_sample_sheet
+    from stacklm.io.store import open_binary_matrix
+
+    store = open_binary_matrix(sv_run / "results" / "normalized" / "matrix")
+    matrix = pd.DataFrame(np.asarray(store.values), index=store.feature_ids, columns=store.samples)
+    sheet = read_sample_sheet(EXAMPLE / "samples.tsv")
+    settings = dict(example_config()["analyses"]["geography"], surrogate_variables="auto")
+    with pytest.warns(UserWarning, match="dropping 2 sample"):
+        table, stats, design = run_analysis(matrix, sheet, settings)
+    fitted = read_table(sv_run / "results" / "sva" / "design.tsv", index_col=0)
+    assert list(design.columns) == list(fitted.columns)
+    assert sum(c.startswith("sv") for c in design.columns) >= 2
+    res = read_table(sv_run / "results" / "sva" / "results.tsv.gz")
+    assert list(res["feature_id"].astype(str)) == list(table["feature_id"])
+    for col in table.columns[1:]:
+        assert_matches(res[col].to_numpy(), table[col].to_numpy(dtype=float), col, rtol=1e-12)
+    summary = json.loads((sv_run / "results" / "sva" / "summary.json").read_text())
+    assert stats["n_significant"] == summary["n_significant"]

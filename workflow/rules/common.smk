@@ -4,22 +4,27 @@ import json
 
 
 def analysis_settings(wildcards):
-    """The analysis' settings as a plain dict (a params value: editing it re-runs that analysis)."""
-    return dict(config["analyses"][wildcards.analysis])
+    """The analysis' validated settings (defaults filled in from the schema) as a plain dict: a
+    params value, so editing them re-runs that analysis; scripts rebuild its AnalysisSpec."""
+    return dict(SPECS[wildcards.analysis].settings)
 
 
 def analysis_config(wildcards):
     """The configuration an analysis depends on: global settings and this analysis only."""
     out = {k: v for k, v in config.items() if k != "analyses"}
-    out["analyses"] = {wildcards.analysis: dict(config["analyses"][wildcards.analysis])}
+    out["analyses"] = {wildcards.analysis: analysis_settings(wildcards)}
     return out
 
 
 def chunk_files(wildcards):
+    """The fit files of an analysis' chunks (rule fit_chunk's output)."""
+    return expand(rules.fit_chunk.output.fit, analysis=wildcards.analysis, chunk=range(CHUNKS))
+
+
+def chunk_cross_products(wildcards):
+    """The cross-product files of an analysis' chunks (rule fit_chunk's output)."""
     return expand(
-        "results/{analysis}/intermediate/fit/chunk_{chunk}.npz",
-        analysis=wildcards.analysis,
-        chunk=range(CHUNKS),
+        rules.fit_chunk.output.crossprod, analysis=wildcards.analysis, chunk=range(CHUNKS)
     )
 
 
@@ -57,7 +62,7 @@ def _input_values_mb(path):
 
 
 def _uses_svs(wildcards):
-    return config["analyses"][wildcards.analysis].get("surrogate_variables", 0) not in (0, None)
+    return SPECS[wildcards.analysis].surrogate.wanted
 
 
 def normalize_mem_mb(wildcards, input, attempt):

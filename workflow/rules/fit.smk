@@ -3,8 +3,8 @@ rule fit_chunk:
     un-moderated fit (coefficients, stdev.unscaled, sigma, df, Amean) as binary, and the chunk's
     sample cross-products of input, fitted values and residuals (for the PCA diagnostics)."""
     input:
-        store="results/normalized/matrix",
-        design="results/{analysis}/design.tsv",
+        store=rules.normalize.output.store,
+        design=rules.design.output.design,
     output:
         fit="results/{analysis}/intermediate/fit/chunk_{chunk}.npz",
         crossprod="results/{analysis}/intermediate/fit/chunk_{chunk}.crossprod.npz",

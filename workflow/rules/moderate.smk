@@ -2,10 +2,10 @@ rule moderate:
     """Merge the chunk fits, then moderate, test and control the FDR over all features at once."""
     input:
         chunks=chunk_files,
-        design="results/{analysis}/design.tsv",
-        sv="results/{analysis}/surrogate_variables.tsv",
-        design_info="results/{analysis}/intermediate/base_design.json",
-        normalized="results/normalized/summary.json",
+        design=rules.design.output.design,
+        sv=rules.surrogate_variables.output.sv,
+        design_info=rules.base_design.output.info,
+        normalized=rules.normalize.output.summary,
         features=feature_annotation_input,
     output:
         results="results/{analysis}/results.tsv.gz",

@@ -42,7 +42,7 @@ rule sample_distributions:
     streaming pass over a random sample of rows) and of the normalized matrix."""
     input:
         matrix=config["matrix"],
-        store="results/normalized/matrix",
+        store=rules.normalize.output.store,
     output:
         densities="results/normalized/sample_densities.tsv",
         quantiles="results/normalized/sample_quantiles.tsv",
@@ -72,18 +72,15 @@ rule plots:
         unpack(
             lambda wildcards: {"features": config["features"]} if config.get("features") else {}
         ),
-        results="results/{analysis}/results.tsv.gz",
-        summary="results/{analysis}/summary.json",
-        design="results/{analysis}/design.tsv",
+        results=rules.moderate.output.results,
+        summary=rules.moderate.output.summary,
+        design=rules.design.output.design,
+        design_info=rules.base_design.output.info,
         samples=config["samples"],
-        crossprods=lambda wildcards: expand(
-            "results/{analysis}/intermediate/fit/chunk_{chunk}.crossprod.npz",
-            analysis=wildcards.analysis,
-            chunk=range(CHUNKS),
-        ),
-        sv="results/{analysis}/surrogate_variables.tsv",
-        sv_associations="results/{analysis}/sv_associations.tsv",
-        densities="results/normalized/sample_densities.tsv",
+        crossprods=chunk_cross_products,
+        sv=rules.surrogate_variables.output.sv,
+        sv_associations=rules.surrogate_variables.output.associations,
+        densities=rules.sample_distributions.output.densities,
     output:
         **PLOT_OUTPUTS,
         summary_md="results/{analysis}/summary.md",

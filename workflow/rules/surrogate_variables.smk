@@ -2,8 +2,9 @@ rule surrogate_variables:
     """Surrogate variables for unmeasured confounders (sva), estimated once on the whole normalized
     matrix before the chunked fits; an empty table when the analysis asks for none."""
     input:
-        store="results/normalized/matrix",
-        base="results/{analysis}/intermediate/base_design.tsv",
+        store=rules.normalize.output.store,
+        base=rules.base_design.output.design,
+        info=rules.base_design.output.info,
         samples=config["samples"],
     output:
         sv="results/{analysis}/surrogate_variables.tsv",

@@ -1,0 +1,117 @@
+"""What one analysis is, built once: :class:`AnalysisSpec` (the validated settings, defaults from
+``config/schema.yaml`` only) and :class:`DesignInfo` (what the design step learned from the formula
+and the sample sheet, written to ``base_design.json`` so that no later step parses the formula again).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from stacklm.workflow.config import validate_analysis
+
+
+@dataclass(frozen=True)
+class Moderation:
+    """``analyses.<name>.moderation``: limma ``eBayes(trend=, robust=)``."""
+
+    trend: bool
+    robust: bool
+
+
+@dataclass(frozen=True)
+class SurrogateSettings:
+    """``surrogate_variables`` (0, N or ``"auto"`` = sva's num.sv), ``surrogate_method``, ``surrogate_seed``."""
+
+    requested: int | str
+    method: str
+    seed: int
+
+    @property
+    def wanted(self) -> bool:
+        return self.requested not in (0, None)
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """One analysis, validated: the only object later steps read its settings from."""
+
+    name: str
+    formula: str
+    levels: tuple[tuple[str, tuple], ...]
+    subset: str | None
+    contrasts: tuple[tuple[str, str], ...]
+    test: tuple[str, ...]
+    surrogate: SurrogateSettings
+    moderation: Moderation
+    settings: Mapping = field(compare=False, repr=False)  # the validated dict, for provenance
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Mapping) -> AnalysisSpec:
+        """Validate ``settings`` (an ``analyses.<name>`` entry; unknown keys are errors naming the
+        closest valid one) and complete them with the schema's defaults."""
+        s = validate_analysis(settings, name)
+        test = s["test"]
+        return cls(
+            name=name,
+            formula=s["formula"],
+            levels=tuple((str(k), tuple(v)) for k, v in (s.get("levels") or {}).items()),
+            subset=s.get("subset"),
+            contrasts=tuple((str(k), str(v)) for k, v in (s.get("contrasts") or {}).items()),
+            test=(test,) if isinstance(test, str) else tuple(test),
+            surrogate=SurrogateSettings(
+                requested=s["surrogate_variables"],
+                method=s["surrogate_method"],
+                seed=int(s["surrogate_seed"]),
+            ),
+            moderation=Moderation(
+                trend=bool(s["moderation"]["trend"]), robust=bool(s["moderation"]["robust"])
+            ),
+            settings=s,
+        )
+
+    @property
+    def levels_dict(self) -> dict[str, list]:
+        return {k: list(v) for k, v in self.levels}
+
+    @property
+    def contrasts_dict(self) -> dict[str, str]:
+        return dict(self.contrasts)
+
+
+@dataclass(frozen=True)
+class DesignInfo:
+    """What the design step found: the formula's variables (in formula order), which of them are
+    numeric covariates (not factors), the design columns, the columns of sva's null design (the
+    design without the tested columns), and the samples dropped for missing formula variables."""
+
+    variables: tuple[str, ...]
+    numeric_covariates: tuple[str, ...]
+    design_columns: tuple[str, ...]
+    null_design_columns: tuple[str, ...]
+    dropped_samples: tuple[str, ...]
+    n_samples: int
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> DesignInfo:
+        return cls(
+            variables=tuple(data["variables"]),
+            numeric_covariates=tuple(data["numeric_covariates"]),
+            design_columns=tuple(data["design_columns"]),
+            null_design_columns=tuple(data["null_design_columns"]),
+            dropped_samples=tuple(data["dropped_samples"]),
+            n_samples=int(data["n_samples"]),
+        )
+
+    @classmethod
+    def read(cls, path) -> DesignInfo:
+        with open(path) as fh:
+            return cls.from_json(json.load(fh))
+
+
+def names_of(values: Sequence) -> list[str]:
+    return [str(v) for v in values]

@@ -1,0 +1,175 @@
+"""File-level steps of one analysis, callable without Snakemake: its design, surrogate variables,
+and the global moderation of the merged chunk fits with the summary.  The scripts in ``scripts/``
+pass Snakemake's paths and params to these."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+
+from stacklm.analysis import analysis_design, estimate_surrogate_variables, moderate_and_test
+from stacklm.io.outputs import write_json, write_tsv
+from stacklm.io.samplesheet import match_samples, read_sample_sheet
+from stacklm.io.store import open_binary_matrix
+from stacklm.spec import AnalysisSpec, DesignInfo
+from stacklm.workflow.checks import versions
+from stacklm.workflow.pipeline import merge_chunk_fits, read_design
+from stacklm.workflow.provenance import provenance
+
+_log = logging.getLogger("stacklm")
+
+
+def design_step(
+    samples_path, sample_id: str, store_path, spec: AnalysisSpec, design_path, info_path, log=_log
+) -> tuple[pd.DataFrame, DesignInfo]:
+    """The base design of an analysis (before SVs) from the sample sheet and the store's samples;
+    writes ``design_path`` (TSV, sample id first) and ``info_path`` (:class:`DesignInfo` as JSON)."""
+    sheet = read_sample_sheet(samples_path, sample_id)
+    store = open_binary_matrix(store_path, load_feature_ids=False)
+    match_samples(store.samples, sheet, "the matrix", samples_path)
+    design, info = analysis_design(sheet, store.samples, spec)
+    if info.dropped_samples:
+        log.warning(
+            "dropped %d sample(s) with missing formula variables: %s",
+            len(info.dropped_samples),
+            ", ".join(info.dropped_samples),
+        )
+    log.info("design: %d samples x %d columns (%s)", *design.shape, ", ".join(design.columns))
+    write_tsv(design.rename_axis("sample_id"), design_path, index=True)
+    write_json(info.to_json(), info_path)
+    return design, info
+
+
+def surrogate_variables_step(
+    store_path,
+    design_path,
+    info_path,
+    samples_path,
+    sample_id: str,
+    spec: AnalysisSpec,
+    sv_path,
+    associations_path,
+    log: logging.Logger = _log,
+) -> pd.DataFrame:
+    """The SV step: read the analysis' samples of the whole normalized matrix once (only when SVs are
+    asked for), estimate them (:func:`stacklm.analysis.estimate_surrogate_variables`) and write the
+    SV table (sample id, sv1..svK) and the SV-by-covariate association table."""
+    design = read_design(design_path)
+    info = DesignInfo.read(info_path)
+    samples = [str(s) for s in design.index]
+    values = None
+    if spec.surrogate.wanted:
+        store = open_binary_matrix(store_path)
+        position = {s: i for i, s in enumerate(store.samples)}
+        values = np.asarray(store.values)[:, [position[s] for s in samples]]
+    sheet = read_sample_sheet(samples_path, sample_id)
+    sv, associations = estimate_surrogate_variables(values, design, info, spec, sheet, log=log)
+    write_tsv(sv, sv_path, index=True)
+    write_tsv(associations, associations_path)
+    return sv
+
+
+def design_with_svs(base_path, sv_path, design_path, log=_log) -> pd.DataFrame:
+    """The design as fitted: the base design and the surrogate variables."""
+    design = read_design(base_path)
+    sv = read_design(sv_path)
+    if sv.shape[1]:
+        design = design.join(sv.loc[design.index])
+        log.info("appended %d surrogate variables", sv.shape[1])
+    write_tsv(design.rename_axis("sample_id"), design_path, index=True)
+    return design
+
+
+def moderate_step(
+    chunk_paths: Sequence,
+    design_path,
+    sv_path,
+    info_path,
+    normalized_path,
+    spec: AnalysisSpec,
+    fdr: Mapping,
+    config: Mapping,
+    results_path,
+    summary_path,
+    workflow_dir,
+    threads: int = 1,
+    log: logging.Logger = _log,
+) -> tuple[pd.DataFrame, dict]:
+    """Merge the chunk fits, moderate and test all features at once, write the results table and
+    summary.json (the test's numbers, design, SVs, normalization, versions, config, provenance)."""
+    fit = merge_chunk_fits(chunk_paths)
+    log.info("merged %d chunks: %d features", len(chunk_paths), fit.n_features)
+    table, stats = moderate_and_test(
+        fit,
+        spec.contrasts_dict,
+        list(spec.test),
+        asdict(spec.moderation),
+        fdr_method=fdr["method"],
+        alpha=fdr["alpha"],
+    )
+    design = read_design(design_path)
+    sv = read_design(sv_path)
+    info = DesignInfo.read(info_path)
+    with open(normalized_path) as fh:
+        normalized = json.load(fh)
+    summary = {
+        **stats,
+        "n_samples": int(design.shape[0]),
+        "dropped_samples": list(info.dropped_samples),
+        "design_columns": list(design.columns),
+        "n_surrogate_variables": int(sv.shape[1]),
+        "surrogate_variables": {
+            "requested": spec.surrogate.requested,
+            "method": spec.surrogate.method,
+            "seed": spec.surrogate.seed,
+            "n": int(sv.shape[1]),
+            "features_used": "complete features only (no missing values)",
+        },
+        "normalization": normalized,
+        "versions": versions(),
+        "config": config,
+        "provenance": provenance(config, workflow_dir=workflow_dir),
+    }
+    write_tsv(table, results_path, threads=threads)
+    write_json(summary, summary_path)
+    log.info(
+        "%d features; %d significant at %s %.3g",
+        stats["n_features"],
+        stats["n_significant"],
+        fdr["method"],
+        fdr["alpha"],
+    )
+    return table, summary
+
+
+def aligned_annotation(
+    path, feature_ids: Sequence[str], log: logging.Logger = _log
+) -> pd.DataFrame:
+    """The feature annotation table (feature id in the first column) in the order of ``feature_ids``;
+    features it does not describe get missing values (counted in the log).  ``path`` None gives an
+    id-only table."""
+    ids = pd.Index([str(f) for f in feature_ids], name="feature_id")
+    if not path:
+        return pd.DataFrame(index=ids).reset_index()
+    sep = "," if str(path).lower().endswith((".csv", ".csv.gz")) else "\t"
+    table = pd.read_csv(path, sep=sep, dtype={0: str})
+    first = table.columns[0]
+    table[first] = table[first].astype(str)
+    dup = table[first][table[first].duplicated()].unique()
+    if len(dup):
+        raise ValueError(
+            f"feature annotation {path}: duplicated feature id(s) {', '.join(map(str, dup[:5]))}; "
+            "each feature must appear once"
+        )
+    table = table.set_index(first)
+    missing = int((~ids.isin(table.index)).sum())
+    if missing:
+        log.warning(
+            "feature annotation %s does not describe %d of %d features", path, missing, len(ids)
+        )
+    return table.reindex(ids).reset_index()

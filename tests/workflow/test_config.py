@@ -1,0 +1,82 @@
+"""Config validation (issue 14 items 2 and 9): unknown keys are one-line errors naming the key, where
+it is and the closest valid keys; defaults come from config/schema.yaml only; the library validates
+an analysis exactly as the workflow does."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from stacklm.analysis import run_analysis
+from stacklm.spec import AnalysisSpec
+from stacklm.workflow.config import ConfigError, load_schema, validate_analysis, validate_config
+
+BASE = {"formula": "~ group", "test": "groupB"}
+
+
+def test_misspelled_analysis_keys_name_the_closest_valid_key():
+    with pytest.raises(ConfigError) as err:
+        validate_analysis(dict(BASE, surogate_variables=3), "a")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "'surogate_variables'" in msg and "did you mean 'surrogate_variables'" in msg
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'trnd' in moderation; did you mean 'trend'"
+    ):
+        validate_analysis(dict(BASE, moderation={"trnd": True}), "a")
+
+
+def test_misspelled_top_level_and_analysis_keys_in_a_config():
+    config = {
+        "matrix": "m.tsv",
+        "samples": "s.tsv",
+        "analyses": {"a": {"fromula": "~ g", "test": "x"}},
+    }
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    msg = str(err.value)
+    assert "\n" not in msg and len(msg) < 400
+    assert "'fromula'" in msg and "analyses.a" in msg and "'formula'" in msg
+    with pytest.raises(
+        ConfigError, match="unknown key 'chunk' in the top level; did you mean 'chunks'"
+    ):
+        validate_config({"matrix": "m", "samples": "s", "chunk": 2, "analyses": {"a": BASE}})
+
+
+def test_wrong_values_are_one_line_errors():
+    with pytest.raises(ConfigError, match=r"analyses.a.surrogate_variables is 'many'"):
+        validate_config(
+            {
+                "matrix": "m",
+                "samples": "s",
+                "analyses": {"a": dict(BASE, surrogate_variables="many")},
+            }
+        )
+    with pytest.raises(
+        ConfigError, match=r"normalize.method is 'vsn'; use one of 'none', 'quantile'"
+    ):
+        validate_config(
+            {"matrix": "m", "samples": "s", "normalize": {"method": "vsn"}, "analyses": {"a": BASE}}
+        )
+
+
+def test_defaults_come_from_the_schema():
+    spec = AnalysisSpec.from_settings("a", BASE)
+    props = load_schema()["properties"]["analyses"]["additionalProperties"]["properties"]
+    assert spec.surrogate.method == props["surrogate_method"]["default"]
+    assert spec.surrogate.seed == props["surrogate_seed"]["default"]
+    assert spec.surrogate.requested == props["surrogate_variables"]["default"]
+    assert spec.moderation.trend is props["moderation"]["properties"]["trend"]["default"]
+    assert spec.test == ("groupB",)
+    full = validate_config({"matrix": "m", "samples": "s", "analyses": {"a": BASE}})
+    assert full["chunks"] == load_schema()["properties"]["chunks"]["default"]
+    assert full["analyses"]["a"]["surrogate_method"] == props["surrogate_method"]["default"]
+
+
+def test_run_analysis_rejects_misspelled_keys():
+    sheet = pd.DataFrame({"group": ["A", "B"] * 4}, index=[f"s{i}" for i in range(8)])
+    matrix = pd.DataFrame([[float(i + j) for j in range(8)] for i in range(5)], columns=sheet.index)
+    with pytest.raises(ConfigError, match="did you mean 'surrogate_variables'"):
+        run_analysis(matrix, sheet, dict(BASE, surogate_variables="auto"))
+    with pytest.raises(ConfigError, match="did you mean 'trend'"):
+        run_analysis(matrix, sheet, dict(BASE, moderation={"trnd": True}))
