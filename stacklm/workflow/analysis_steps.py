@@ -17,9 +17,8 @@ from stacklm.io.outputs import write_json, write_tsv
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
 from stacklm.io.store import open_binary_matrix
 from stacklm.spec import AnalysisSpec, DesignInfo
-from stacklm.workflow.checks import versions
 from stacklm.workflow.pipeline import merge_chunk_fits, read_design
-from stacklm.workflow.provenance import provenance
+from stacklm.workflow.provenance import provenance, versions
 
 _log = logging.getLogger("stacklm")
 

@@ -5,7 +5,6 @@ matrix header, and every analysis' design, contrasts and test.  Each problem is 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import metadata
 
 from stacklm.analysis import analysis_design, check_test, output_names
 from stacklm.design.contrasts import make_contrasts
@@ -68,16 +67,3 @@ def error_message(err: Exception) -> str:
     if isinstance(err, KeyError) and err.args:
         return str(err.args[0])
     return str(err)
-
-
-def versions() -> dict[str, str]:
-    """Versions of stacklm and the packages its numbers depend on."""
-    import platform
-
-    out = {"python": platform.python_version()}
-    for pkg in ("stacklm", "numpy", "scipy", "pandas", "pyarrow", "snakemake"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out

@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import platform
 import subprocess
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 
 #: config keys that name input files, in the order they are reported
@@ -81,9 +83,6 @@ def provenance(config: Mapping, workflow_dir=None) -> dict:
 
     ``config`` is the configuration the results depend on (global settings and this analysis);
     ``workflow_dir`` the stacklm checkout the workflow ran from (its git commit is recorded)."""
-    from importlib import metadata
-
-    from stacklm.workflow.checks import versions
 
     found = versions()
     for pkg in ("statsmodels", "threadpoolctl", "pyyaml", "jsonschema"):
@@ -102,3 +101,14 @@ def provenance(config: Mapping, workflow_dir=None) -> dict:
     if workflow_dir is not None:
         record["source"] = source_info(workflow_dir)
     return record
+
+
+def versions() -> dict[str, str]:
+    """Versions of stacklm and the packages its numbers depend on."""
+    out = {"python": platform.python_version()}
+    for pkg in ("stacklm", "numpy", "scipy", "pandas", "pyarrow", "snakemake"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
