@@ -160,19 +160,21 @@ def gwas_from_stacked(
 def constant_dosage(genotypes: np.ndarray) -> np.ndarray:
     """SNPs whose dosage takes a single value (or none) among the called samples.
 
-    Exact for hard calls (integer sums).  R's ``lm(y ~ x + C)`` then reports NA for x; the stacked
-    fit's estimate for such a row is rounding noise, so :func:`gwas_effects` sets NaN.
+    (Minimum = maximum of the called values, one pass over the block.)  R's ``lm(y ~ x + C)`` then
+    reports NA for x; the stacked fit's estimate for such a row is rounding noise, so
+    :func:`gwas_effects` sets NaN.  :func:`stacklm.genotype.qc.snp_qc`'s ``monomorphic`` column is
+    the same mask for hard calls.
     """
     g = np.asarray(genotypes)
     if g.ndim == 1:
         g = g[None, :]
-    obs = _observed(g)
-    if g.dtype.kind == "f":
-        lo = np.where(obs, g, np.inf).min(axis=1)
-        hi = np.where(obs, g, -np.inf).max(axis=1)
+    if g.dtype.kind == "f":  # fmin/fmax skip NaN (all-NaN rows give NaN: not hi > lo)
+        lo, hi = np.fmin.reduce(g, axis=1), np.fmax.reduce(g, axis=1)
+    elif g.dtype == np.int8:  # missing (-127) is the smallest int8 and, as uint8, 129 > 2
+        lo, hi = g.view(np.uint8).min(axis=1).astype(np.int16), g.max(axis=1).astype(np.int16)
+        lo[lo > 2] = 127
     else:
-        lo = np.where(obs, g, 127).min(axis=1)
-        hi = np.where(obs, g, -128).max(axis=1)
+        raise ValueError("genotypes must be float (NaN missing) or int8 (-127 missing)")
     return ~(hi > lo)
 
 
@@ -183,6 +185,7 @@ def gwas_effects(
     phenotype=None,
     covariates=None,
     genotypes: np.ndarray | None = None,
+    constant: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """GWAS effect of each SNP's counted allele, ``lm(phenotype ~ dosage_j + covariates)``, exactly.
 
@@ -194,7 +197,9 @@ def gwas_effects(
     ``df_residual`` (``moderation.method: none``), whatever ``e_bayes`` did to the fit.
 
     Optional: ``genotypes`` (the SNP block the fit was made from, SNPs x samples, float with NaN or
-    int8) marks SNPs whose dosage is constant on their called samples as NaN (as R's NA); with
+    int8) marks SNPs whose dosage is constant on their called samples as NaN (as R's NA), or
+    ``constant`` gives that mask (e.g. ``snp_qc(...)["monomorphic"]``); SNPs that QC dropped as
+    monomorphic need neither.  With
     ``phenotype`` and ``covariates`` too (covariates without the intercept, as in the design),
     ``S_yy`` is computed by :func:`phenotype_rss` on each SNP's called samples instead of taken
     from ``stdev_unscaled`` (same numbers to rounding).
@@ -218,10 +223,10 @@ def gwas_effects(
             raise ValueError("phenotype_rss needs phenotype, covariates and genotypes together")
         syy = phenotype_rss(phenotype, covariates, genotypes)
     out = gwas_from_stacked(b, s, sg, df, syy)
-    if genotypes is not None:
-        const = constant_dosage(genotypes)
-        if const.shape[0] != np.asarray(b).shape[0]:
-            raise ValueError("genotypes must have one row per SNP of the fit")
+    if constant is not None or genotypes is not None:
+        const = np.asarray(constant, bool) if constant is not None else constant_dosage(genotypes)
+        if const.shape != np.asarray(b).shape:
+            raise ValueError("genotypes / constant must have one row per SNP of the fit")
         for key in ("beta_snp", "se_snp", "t", "p_value"):
             out[key] = np.where(const, np.nan, out[key])
     return pd.DataFrame(out, index=None if index is None else pd.Index(index, name="feature_id"))

@@ -63,11 +63,11 @@ def genotype_counts(genotypes: np.ndarray) -> np.ndarray:
         g = g[None, :]
     out = np.empty((g.shape[0], 4), dtype=np.int64)
     if g.dtype.kind == "f":
-        out[:, 3] = np.isnan(g).sum(axis=1)
+        out[:, 3] = np.count_nonzero(np.isnan(g), axis=1)
     else:
-        out[:, 3] = (g == MISSING_INT8).sum(axis=1)
+        out[:, 3] = np.count_nonzero(g == MISSING_INT8, axis=1)
     for k in range(3):
-        out[:, k] = (g == k).sum(axis=1)
+        out[:, k] = np.count_nonzero(g == k, axis=1)
     if (out.sum(axis=1) != g.shape[1]).any():
         raise ValueError("genotypes must be 0, 1, 2 (copies of the counted allele) or missing")
     return out

@@ -23,7 +23,7 @@ import pytest
 from conftest import TEST_DATA, read_table
 
 from stacklm import lm_fit
-from stacklm.genotype import gwas, plink
+from stacklm.genotype import gwas, plink, qc
 
 DATA = TEST_DATA / "genotype"
 BED = DATA / "testdata_chr16_22.bed"
@@ -119,7 +119,12 @@ def test_phenotype_rss_path_and_arrays(data):
     }
     plain = gwas.gwas_effects(arrays)
     mono = gwas.constant_dosage(g)
+    np.testing.assert_array_equal(mono, qc.snp_qc(g)["monomorphic"])
+    np.testing.assert_array_equal(
+        mono, gwas.constant_dosage(np.where(np.isnan(g), -127, g).astype(np.int8))
+    )
     np.testing.assert_array_equal(plain["t"][~mono], one["t"][~mono])
+    pd.testing.assert_frame_equal(gwas.gwas_effects(fit, 1, constant=mono), one)
     by_name = gwas.gwas_effects(
         fit.replace(coef_names=["a", "cc", *fit.coef_names[2:]]), "cc", genotypes=g
     )
