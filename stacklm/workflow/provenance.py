@@ -85,7 +85,7 @@ def provenance(config: Mapping, workflow_dir=None) -> dict:
     ``workflow_dir`` the stacklm checkout the workflow ran from (its git commit is recorded)."""
 
     found = versions()
-    for pkg in ("statsmodels", "threadpoolctl", "pyyaml", "jsonschema"):
+    for pkg in ("threadpoolctl", "pyyaml", "jsonschema", "pygments"):
         try:
             found[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
