@@ -9,13 +9,18 @@ library implements these estimators):
 * ``"reml"``: Fisher scoring on the REML likelihood summed over genes (limma's
   ``.arrayWeightsREML`` without observation weights, ``.arrayWeightsPrWtsREML`` with them).
   Each iteration is vectorised over genes: one weighted QR for all genes without observation
-  weights, batched per-gene QRs in row blocks with them.
+  weights, batched per-gene QRs in row blocks with them (the design, full rank after limma's
+  column check, is taken to stay full rank under positive weights, as limma's REML code does
+  when it builds the information matrix from ``p`` columns).
 * ``"genebygene"``: limma's ``.arrayWeightsGeneByGene``, one pass through the genes in which
   every gene's weighted least-squares fit uses the weights updated by the gene before it.  That
   recursion is sequential by nature (gene ``i``'s fit needs the weights after gene ``i - 1``),
   so it runs as a loop over genes, kept tight: each step is one ``n x p`` Householder QR (LAPACK
   ``dgeqrf``/``dorgqr`` called directly), a rank-one-corrected information update and one
-  ``ngam x ngam`` LAPACK solve (``dgesv``, as R's ``solve``), about 30 us per gene at 24 samples.
+  ``ngam x ngam`` LAPACK solve (``dgesv``, as R's ``solve``), about 26 us per gene at 24 samples
+  (0.35 s for 13,662 genes; R 1.2 s), 2.8 ms at 500 samples (the solve is O(n^3) per gene, as
+  in R).  Rows with missing values, or with weights spanning more than 1e8, take the path with
+  ``lm.wfit``'s rank detection (dqrdc2's test on ``sqrt(w) X`` of the observed samples).
 
 ``method="auto"`` is limma's: ``"genebygene"`` when there are missing (or infinite) values or
 observation weights, otherwise ``"reml"``.  ``voomWithQualityWeights`` passes voom's observation
@@ -40,6 +45,10 @@ __all__ = ["array_weights", "contr_sum", "var_group_design"]
 
 #: residual variances below this are treated as zero (limma's 1e-15)
 _ZERO_S2 = 1e-15
+#: a complete row whose weights span less than this ratio keeps the design's full rank (the
+#: singular values of sqrt(w) U lie within sqrt(min w) .. sqrt(max w) for orthonormal U, far from
+#: dqrdc2's 1e-7 test); beyond it the row takes the path with lm.wfit's rank detection
+_WEIGHT_RATIO = 1e8
 
 
 def contr_sum(n: int) -> np.ndarray:
@@ -119,7 +128,7 @@ def _gene_by_gene(E, design, weights, Z2, prior_n, trace):
     for i in range(G):
         w = aw if weights is None else aw * weights[i]
         y = E[i]
-        if complete[i]:
+        if complete[i] and w.max() <= _WEIGHT_RATIO * w.min():
             sw = np.sqrt(w)
             Q = _orthonormal(U * sw[:, None])
             yw = sw * y

@@ -141,3 +141,13 @@ def test_invalid_weights_are_errors(inputs):
         array_weights(E, X, weights=W[:10])
     with pytest.raises(ValueError, match="method"):
         array_weights(E, X, method="fast")
+
+
+def test_rank_detecting_path_gives_the_same_weights(inputs, reference, monkeypatch):
+    """Complete rows with widely spread weights take the path with lm.wfit's rank detection;
+    forced for every row, it gives the fast path's weights."""
+    import stacklm.limma.arrayweights as aw
+
+    monkeypatch.setattr(aw, "_WEIGHT_RATIO", 0.0)
+    got = aw.array_weights(inputs["E"], inputs["X"], weights=inputs["W"], method="genebygene")
+    assert_matches(got, reference["gbg_w"].to_numpy(), "gbg_w (rank-detecting path)", rtol=RTOL)
