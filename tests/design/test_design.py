@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TEST_DATA, read_table, shared
+from conftest import TEST_DATA, read_table
 
 from stacklm.design.contrasts import ContrastError, make_contrasts
 from stacklm.design.formula import DesignError, design_matrix, parse_formula
@@ -57,8 +57,8 @@ def test_levels_fix_the_reference(samples):
 
 
 def test_bladder_design_equals_r_model_matrix():
-    pheno = read_table(shared("bladderbatch", "samples.tsv"), index_col=0)
-    ref = read_table(shared("ref", "bladder_limma", "design.tsv"), index_col=0)
+    pheno = read_table(TEST_DATA / "bladder" / "samples.tsv", index_col=0)
+    ref = read_table(TEST_DATA / "bladder" / "limma" / "design.tsv", index_col=0)
     X = design_matrix(pheno, "~ cancer + batch", levels={"batch": [1, 2, 3, 4, 5]})
     assert list(X.columns) == list(ref.columns)
     assert np.array_equal(X.to_numpy(), ref.loc[X.index].to_numpy())
