@@ -85,24 +85,48 @@ class CliError(Exception):
 # locating the workflow
 
 
+def _is_workflow(snakefile: Path) -> bool:
+    return snakefile.is_file() and (snakefile.parent / "workflow" / "rules").is_dir()
+
+
+def checkout_snakefile() -> Path | None:
+    """The Snakefile of the source checkout this package was imported from (an editable install or
+    a run from the repository), or None: a checkout has pyproject.toml beside Snakefile."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and _is_workflow(root / "Snakefile"):
+        return root / "Snakefile"
+    return None
+
+
+def packaged_snakefile() -> Path:
+    """Where a built package (``pip install .``, a wheel) has its copy of the workflow (setup.py)."""
+    return Path(__file__).resolve().parents[1] / "workflow_files" / "Snakefile"
+
+
 def find_snakefile(explicit=None) -> Path:
     """The stacklm ``Snakefile``: ``explicit``, else ``$STACKLM_SNAKEFILE``, else the checkout this
-    package was imported from (an editable install or a run from the repository)."""
-    candidates = []
-    if explicit:
-        candidates.append(("--snakefile", Path(explicit)))
-    elif os.environ.get("STACKLM_SNAKEFILE"):
-        candidates.append(("$STACKLM_SNAKEFILE", Path(os.environ["STACKLM_SNAKEFILE"])))
-    else:
-        candidates.append(
-            ("the stacklm checkout", Path(__file__).resolve().parents[1] / "Snakefile")
+    package was imported from (an editable install or a run from the repository), else the copy of
+    the workflow installed with the package (``stacklm/workflow_files``)."""
+    if explicit or os.environ.get("STACKLM_SNAKEFILE"):
+        where = "--snakefile" if explicit else "$STACKLM_SNAKEFILE"
+        path = Path(explicit or os.environ["STACKLM_SNAKEFILE"])
+        if _is_workflow(path):
+            return path.resolve()
+        raise CliError(
+            f"no stacklm workflow at {path} ({where}): a stacklm Snakefile has workflow/rules/ "
+            "beside it; give the path of the repository's Snakefile, or leave out "
+            f"{where} to use the workflow installed with stacklm"
         )
-    where, path = candidates[0]
-    if path.is_file() and (path.parent / "workflow" / "rules").is_dir():
-        return path.resolve()
+    checkout = checkout_snakefile()
+    if checkout is not None:
+        return checkout
+    packaged = packaged_snakefile()
+    if _is_workflow(packaged):
+        return packaged
     raise CliError(
-        f"no stacklm workflow at {path} ({where}): `stacklm run` needs the repository's Snakefile, "
-        "workflow/ and scripts/; run it from a checkout (pip install -e .), or pass "
+        f"the stacklm workflow is missing from this installation ({packaged.parent} has no "
+        "Snakefile and workflow/rules/); reinstall stacklm from its source folder with "
+        "`pip install .` (it copies the workflow into the package), or pass "
         "--snakefile /path/to/stacklm/Snakefile (or set STACKLM_SNAKEFILE)"
     )
 
@@ -122,7 +146,12 @@ def snakemake_arguments(args, snakefile: Path) -> list[str]:
     if args.directory:
         argv += ["--directory", str(Path(args.directory).resolve())]
     for profile in args.profile or []:
-        argv += ["--profile", str(Path(profile).resolve()) if Path(profile).exists() else profile]
+        if Path(profile).exists():
+            profile = str(Path(profile).resolve())
+        elif (snakefile.parent / profile).is_dir():
+            # the workflow's own profiles (profiles/slurm) also when run outside the checkout
+            profile = str((snakefile.parent / profile).resolve())
+        argv += ["--profile", profile]
     if args.dry_run:
         argv.append("--dry-run")
     return argv + list(args.snakemake_options)
@@ -390,7 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Snakemake profile, e.g. profiles/slurm (repeatable)",
     )
     run.add_argument("--dry-run", "-n", action="store_true", help="only show the jobs")
-    run.add_argument("--snakefile", help="the stacklm Snakefile (default: this checkout's)")
+    run.add_argument(
+        "--snakefile",
+        help="the stacklm Snakefile (default: this checkout's, else the one installed with stacklm)",
+    )
     run.set_defaults(func=cmd_run)
     init = sub.add_parser(
         "init",

@@ -56,8 +56,9 @@ def blas_info() -> list[dict]:
 
 
 def source_info(directory) -> dict:
-    """Where the workflow code came from: its directory and, for a git checkout, the commit and
-    whether tracked files differ from it (``git_dirty``); ``None`` values when git is unavailable."""
+    """Where the workflow code came from: its directory and, for a git checkout (the directory is the
+    repository's top), the commit and whether tracked files differ from it (``git_dirty``); ``None``
+    values when git is unavailable or the workflow is the copy installed with the package."""
     directory = Path(directory).resolve()
     info: dict = {"path": str(directory), "git_commit": None, "git_dirty": None}
 
@@ -71,8 +72,11 @@ def source_info(directory) -> dict:
         ).stdout.strip()
 
     try:
-        info["git_commit"] = git("rev-parse", "HEAD")
-        info["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # only the workflow's own repository: a workflow installed with the package (in a venv that
+        # may sit inside some other repository) has no commit of its own
+        if Path(git("rev-parse", "--show-toplevel")).resolve() == directory:
+            info["git_commit"] = git("rev-parse", "HEAD")
+            info["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         pass
     return info
