@@ -47,7 +47,7 @@ def log2_libm(x) -> np.ndarray:
     finite = np.flatnonzero(np.isfinite(flat))
     if finite.size < 2:
         return out
-    order = finite[np.argsort(flat_x[finite], kind="stable")]
+    order = finite[np.argsort(flat_x[finite])]  # equal inputs end up adjacent
     xs = flat_x[order]
     ls = flat[order]
     distinct = xs[1:] != xs[:-1]
@@ -55,12 +55,18 @@ def log2_libm(x) -> np.ndarray:
     ulp = np.spacing(np.maximum(np.abs(ls[1:]), np.abs(ls[:-1])))
     near = distinct & (gap <= _NEAR_TIE_ULPS * ulp)
     if near.any():
-        idx = np.unique(np.concatenate([order[1:][near], order[:-1][near]]))
-        # the same input always gives the same output: recompute every copy of the values involved
-        values = np.unique(flat_x[idx])
-        exact = np.array([math.log2(v) for v in values])
-        hit = np.isin(flat_x, values)
-        flat[hit] = exact[np.searchsorted(values, flat_x[hit])]
+        # runs of equal inputs (adjacent after sorting): every copy of a value involved in a near
+        # tie is recomputed, since the same input must give the same output everywhere
+        run = np.concatenate([[0], np.cumsum(distinct)])
+        involved = np.zeros(run[-1] + 1, dtype=bool)
+        involved[run[1:][near]] = True
+        involved[run[:-1][near]] = True
+        members = involved[run]
+        starts = np.flatnonzero(np.concatenate([[True], distinct]) & members)
+        exact = np.empty(involved.size)
+        exact[run[starts]] = [math.log2(v) for v in xs[starts].tolist()]  # the C library's log2
+        pos = np.flatnonzero(members)
+        flat[order[pos]] = exact[run[pos]]
     return flat.reshape(out.shape)
 
 

@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from ._rmath import log2_libm, r_mean
 
@@ -42,6 +41,20 @@ def _factor_quantile(x: np.ndarray, lib_size: np.ndarray, p: float) -> np.ndarra
 def _col_sums(x: np.ndarray) -> np.ndarray:
     """R's ``colSums`` (long double accumulation, rounded to double)."""
     return np.sum(x, axis=0, dtype=np.longdouble).astype(np.float64)
+
+
+def _rank_average(v: np.ndarray) -> np.ndarray:
+    """R's ``rank(v)`` (ties get the average of their positions) for finite values."""
+    order = np.argsort(v)
+    sv = v[order]
+    new = np.ones(v.size, dtype=bool)
+    new[1:] = sv[1:] != sv[:-1]
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], v.size)  # exclusive
+    avg = (starts + 1 + ends) / 2.0  # mean of the 1-based positions start+1 .. end
+    ranks = np.empty(v.size)
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
 
 
 def _r_sum(x: np.ndarray) -> float:
@@ -77,8 +90,8 @@ def _factor_tmm(
     hi_l = n + 1 - lo_l
     lo_s = math.floor(n * sum_trim) + 1
     hi_s = n + 1 - lo_s
-    rank_r = rankdata(log_r)  # ties averaged, as R's rank()
-    rank_e = rankdata(abs_e)
+    rank_r = _rank_average(log_r)
+    rank_e = _rank_average(abs_e)
     keep = (rank_r >= lo_l) & (rank_r <= hi_l) & (rank_e >= lo_s) & (rank_e <= hi_s)
     if do_weighting:
         f = _r_sum(log_r[keep] / v[keep]) / _r_sum(1 / v[keep])
