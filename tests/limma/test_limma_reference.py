@@ -1,12 +1,12 @@
 """stacklm against R limma 3.54.1: lmFit + eBayes (default, trend, robust), topTable's F, BH,
-contrasts.fit, on bladderbatch (shared references) and on bladderbatch with missing values
-(tests/data/limma_na, made by make_reference.R there)."""
+contrasts.fit, on the 1,000-probe bladderbatch subset (tests/data/bladder) and on bladderbatch with
+missing values (tests/data/limma_na); references made by the make_reference.R in those folders."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TEST_DATA, assert_matches, read_json, read_table, shared
+from conftest import TEST_DATA, assert_matches, read_json, read_table
 from limma_columns import reference_columns
 
 from stacklm.limma.contrasts import contrasts_fit
@@ -18,12 +18,13 @@ from stacklm.multiple_testing.padjust import p_adjust
 
 CANCER = ["cancerCancer", "cancerNormal"]
 NA_DIR = TEST_DATA / "limma_na"
+BLADDER = TEST_DATA / "bladder"
 
 
 @pytest.fixture(scope="module")
 def bladder():
-    expr = read_table(shared("bladderbatch", "expression.tsv.gz"), index_col=0)
-    design = read_table(shared("ref", "bladder_limma", "design.tsv"), index_col=0)
+    expr = read_table(BLADDER / "expression.tsv.gz", index_col=0)
+    design = read_table(BLADDER / "limma" / "design.tsv", index_col=0)
     return expr, design
 
 
@@ -50,8 +51,8 @@ def _compare_all(eb, ref, f_coefs, skip=()):
 
 @pytest.mark.parametrize("mode", ["default", "trend", "robust"])
 def test_bladder_ebayes_matches_limma(bladder_fit, mode, quiet):
-    ref = read_table(shared("ref", "bladder_limma", f"ebayes_{mode}.tsv.gz"))
-    meta = read_json(shared("ref", "bladder_limma", f"ebayes_{mode}.json"))
+    ref = read_table(BLADDER / "limma" / f"ebayes_{mode}.tsv.gz")
+    meta = read_json(BLADDER / "limma" / f"ebayes_{mode}.json")
     eb = e_bayes(bladder_fit, trend=mode == "trend", robust=mode == "robust")
     assert eb.coef_names == meta["coefficients"] if "coefficients" in meta else True
     n = _compare_all(eb, ref, CANCER)
@@ -71,7 +72,7 @@ def test_bladder_ebayes_matches_limma(bladder_fit, mode, quiet):
 
 
 def test_top_table_single_coefficient_is_limmas_table(bladder_fit, quiet):
-    ref = read_table(shared("ref", "bladder_limma", "ebayes_default.tsv.gz"), index_col=0)
+    ref = read_table(BLADDER / "limma" / "ebayes_default.tsv.gz", index_col=0)
     eb = e_bayes(bladder_fit)
     tt = top_table(eb, coef="cancerCancer", number=50)  # sorted by B, as limma
     expected = ref["lods.cancerCancer"].sort_values(ascending=False, kind="stable").index[:50]
@@ -147,7 +148,7 @@ def test_pattern_qr_and_batched_gram_paths_agree(na_data, monkeypatch):
 def test_contrasts_match_limma(bladder, na_data, what, quiet):
     ref = read_table(NA_DIR / f"{what}_contrasts_ebayes.tsv.gz")
     meta = read_json(NA_DIR / f"{what}_contrasts_ebayes.json")
-    expr, design = na_data if what == "na" else (bladder[0].iloc[:2000], bladder[1])
+    expr, design = na_data if what == "na" else bladder
     fit = lm_fit(expr, design)
     contrasts = {
         "CancerVsNormal": "cancerCancer - cancerNormal",
@@ -187,8 +188,6 @@ def test_save_and_load_fit_roundtrip(tmp_path, na_data):
 def test_trend_and_robust_together_match_limma(bladder, na_data, what, quiet):
     """eBayes(trend=TRUE, robust=TRUE): fitFDistRobustly with limma's loessFit (lowess) trend."""
     ref = read_table(NA_DIR / f"{what}_trend_robust.tsv.gz")
-    expr, design = (
-        (na_data[0].iloc[1:], na_data[1]) if what == "na" else (bladder[0].iloc[:2000], bladder[1])
-    )
+    expr, design = (na_data[0].iloc[1:], na_data[1]) if what == "na" else bladder
     eb = e_bayes(lm_fit(expr, design), trend=True, robust=True)
     assert _compare_all(eb, ref, CANCER) > 40
