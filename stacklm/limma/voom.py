@@ -10,7 +10,8 @@ voom, step by step (the R code's names):
 
 * ``y = log2((counts + 0.5) / (lib.size + 1) * 1e6)`` (``E``; ``lib.size`` = library sizes times
   normalisation factors);
-* ``fit = lmFit(y, design, block, correlation, weights)``;
+* ``fit = lmFit(y, design, block, correlation, weights)`` (:func:`stacklm.lm_fit`, with weights
+  :func:`stacklm.limma.weightedfit.lm_wfit`, with a block :func:`stacklm.limma.glsseries.gls_series`);
 * ``sx = Amean + mean(log2(lib.size + 1)) - log2(1e6)``, ``sy = sqrt(sigma)``, without the features
   whose counts are all zero; ``l = lowess(sx, sy, f = span)``;
 * ``fitted.logcount = log2(1e-6 * 2^(coef %*% t(design)) * (lib.size + 1))``;
@@ -222,8 +223,6 @@ def _fit(E, X, weights, block, correlation):
             raise NotImplementedError(
                 "voom with block/correlation needs limma's gls.series (stacklm.limma.glsseries)"
             ) from err
-        if correlation is None:
-            raise ValueError("the correlation must be set with block, see duplicateCorrelation")
         return gls_series(E, X, block=block, correlation=correlation, weights=weights)
     if weights is None:
         return lm_fit(E, X)
@@ -244,7 +243,10 @@ def voom_trend_points(
 
     ``lib_size`` (and ``norm_factors``) must be the global, all-feature ones (the library sizes of
     the whole analysis), not the chunk's column sums.  ``weights`` are prior weights passed to the
-    fit (voomWithQualityWeights passes sample weights)."""
+    fit (voomWithQualityWeights passes sample weights).  With ``block``, the fit is limma's
+    ``gls.series`` (:func:`stacklm.limma.glsseries.gls_series`); pass the analysis' ``correlation``
+    (without one, gls.series estimates a consensus from the rows it is given: in a chunk, the
+    chunk's)."""
     y = _counts_matrix(counts)
     n = y.shape[1]
     X = _design_matrix(design, n)

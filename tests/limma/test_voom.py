@@ -1,7 +1,8 @@
 """limma 3.63.2 voom against R on 1,815 filtered genes x 24 samples (tests/data/counts,
 make_reference.R): E, weights, the trend points and lowess line, eBayes on the weighted fit (t, p,
 F over the region coefficients), variants (prior sample weights, adaptive span, span 0.3, no
-design, column-sum library sizes, unfiltered counts with all-zero genes), and the chunked
+design, column-sum library sizes, unfiltered counts with all-zero genes, block = donor with a
+correlation), and the chunked
 (two-pass) form equal to the one-shot call."""
 
 from __future__ import annotations
@@ -107,6 +108,26 @@ def test_voom_variants_match_limma(data):
     assert scalars["allzero.first2000"] > 0
     ref = read_table(DATA / "voom_weights_unfiltered.tsv.gz", index_col=0).to_numpy()
     assert_matches(res.weights[:200], ref, "unfiltered", RTOL)
+
+
+def test_voom_block_matches_limma(data):
+    """voom(y, design, block = donor, correlation = consensus): the trend from limma's gls.series
+    fit (stacklm.limma.glsseries)."""
+    _, design, _, kept, lib, nf = data
+    samples = read_table(DATA / "samples.tsv")
+    scalars = json.loads((DATA / "voom_scalars.json").read_text())
+    res = voom(
+        kept,
+        design,
+        lib,
+        nf,
+        block=samples["donor"].to_numpy(),
+        correlation=scalars["block.correlation"],
+    )
+    ref = read_table(DATA / "voom_weights_block.tsv.gz", index_col=0).to_numpy()
+    assert_matches(res.weights[:200], ref, "block", RTOL)
+    plain = read_table(DATA / "voom_weights.tsv.gz", index_col=0).to_numpy()[:200]
+    assert np.max(np.abs(ref / plain - 1)) > 1e-3  # the block fit does change the weights
 
 
 def test_chunked_voom_equals_one_shot(data, v):

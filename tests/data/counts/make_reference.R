@@ -104,10 +104,16 @@ yu <- calcNormFactors(y0)                                      # unfiltered, wit
 v_unf <- voom(yu, design)
 variants <- list(sw = v_sw, adaptive = v_adapt, nodesign = v_nodesign, matrix = v_matrix, span03 = v_span)
 for (k in names(variants)) wm(variants[[k]]$weights, file.path(out, paste0("voom_weights_", k, ".tsv.gz")), top)
+# block = donor with the consensus correlation of duplicateCorrelation on the first voom (the
+# User's Guide recipe's second voom): the fit is limma's gls.series
+c1 <- duplicateCorrelation(v, design, block = sheet$donor)
+v_block <- voom(y, design, block = sheet$donor, correlation = c1$consensus.correlation)
+wm(v_block$weights, file.path(out, "voom_weights_block.tsv.gz"), top)
 w_unf <- v_unf$weights; dimnames(w_unf) <- dimnames(counts)
 write_matrix_tsv(w_unf[1:200, ], file.path(out, "voom_weights_unfiltered.tsv.gz"))
 write_json_file(list(adaptive.span = v_adapt$span, n.kept = sum(keep), allzero.first2000 = sum(rowSums(counts) == 0),
-                     norm.factors.unfiltered = yu$samples$norm.factors, sample.weights = sw),
+                     norm.factors.unfiltered = yu$samples$norm.factors, sample.weights = sw,
+                     block.correlation = c1$consensus.correlation),
                 file.path(out, "voom_scalars.json"))
 
 # ---- lmFit with observation weights (lm.series -> lm.wfit per gene) ----------------------------
