@@ -129,7 +129,7 @@ def _check_piece(path, fmt, compression, header, ids, values, first_row, seen, s
             text = next(iter(found.values()))[1][c + 1] if found else text
         raise MatrixInputError(
             f"{path}: {where}, column {c + 2} ({header[c + 1]!r}): value {text[:60]!r} is "
-            "infinite; use NA for a value that is missing or undefined (e.g. log of 0: add an "
+            f"infinite (feature {str(ids[r])[:60]!r}); use NA for a value that is missing or undefined (e.g. log of 0: add an "
             "offset before the log or give the untransformed values)"
         )
     ids_list = ids.tolist()

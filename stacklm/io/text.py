@@ -157,7 +157,8 @@ def _diagnose_text(
                 hint = "; write decimals with a point, not a comma"
             return MatrixInputError(
                 f"{path}: line {line} (data row {data_row}), column {j + 1} ({header[j]!r}): "
-                f"value {cell[:60]!r} is not a number; sample columns must hold numbers, with "
+                f"value {cell[:60]!r} is not a number (feature {fields[0][:60]!r}); sample "
+                "columns must hold numbers, with "
                 f"missing values written as NA, NaN, nan or an empty cell{hint}"
             )
     return None

@@ -15,9 +15,28 @@ def _as_matrix(values) -> np.ndarray:
     return out
 
 
-def log2_transform(values, offset: float = 1.0) -> np.ndarray:
+def _where_bad(bad: np.ndarray, x: np.ndarray, feature_ids=None, samples=None) -> str:
+    """'of the N values, in k feature(s), first feature 'f', sample 's' (value v)': where the
+    values flagged by ``bad`` are (rows are features, columns samples; positions when no names)."""
+    bad2 = np.atleast_2d(bad)
+    x2 = np.atleast_2d(x)
+    r, c = np.unravel_index(int(np.argmax(bad2)), bad2.shape)  # the first in row-major order
+    if feature_ids is not None:
+        feature = f"feature {str(np.asarray(feature_ids, dtype=object)[r])!r}"
+    else:
+        feature = f"row {r + 1}"
+    sample = f"sample {str(samples[c])!r}" if samples is not None else f"column {c + 1}"
+    n_features = int(bad2.any(axis=1).sum())
+    return (
+        f"of the {bad2.size} values, in {n_features} feature(s), first {feature}, {sample} "
+        f"(value {x2[r, c]:g})"
+    )
+
+
+def log2_transform(values, offset: float = 1.0, feature_ids=None, samples=None) -> np.ndarray:
     """``log2(values + offset)``; NaN stays NaN.  Raises ValueError if ``values + offset <= 0`` anywhere
-    (the log would be -Inf or undefined)."""
+    (the log would be -Inf or undefined), naming how many values, and the first by feature and sample
+    (``feature_ids`` / ``samples`` name the rows / columns; positions without them)."""
     x = np.asarray(values, dtype=np.float64)
     shifted = x + offset
     bad = shifted <= 0  # NaN compares False
@@ -25,37 +44,38 @@ def log2_transform(values, offset: float = 1.0) -> np.ndarray:
         count = int(bad.sum())
         raise ValueError(
             f"log2 transform: {count} value(s) are <= -offset ({-offset:g}; smallest value "
-            f"{np.nanmin(x):g}), so log2(value + {offset:g}) is undefined; raise the offset above "
-            f"{-np.nanmin(x):g}, or switch the log2 transform off if the data are already on a log "
-            "scale"
+            f"{np.nanmin(x):g}) {_where_bad(bad, x, feature_ids, samples)}, so "
+            f"log2(value + {offset:g}) is undefined; raise the offset above {-np.nanmin(x):g}, or "
+            "switch the log2 transform off if the data are already on a log scale"
         )
     return np.log2(shifted)
 
 
-def beta_to_m(values, eps: float = 1e-6) -> np.ndarray:
+def beta_to_m(values, eps: float = 1e-6, feature_ids=None, samples=None) -> np.ndarray:
     """Methylation beta values to M-values ``log2(b / (1 - b))`` after clipping ``b`` to
     ``[eps, 1 - eps]`` (as ``pmin(pmax(b, eps), 1 - eps)`` in R).  Raises ValueError for values
-    outside [0, 1]; NaN stays NaN."""
+    outside [0, 1], naming the first by feature and sample; NaN stays NaN."""
     b = np.asarray(values, dtype=np.float64)
     bad = (b < 0) | (b > 1)
     if bad.any():
         raise ValueError(
             f"beta values must lie in [0, 1]: {int(bad.sum())} value(s) outside (range "
-            f"{np.nanmin(b):g} .. {np.nanmax(b):g}); give beta values, or set the input scale to "
-            "'expression' if these are already M-values"
+            f"{np.nanmin(b):g} .. {np.nanmax(b):g}) {_where_bad(bad, b, feature_ids, samples)}; "
+            "give beta values, or set the input scale to 'expression' if these are already M-values"
         )
     clipped = np.clip(b, eps, 1.0 - eps)
     return np.log2(clipped / (1.0 - clipped))
 
 
-def check_dosage(values) -> np.ndarray:
-    """Check genotype dosages lie in [0, 2] (NaN allowed) and return them as float64."""
+def check_dosage(values, feature_ids=None, samples=None) -> np.ndarray:
+    """Check genotype dosages lie in [0, 2] (NaN allowed) and return them as float64; the error
+    names the first value outside by feature and sample."""
     d = np.asarray(values, dtype=np.float64)
     bad = (d < 0) | (d > 2)
     if bad.any():
         raise ValueError(
             f"dosages must lie in [0, 2]: {int(bad.sum())} value(s) outside (range "
-            f"{np.nanmin(d):g} .. {np.nanmax(d):g}); code genotypes as 0/1/2 copies of the "
-            "effect allele (or expected dosages)"
+            f"{np.nanmin(d):g} .. {np.nanmax(d):g}) {_where_bad(bad, d, feature_ids, samples)}; "
+            "code genotypes as 0/1/2 copies of the effect allele (or expected dosages)"
         )
     return d

@@ -31,16 +31,24 @@ _log = logging.getLogger("stacklm")
 
 
 def transform_values(
-    values: np.ndarray, input_scale: str, beta_epsilon: float, normalize: Mapping
+    values: np.ndarray,
+    input_scale: str,
+    beta_epsilon: float,
+    normalize: Mapping,
+    feature_ids=None,
+    samples=None,
 ) -> np.ndarray:
-    """Put values on the analysis scale: M-values for beta input, log2(x + offset) when asked."""
+    """Put values on the analysis scale: M-values for beta input, log2(x + offset) when asked.
+    ``feature_ids`` / ``samples`` (the rows' ids, the columns' names) name the first value the
+    scale cannot take in the error."""
+    names = {"feature_ids": feature_ids, "samples": samples}
     if input_scale == "beta":
-        return beta_to_m(values, eps=beta_epsilon)
+        return beta_to_m(values, eps=beta_epsilon, **names)
     if input_scale == "dosage":
-        check_dosage(values)
+        check_dosage(values, **names)
         return values
     if normalize.get("log2"):
-        return log2_transform(values, offset=normalize.get("offset", 1.0))
+        return log2_transform(values, offset=normalize.get("offset", 1.0), **names)
     return values
 
 
@@ -77,7 +85,9 @@ def normalize_matrix(
     with BinaryMatrixWriter(store_path, samples, dtype=precision) as writer:
         if method == "none":
             for block in read_matrix_blocks(matrix_path, matrix_format):
-                values = transform_values(block.values, input_scale, beta_epsilon, normalize)
+                values = transform_values(
+                    block.values, input_scale, beta_epsilon, normalize, block.feature_ids, samples
+                )
                 keep, counts = feature_filter(values, **filters)
                 add_counts(counts)
                 writer.append(block.feature_ids[keep], values[keep])
@@ -88,7 +98,16 @@ def normalize_matrix(
             ids, blocks = [], []
             for block in read_matrix_blocks(matrix_path, matrix_format):
                 ids.append(block.feature_ids)
-                blocks.append(transform_values(block.values, input_scale, beta_epsilon, normalize))
+                blocks.append(
+                    transform_values(
+                        block.values,
+                        input_scale,
+                        beta_epsilon,
+                        normalize,
+                        block.feature_ids,
+                        samples,
+                    )
+                )
                 n_input += len(block.feature_ids)
                 log.info("read %d features", n_input)
             values = np.vstack(blocks)
