@@ -10,6 +10,7 @@ import pandas as pd
 
 from stacklm.io.matrix import read_matrix_blocks, read_matrix_header
 from stacklm.io.store import open_binary_matrix
+from stacklm.rstats.basic import bw_nrd0
 from stacklm.workflow.pipeline import transform_values
 
 
@@ -55,18 +56,6 @@ def reservoir_size(n_samples: int, budget: int = 5_000_000) -> int:
     return int(np.clip(budget // max(n_samples, 1), 500, 20_000))
 
 
-def _bw_nrd0(x: np.ndarray) -> float:
-    """R's ``bw.nrd0``."""
-    if x.size < 2:
-        return 1.0
-    hi = np.std(x, ddof=1)
-    q75, q25 = np.quantile(x, [0.75, 0.25])
-    lo = min(hi, (q75 - q25) / 1.34)
-    if not lo > 0:
-        lo = hi or abs(x[0]) or 1.0
-    return 0.9 * lo * x.size ** (-0.2)
-
-
 def sample_densities(
     values: np.ndarray, samples: Sequence[str], grid: np.ndarray | None = None, n_grid: int = 256
 ) -> pd.DataFrame:
@@ -98,7 +87,7 @@ def sample_densities(
             step = edges[1] - edges[0]
             centres = (edges[:-1] + edges[1:]) / 2.0
             counts, _ = np.histogram(x, bins=edges)
-            bw = _bw_nrd0(x)
+            bw = bw_nrd0(x) if x.size >= 2 else 1.0
             half = int(min(np.ceil(5.0 * bw / step), 2 * counts.size)) if step > 0 else 0
             offsets = np.arange(-half, half + 1) * step
             kernel = np.exp(-0.5 * (offsets / bw) ** 2)

@@ -11,7 +11,7 @@ from scipy.stats import rankdata
 
 from stacklm.limma.fitfdist import FDistFit, fit_f_dist
 from stacklm.limma.loessfit import loess_fit
-from stacklm.rstats.approx import _approx_rule2_mean_ties
+from stacklm.rstats.approx import approx, mean_ties
 from stacklm.rstats.distributions import _f_cdf_log, _f_isf_log, _f_pdf, _f_ppf, _f_ppf_log, _f_sf
 from stacklm.rstats.zeroin import _zeroin
 
@@ -76,7 +76,7 @@ def fit_f_dist_robustly(x, df1, covariate=None, winsor_tail_p=(0.05, 0.1)) -> FD
         else:
             scale = x.copy()
             scale[ok] = fit.scale
-            scale[~ok] = np.exp(_approx_rule2_mean_ties(cov[ok], np.log(fit.scale), cov[~ok]))
+            scale[~ok] = np.exp(approx(*mean_ties(cov[ok], np.log(fit.scale)), cov[~ok], rule=2))
         return FDistFit(scale, fit.df2, df2_shrunk)
 
     x = x.copy()

@@ -7,9 +7,11 @@ x86-64), so the quantile target is the same double as R's."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 
 from stacklm.limma.loessfit import loess_fit
 from stacklm.preprocess.scales import _as_matrix
+from stacklm.rstats.approx import approx
 
 # --------------------------------------------------------------------------------------------------
 # helpers mirroring R primitives
@@ -30,36 +32,6 @@ def _row_means(x: np.ndarray, na_rm: bool = False) -> np.ndarray:
         count += ok
     with np.errstate(invalid="ignore", divide="ignore"):
         return (acc / count).astype(np.float64)
-
-
-def _approx(x: np.ndarray, y: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """R's ``approx(x, y, v)$y`` (linear, rule 1) for strictly increasing ``x`` and ``v`` inside
-    ``[x[0], x[-1]]``: ``y[i] + (y[j] - y[i]) * ((v - x[i]) / (x[j] - x[i]))`` as in R's C approx1."""
-    j = np.clip(np.searchsorted(x, v, side="right"), 1, len(x) - 1)
-    i = j - 1
-    xi, xj, yi, yj = x[i], x[j], y[i], y[j]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = yi + (yj - yi) * ((v - xi) / (xj - xi))
-    out = np.where(v == xi, yi, out)
-    out = np.where(v == xj, yj, out)
-    out[(v < x[0]) | (v > x[-1])] = np.nan
-    return out
-
-
-def _rank_average(v: np.ndarray) -> np.ndarray:
-    """R's ``rank(v)`` (ties averaged) for a vector without NaN."""
-    order = np.argsort(v, kind="stable")
-    sorted_v = v[order]
-    # starts of runs of equal values
-    new = np.empty(len(v), dtype=bool)
-    new[:1] = True
-    new[1:] = sorted_v[1:] != sorted_v[:-1]
-    starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], len(v))  # exclusive
-    run_rank = (starts + 1 + ends) / 2.0  # mean of ranks starts+1 .. ends
-    ranks = np.empty(len(v), dtype=np.float64)
-    ranks[order] = np.repeat(run_rank, ends - starts)
-    return ranks
 
 
 # --------------------------------------------------------------------------------------------------
@@ -91,15 +63,15 @@ def quantile_normalize(values) -> np.ndarray:
             )
         s = np.sort(a[observed[:, j], j])
         if n_obs[j] < g:
-            sorted_cols[:, j] = _approx(np.arange(n_obs[j]) / (n_obs[j] - 1), s, grid)
+            sorted_cols[:, j] = approx(np.arange(n_obs[j]) / (n_obs[j] - 1), s, grid)
         else:
             sorted_cols[:, j] = s
     target = _row_means(sorted_cols)
     out = a
     for j in range(n):
         obs = observed[:, j]
-        ranks = _rank_average(a[obs, j])
-        out[obs, j] = _approx(grid, target, (ranks - 1) / (n_obs[j] - 1))
+        ranks = rankdata(a[obs, j])
+        out[obs, j] = approx(grid, target, (ranks - 1) / (n_obs[j] - 1))
     return out
 
 

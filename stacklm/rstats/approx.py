@@ -1,24 +1,47 @@
-"""R's ``approx``/``approxfun`` (linear interpolation, ``rule = 2``), with R's tie handling."""
+"""R's ``approx`` / ``approxfun`` (linear interpolation): one implementation of R's C ``approx1``
+formula for every port that interpolates (quantile normalization, density, the robust prior's
+trend, voom's mean-variance trend).
+
+Ported rather than ``numpy.interp``: numpy evaluates ``slope * (v - x[i]) + y[i]``, R evaluates
+``y[i] + (y[j] - y[i]) * ((v - x[i]) / (x[j] - x[i]))``; the two round differently in the last bit,
+and those bits reach the q-values and normalized values that are compared with R.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def _approx_rule2_mean_ties(x, y, xout):
-    """R's ``approx(x, y, xout, rule = 2, ties = mean)``."""
-    ux, inv = np.unique(x, return_inverse=True)
-    uy = np.bincount(inv, weights=y) / np.bincount(inv)
-    return np.interp(xout, ux, uy)
-
-
-def approx(x: np.ndarray, y: np.ndarray, xout: np.ndarray) -> np.ndarray:
-    """R's ``approx(x, y, xout)$y`` (linear, x sorted and distinct, xout inside the range)."""
-    i = np.searchsorted(x, xout, side="right") - 1
-    i = np.clip(i, 0, x.size - 2)
+def approx1(
+    x: np.ndarray, y: np.ndarray, v: np.ndarray, i: np.ndarray, rule: int = 1
+) -> np.ndarray:
+    """R's C ``approx1`` at ``v`` given each value's knot interval ``i`` (``x[i] <= v <= x[i+1]``
+    for values inside the knots): exact knots give their ``y``; outside the knots ``rule = 1`` gives
+    NaN, ``rule = 2`` the end values; NaN stays NaN."""
     j = i + 1
-    out = y[i] + (y[j] - y[i]) * ((xout - x[i]) / (x[j] - x[i]))
-    out = np.where(xout == x[j], y[j], out)
-    out = np.where(xout == x[i], y[i], out)
-    out[(xout < x[0]) | (xout > x[-1])] = np.nan
-    return out
+    xi, xj, yi, yj = x[i], x[j], y[i], y[j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = yi + (yj - yi) * ((v - xi) / (xj - xi))
+    out = np.where(v == xj, yj, out)
+    out = np.where(v == xi, yi, out)
+    if rule == 2:
+        out = np.where(v < x[0], y[0], out)
+        out = np.where(v > x[-1], y[-1], out)
+    else:
+        out = np.where((v < x[0]) | (v > x[-1]), np.nan, out)
+    return np.where(np.isnan(v), v, out)
+
+
+def approx(x: np.ndarray, y: np.ndarray, xout: np.ndarray, rule: int = 1) -> np.ndarray:
+    """R's ``approx(x, y, xout, rule = rule)$y`` for sorted, distinct ``x`` (at least two knots)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    xout = np.asarray(xout, dtype=np.float64)
+    i = np.clip(np.searchsorted(x, xout, side="right") - 1, 0, x.size - 2)
+    return approx1(x, y, xout, i, rule=rule)
+
+
+def mean_ties(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R's ``regularize.values(x, y, ties = mean)``: sorted distinct ``x`` and the mean ``y`` of each."""
+    ux, inv = np.unique(x, return_inverse=True)
+    return ux, np.bincount(inv, weights=y) / np.bincount(inv)

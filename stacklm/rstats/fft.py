@@ -1,4 +1,8 @@
-"""R's ``fft`` (Singleton's mixed-radix algorithm), used by :func:`stacklm.rstats.density.density`."""
+"""R's ``fft`` (Singleton's mixed-radix algorithm), used by :func:`stacklm.rstats.density.density`.
+
+Ported rather than ``numpy.fft``: pocketfft rounds differently from R's Singleton FFT (87% of the
+outputs of a 1024-point transform differ, by up to 8e-16 of the largest), and density() feeds
+qvalue's lfdr, which is compared with R to 1e-11."""
 
 from __future__ import annotations
 

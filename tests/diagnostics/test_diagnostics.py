@@ -21,7 +21,6 @@ from stacklm.diagnostics.crossproducts import (
 )
 from stacklm.diagnostics.distributions import (
     RowReservoir,
-    _bw_nrd0,
     sample_densities,
     sample_quantiles,
 )
@@ -37,6 +36,7 @@ from stacklm.diagnostics.pca import cross_product_pcas
 from stacklm.diagnostics.summary import markdown_table_html, summary_markdown
 from stacklm.io.store import write_binary_matrix
 from stacklm.limma.lmfit import lm_fit
+from stacklm.rstats.basic import bw_nrd0
 from stacklm.workflow.pipeline import fit_chunk
 
 REF = TEST_DATA / "diagnostics"
@@ -254,13 +254,13 @@ def test_sample_quantiles_and_density(data):
     assert_matches(q.iloc[:, 2:].to_numpy(), ref.iloc[:, 2:-1].to_numpy(), "quantiles")
     for j, name in enumerate(expr.columns):
         x = expr[name].dropna().to_numpy()
-        assert_matches(_bw_nrd0(x), ref.loc[j, "bw_nrd0"], f"bw.nrd0 {name}")
+        assert_matches(bw_nrd0(x), ref.loc[j, "bw_nrd0"], f"bw.nrd0 {name}")
     # the binned kernel density is the exact Gaussian KDE to well under 1% of its peak
     dens = sample_densities(expr.to_numpy(), list(expr.columns))
     for name in expr.columns[:4]:
         x = expr[name].dropna().to_numpy()
         part = dens[dens["sample"] == name]
-        bw = _bw_nrd0(x)
+        bw = bw_nrd0(x)
         z = (part["x"].to_numpy()[:, None] - x[None, :]) / bw
         exact = np.exp(-0.5 * z * z).sum(axis=1) / (x.size * bw * np.sqrt(2 * np.pi))
         assert np.max(np.abs(part["density"] - exact)) < 2e-3 * exact.max()
