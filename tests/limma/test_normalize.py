@@ -1,14 +1,15 @@
 """stacklm.normalize against R (limma 3.54.1, R 4.2.2): normalizeQuantiles / normalizeBetweenArrays
 (complete, 2% NA, heavy ties), normalizeCyclicLoess ("fast", "pairs", "affy", with NA), stats::lowess,
 beta -> M, and the feature filters against R's per-feature statistics.  References in
-tests/data/normalize, written by make_reference.R there (README.txt)."""
+tests/data/normalize, written by make_reference.R there (README.txt) from the committed 1,000-probe
+bladderbatch subset tests/data/bladder/expression.tsv.gz."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TEST_DATA, assert_matches, read_table, shared
+from conftest import TEST_DATA, assert_matches, read_table
 
 from stacklm.limma.loessfit import loess_fit
 from stacklm.limma.normalize import cyclic_loess, quantile_normalize
@@ -31,14 +32,14 @@ def ref_table(name: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def bladder() -> pd.DataFrame:
-    return read_table(shared("bladderbatch", "expression.tsv.gz"), index_col=0)
+    return read_table(TEST_DATA / "bladder" / "expression.tsv.gz", index_col=0)
 
 
 @pytest.fixture(scope="module")
 def bladder_na(bladder) -> pd.DataFrame:
-    """The 2000 x 30 bladderbatch subset of make_reference.R with its NA cells (na_mask.tsv)."""
-    rows = np.round(np.linspace(1, bladder.shape[0], 2000)).astype(int) - 1
-    sub = bladder.iloc[rows, :30].copy()
+    """The 1000 x 30 matrix Y of make_reference.R (the subset's first 30 samples) with its NA cells
+    (na_mask.tsv)."""
+    sub = bladder.iloc[:, :30].copy()
     mask = read_table(DATA / "na_mask.tsv")
     values = sub.to_numpy().copy()
     values[mask["row"] - 1, mask["col"] - 1] = np.nan
@@ -55,7 +56,7 @@ def _input_for(ref: pd.DataFrame, source: pd.DataFrame) -> np.ndarray:
 
 def test_quantile_bladder_matches_limma(bladder):
     ref = ref_table("quantile_bladder.tsv.gz")
-    assert ref.shape == (3000, 57)
+    assert ref.shape == (1000, 57)
     out = quantile_normalize(_input_for(ref, bladder))
     assert_matches(out, ref.to_numpy(), "quantile", rtol=QUANTILE_RTOL)
 

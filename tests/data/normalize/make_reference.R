@@ -1,8 +1,9 @@
 # R references for stacklm.normalize (limma 3.54.1, R 4.2.2, Debian).
 # Run from this folder:  Rscript make_reference.R
-# Inputs: bladderbatch's exprs(bladderEset) (= ../../../../shared/data/bladderbatch/expression.tsv.gz,
-# written there with %.17g so Python reads the same doubles) and small seeded synthetic matrices.
-suppressPackageStartupMessages({ library(limma); library(Biobase); library(bladderbatch) })
+# Inputs: the committed 1,000-probe bladderbatch subset ../bladder/expression.tsv.gz (exprs(bladderEset)
+# of bladderbatch 1.36.0, rows round(seq(1, 22283, length.out = 1000)), %.17g: R and Python read the
+# same doubles) and small seeded synthetic matrices.
+suppressPackageStartupMessages({ library(limma) })
 fmt <- function(x) { if (is.numeric(x)) { o <- sprintf("%.17g", x); o[is.na(x)] <- "NA"; o } else as.character(x) }
 write_tsv <- function(df, path) {
   con <- if (grepl("\\.gz$", path)) gzfile(path, "w", compression = 9) else file(path, "w")
@@ -16,18 +17,16 @@ write_matrix <- function(m, path) {
   write_tsv(df, path)
 }
 
-data(bladderdata)
-E <- exprs(bladderEset)
-stopifnot(identical(dim(E), c(22283L, 57L)))
-rows <- function(k) round(seq(1, nrow(E), length.out = k))   # evenly spread feature subset
+E <- as.matrix(read.delim("../bladder/expression.tsv.gz", row.names = 1, check.names = FALSE))
+stopifnot(identical(dim(E), c(1000L, 57L)))
 
-# --- quantile, complete: 3000 features x 57 samples
-Q <- E[rows(3000), ]
+# --- quantile, complete: 1000 features x 57 samples
+Q <- E
 write_matrix(normalizeBetweenArrays(Q, method = "quantile"), "quantile_bladder.tsv.gz")
 
-# --- quantile with 2% NA: 2000 features x 30 samples; NA cells listed in na_mask.tsv (1-based)
+# --- quantile with 2% NA: 1000 features x 30 samples; NA cells listed in na_mask.tsv (1-based)
 set.seed(20240611)
-Y <- E[rows(2000), 1:30]
+Y <- E[, 1:30]
 na <- matrix(runif(length(Y)) < 0.02, nrow(Y))
 na[7, ] <- TRUE                       # one feature entirely missing
 na[8, -c(3, 9)] <- TRUE               # one with only two observed values
@@ -47,12 +46,12 @@ write_matrix(Ti, "ties_input.tsv")
 write_matrix(normalizeQuantiles(Ti), "quantile_ties.tsv")
 
 # --- cyclic loess
-L <- E[rows(1500), 1:20]
+L <- E[, 1:20]
 write_matrix(normalizeBetweenArrays(L, method = "cyclicloess"), "cyclicloess_fast.tsv.gz")   # cyclic.method = "fast"
-P <- E[rows(1000), 1:8]
+P <- E[, 1:8]
 write_matrix(normalizeCyclicLoess(P, method = "pairs"), "cyclicloess_pairs.tsv.gz")
 write_matrix(normalizeCyclicLoess(P, method = "affy", span = 0.5, iterations = 2), "cyclicloess_affy.tsv.gz")
-Yl <- Y[1:1000, 1:12]                 # with the NA pattern above
+Yl <- Y[, 1:12]                       # with the NA pattern above
 write_matrix(normalizeCyclicLoess(Yl, method = "fast"), "cyclicloess_fast_na.tsv.gz")
 write_matrix(normalizeCyclicLoess(Y[1:300, 1:5], method = "pairs"), "cyclicloess_pairs_na.tsv")
 
@@ -101,4 +100,4 @@ write_tsv(data.frame(feature_id = rownames(Fm),
                      variance = apply(Fm, 1, var, na.rm = TRUE)), "filter_stats.tsv")
 
 writeLines(c(R.version.string, paste("limma", packageVersion("limma")),
-             paste("bladderbatch", packageVersion("bladderbatch"))), "versions.txt")
+             "bladderbatch 1.36.0 (via ../bladder/expression.tsv.gz)"), "versions.txt")
