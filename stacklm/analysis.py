@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from stacklm.design.contrasts import make_contrasts
-from stacklm.design.factors import is_factor
+from stacklm.design.factors import is_factor, looks_like_code
 from stacklm.design.formula import DesignError, design_matrix, parse_formula
 from stacklm.diagnostics.associations import covariate_table
 from stacklm.io.samplesheet import SampleSheetError, evaluate_subset
@@ -75,6 +75,17 @@ def analysis_design(
         warnings.warn(str(w.message), stacklevel=2)
     dropped = [str(s) for s in rows.index if s not in set(design.index)]
     variables = parse_formula(spec.formula).variables
+    for v in variables:
+        if v not in levels and looks_like_code(rows.loc[design.index, v]):
+            values = sorted(rows.loc[design.index, v].dropna().unique())
+            warnings.warn(
+                f"analysis {spec.name!r}: column {v!r} has {len(values)} distinct whole-number values "
+                f"({', '.join(f'{x:g}' for x in values[:6])}) and is fitted as ONE numeric covariate "
+                f"(a linear trend in {v}); if it codes groups (batch, plate), make it a factor by "
+                f"listing it under levels ('levels: {{{v}: [{', '.join(f'{x:g}' for x in values[:6])}]}}'), "
+                f"as R users write factor({v})",
+                stacklevel=2,
+            )
     info = DesignInfo(
         variables=tuple(variables),
         numeric_covariates=tuple(

@@ -7,15 +7,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from stacklm.design.factors import looks_like_code
 from stacklm.diagnostics.crossproducts import neg_log10_p
 from stacklm.sva.associations import sv_associations
 
 # --------------------------------------------------------------------------------------------
 # associations with sample covariates
 # --------------------------------------------------------------------------------------------
-#: a numeric sheet column of whole numbers with at most this many distinct values (batch 1-4,
-#: plate, lane) is a code, associated as a factor unless the design uses it as a number
-CODE_MAX_LEVELS = 10
 
 
 def covariate_table(
@@ -36,7 +34,7 @@ def covariate_table(
     factors = [name for name in levels or {} if name in table.columns]
     for name in table.columns:
         col = table[name]
-        if name in factors or name in set(numeric) or not _looks_like_code(col):
+        if name in factors or name in set(numeric) or not looks_like_code(col):
             continue
         factors.append(name)
     for name in factors:
@@ -46,18 +44,6 @@ def covariate_table(
         table = table.join(extra.loc[table.index])
     table.index = table.index.astype(str)
     return table
-
-
-def _looks_like_code(col: pd.Series) -> bool:
-    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        return False
-    values = col.dropna().to_numpy(dtype=float)
-    distinct = np.unique(values)
-    return (
-        2 <= distinct.size <= CODE_MAX_LEVELS
-        and bool(np.all(np.isfinite(distinct) & (distinct == np.round(distinct))))
-        and distinct.size < values.size
-    )
 
 
 def _level_text(value) -> str:

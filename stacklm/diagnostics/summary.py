@@ -35,6 +35,7 @@ def summary_markdown(
     summary: Mapping,
     significant: Mapping[str, int],
     structure: Sequence[tuple[str, str, float, str, float, float]] = (),
+    notes: Sequence[str] = (),
 ) -> str:
     """The numbers a reviewer reads first, as Markdown.
 
@@ -42,6 +43,7 @@ def summary_markdown(
     reported coefficient / contrast).  ``structure``: rows (matrix, component, variance fraction,
     covariate, R^2, p) of the strongest covariate association of the top components; covariate
     None for a component no sample covariate explains (p > 0.05 for all: hidden structure).
+    ``notes``: statistics the reader should be warned about (:func:`reviewer_notes`).
     """
     s = dict(summary)
     norm = s.get("normalization") or {}
@@ -77,7 +79,9 @@ def summary_markdown(
         f"| prior df df.prior{' (median, robust)' if s.get('df_prior_per_feature') else ''}"
         f" | {format_number(s.get('df_prior'))} |",
         f"| pi0 (qvalue) | {format_number(s.get('pi0'))} |",
-        f"| genomic inflation λGC | {format_number(s.get('lambda_gc'))} |",
+        f"| genomic inflation λGC | {format_number(s.get('lambda_gc'))}"
+        + (" (uninformative: see the notes)" if lambda_gc_uninformative(s) else "")
+        + " |",
         f"| surrogate variables | {format_number(s.get('n_surrogate_variables'))} |",
         "",
         f"## Significant features ({s.get('fdr_method', 'BH')} FDR ≤ {format_number(alpha)})",
@@ -87,6 +91,8 @@ def summary_markdown(
     ]
     for name, count in significant.items():
         lines.append(f"| `{name}` | {format_number(int(count))} |")
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     if structure:
         lines += [
             "",
@@ -108,6 +114,56 @@ def summary_markdown(
     if versions:
         lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items())]
     return "\n".join(lines) + "\n"
+
+
+#: below this pi0 (the fraction of null features) the genomic inflation factor says nothing
+LAMBDA_GC_MIN_PI0 = 0.5
+
+#: an SV whose R^2 with a design variable is at least this is flagged
+SV_DESIGN_R2 = 0.25
+
+
+def lambda_gc_uninformative(summary: Mapping) -> bool:
+    """λGC compares the median test statistic with its null median; it measures inflation only
+    when most features are null (pi0 high)."""
+    pi0 = summary.get("pi0")
+    return pi0 is not None and np.isfinite(pi0) and pi0 < LAMBDA_GC_MIN_PI0
+
+
+def reviewer_notes(
+    summary: Mapping, sv_associations=None, design_variables: Sequence[str] = ()
+) -> list[str]:
+    """Statistics that need a warning in summary.md and the report: λGC when most features are
+    associated, surrogate variables strongly associated with a variable of the design, and the
+    seed an estimated number of SVs depends on."""
+    notes = []
+    if lambda_gc_uninformative(summary):
+        notes.append(
+            f"λGC = {format_number(summary.get('lambda_gc'))} is not a measure of inflation here: "
+            f"qvalue estimates that only {100 * float(summary['pi0']):.0f}% of the features are null "
+            f"(pi0 = {format_number(summary['pi0'])}), so the median test statistic reflects true "
+            "effects. λGC is informative when most features are null (pi0 close to 1)."
+        )
+    if sv_associations is not None and len(sv_associations):
+        design = set(design_variables)
+        strong = sv_associations[
+            sv_associations["covariate"].astype(str).isin(design)
+            & (sv_associations["r2"].astype(float) >= SV_DESIGN_R2)
+        ]
+        for _, row in strong.iterrows():
+            notes.append(
+                f"surrogate variable `{row['sv']}` is associated with the design variable "
+                f"`{row['covariate']}` (R² = {float(row['r2']):.2f}, p = {float(row['p_value']):.2g}): "
+                "it may absorb part of that variable's effect; compare with the analysis without SVs."
+            )
+    sv = summary.get("surrogate_variables") or {}
+    if sv.get("requested") == "auto":
+        notes.append(
+            f"the number of surrogate variables ({sv.get('n')}) was estimated by num.sv "
+            f"(method {sv.get('method')}, permutation seed {sv.get('seed')}); with method 'be' it "
+            "can depend on the seed: set surrogate_variables to a number to fix it."
+        )
+    return notes
 
 
 def markdown_table_html(markdown: str, title: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +25,10 @@ def read_sample_sheet(path, sample_id: str = "sample_id") -> pd.DataFrame:
     """Read a TSV/CSV sample sheet (one row per sample), indexed by the ``sample_id`` column as text."""
     path = Path(path)
     if not path.exists():
-        raise SampleSheetError(f"sample sheet {path} does not exist; check 'samples' in the config")
+        raise SampleSheetError(
+            f"sample sheet {path} does not exist (looked for {path.resolve()} from the working "
+            f"directory {Path.cwd()}); check 'samples' in the config"
+        )
     sep = "," if path.suffix.lower() == ".csv" or path.name.lower().endswith(".csv.gz") else "\t"
     try:
         sheet = pd.read_csv(path, sep=sep, dtype={sample_id: str}, keep_default_na=True)
@@ -44,6 +48,24 @@ def read_sample_sheet(path, sample_id: str = "sample_id") -> pd.DataFrame:
         raise SampleSheetError(
             f"sample sheet {path}: duplicated {sample_id!r} value(s) {_few(dup)}; each sample must "
             "appear once"
+        )
+    stripped = {}
+    for name in sheet.columns:
+        col = sheet[name]
+        if name == sample_id or not (col.dtype == object or pd.api.types.is_string_dtype(col)):
+            continue
+        text = col.where(col.isna(), col.astype(str))
+        clean = text.str.strip()
+        changed = int((clean != text).fillna(False).sum())
+        if changed:
+            sheet[name] = clean
+            stripped[name] = changed
+    if stripped:
+        warnings.warn(
+            f"sample sheet {path}: removed leading/trailing spaces from "
+            + ", ".join(f"{n} value(s) of {c!r}" for c, n in stripped.items())
+            + " (a value such as 'cancer ' would otherwise be a level of its own)",
+            stacklevel=2,
         )
     return sheet.set_index(sample_id, drop=True)
 

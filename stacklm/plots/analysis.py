@@ -12,7 +12,7 @@ from stacklm.diagnostics.associations import (
 from stacklm.diagnostics.crossproducts import CrossProducts, sum_cross_products
 from stacklm.diagnostics.features import design_estimate_correlation, estimate_correlation
 from stacklm.diagnostics.pca import cross_product_pcas
-from stacklm.diagnostics.summary import markdown_table_html, summary_markdown
+from stacklm.diagnostics.summary import markdown_table_html, reviewer_notes, summary_markdown
 from stacklm.io.outputs import write_text
 from stacklm.plots.common import reported_names
 from stacklm.plots.estimates import (
@@ -187,6 +187,7 @@ def run_plots(
     results = _read_tsv(results_path, dtype={"feature_id": str})
     summary = json.loads(Path(summary_path).read_text())
     design = read_design(design_path)
+    info = DesignInfo.read(design_info_path)
     sv = read_design(sv_path)
     sv_assoc = _read_tsv(sv_associations_path)
     densities = _read_tsv(densities_path, dtype={"sample": str})
@@ -203,7 +204,7 @@ def run_plots(
         design,
         sheet,
         spec,
-        DesignInfo.read(design_info_path),
+        info,
         cross,
         sv,
         sv_assoc,
@@ -217,6 +218,7 @@ def run_plots(
             summary,
             significant_counts(results, float(summary.get("alpha", 0.05)), list(sv.columns)),
             structure,
+            notes=reviewer_notes(summary, sv_assoc, info.variables),
         )
         write_text(text, summary_md_path)
         if summary_html_path:

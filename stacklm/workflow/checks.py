@@ -5,6 +5,7 @@ matrix header, and every analysis' design, contrasts and test.  Each problem is 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from stacklm.analysis import analysis_design, check_test, output_names
 from stacklm.design.contrasts import make_contrasts
@@ -30,6 +31,14 @@ def check_config(config: Mapping) -> dict[str, AnalysisSpec]:
             f"normalize.log2 is true but input_scale is {config['input_scale']!r}: "
             "log2 applies to expression values only; set normalize.log2: false"
         )
+    for key in ("matrix", "samples", "features"):
+        path = config.get(key)
+        if path and not Path(path).exists():
+            raise ConfigCheckError(
+                f"{key}: {path} does not exist (looked for {Path(path).resolve()} from the working "
+                f"directory {Path.cwd()}); relative paths are relative to the working directory "
+                "(snakemake --directory)"
+            )
     try:
         _, matrix_samples = read_matrix_header(config["matrix"], config.get("matrix_format"))
         sheet = read_sample_sheet(config["samples"], config.get("sample_id", "sample_id"))
