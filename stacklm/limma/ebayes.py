@@ -105,9 +105,15 @@ def e_bayes(
     trend=False,
     robust: bool = False,
     winsor_tail_p=(0.05, 0.1),
+    legacy: bool | None = None,
 ) -> LinearModelFit:
     """Empirical Bayes moderated t-statistics, p-values, B-statistics (lods) and the moderated F over
     all coefficients, as limma's ``eBayes``.
+
+    ``legacy`` is limma 3.63.2's switch, passed to :func:`~stacklm.limma.squeezevar.squeeze_var`:
+    ``None`` (default) estimates the prior as limma >= 3.62 (``fitFDistUnequalDF1`` when the residual
+    df differ, e.g. any missing value; the moment estimators otherwise), ``True`` as limma <= 3.60
+    (the numbers of limma 3.54.1), ``False`` always with ``fitFDistUnequalDF1``.
 
     ``trend=True`` uses the features' average (``amean``) as the covariate for a spline trend in the
     prior variance; a numeric array gives the covariate directly (a Series indexed by feature id is
@@ -138,7 +144,14 @@ def e_bayes(
         covariate = np.asarray(trend, dtype=np.float64)
         if covariate.size != sigma.size:
             raise ValueError("a numeric trend must have one value per feature")
-    sq = squeeze_var(sigma**2, dfr, covariate=covariate, robust=robust, winsor_tail_p=winsor_tail_p)
+    sq = squeeze_var(
+        sigma**2,
+        dfr,
+        covariate=covariate,
+        robust=robust,
+        winsor_tail_p=winsor_tail_p,
+        legacy=legacy,
+    )
     s2_prior = sq.var_prior
     s2_post = sq.var_post
     df_prior = sq.df_prior
@@ -155,7 +168,9 @@ def e_bayes(
     df_total_v = np.broadcast_to(df_total, sigma.shape)
     p_value = _t_sf2(t, df_total_v)
 
-    var_prior_lim = np.asarray(stdev_coef_lim, dtype=np.float64) ** 2 / np.median(s2_prior)
+    # nanmedian: a trend leaves features without a covariate (all values missing) with a NaN prior,
+    # where R stops; the median is then R's on the data without them (np.median elsewhere)
+    var_prior_lim = np.asarray(stdev_coef_lim, dtype=np.float64) ** 2 / np.nanmedian(s2_prior)
     var_prior = np.array(
         [
             _tmixture_vector(
