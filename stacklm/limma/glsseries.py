@@ -1,0 +1,276 @@
+"""limma's ``gls.series`` (limma 3.63.2, R/lmfit.R): ``lmFit(y, design, block =, correlation =)``,
+generalized least squares with a common intra-block correlation, for every feature (row) at once.
+
+limma whitens each feature by the Cholesky factor of its covariance matrix
+``V = diag(1/sqrt(w)) C diag(1/sqrt(w))`` on the observed samples (``C`` = 1 on the diagonal,
+``correlation`` within a block, 0 between blocks) and calls ``lm.fit`` on the whitened data:
+coefficients, ``stdev.unscaled`` from the whitened design's R, ``sigma`` from its residuals, df =
+observed samples - rank.  Those are invariant to the choice of whitening matrix ``T`` with
+``T'T = V^-1``.  Complete rows without weights (or with one weight per sample) share R's Cholesky
+transform and one QR.  For rows with their own weights or missing values, the symmetric whitening is
+used instead of the Cholesky factor, because it is explicit block by block: on the ``k`` observed
+samples of a block, with ``u = sqrt(w) y``,
+``T u = (u - g_k mean(u)) / sqrt(1 - rho)``, ``g_k = 1 - sqrt((1 - rho) / (1 + (k - 1) rho))``,
+so every row is whitened with array operations whatever its missingness pattern, and the per-row
+least-squares fits run as one batched Gram-Schmidt QR with lm.fit's rank rule
+(:func:`stacklm.statmod.mixedmodel.batched_qr`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import solve_triangular
+
+from stacklm.limma.lmfit import _one_blas_thread
+from stacklm.limma.marraylm import LinearModelFit
+from stacklm.limma.qrrank import aliased_columns, estimable_columns
+from stacklm.statmod.mixedmodel import batched_qr
+
+#: working arrays of the per-row path hold about this many rows x samples x coefficients values
+BLOCK_VALUES = 1 << 20
+
+
+def _block_indicators(block, n: int):
+    values = np.asarray(block).ravel()
+    if values.size != n:
+        raise ValueError("Length of block does not match number of arrays")
+    if pd.isna(pd.Series(values)).any():
+        raise ValueError("block contains missing values")
+    codes, levels = pd.factorize(pd.Series(values), sort=False)  # R: unique(block) order
+    codes = np.asarray(codes, dtype=np.int64)
+    return (codes[:, None] == np.arange(len(levels))[None, :]).astype(np.float64)
+
+
+def block_correlation_matrix(block, correlation: float) -> np.ndarray:
+    """limma's ``cormatrix``: ``Z %*% (correlation * t(Z))`` with a unit diagonal."""
+    Z = _block_indicators(block, len(np.asarray(block).ravel()))
+    C = Z @ (correlation * Z.T)
+    np.fill_diagonal(C, 1.0)
+    return C
+
+
+def _whiten_rows(U: np.ndarray, obs: np.ndarray, Z: np.ndarray, rho: float) -> np.ndarray:
+    """The symmetric whitening of each row's observed samples (m x n, or m x n x p for designs):
+    ``(u - g_k * block mean of u) / sqrt(1 - rho)`` within each block (k observed samples)."""
+    k = obs.astype(np.float64) @ Z  # m x B observed per block
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = 1.0 - np.sqrt((1.0 - rho) / (1.0 + (k - 1.0) * rho))
+        scale = np.where(k > 0, g / np.where(k > 0, k, 1.0), 0.0)
+    if U.ndim == 2:
+        shift = ((U @ Z) * scale) @ Z.T
+        out = (U - shift) / np.sqrt(1.0 - rho)
+        return np.where(obs, out, 0.0)
+    sums = np.matmul(Z.T, U)  # m x B x p block sums
+    shift = np.matmul(Z, sums * scale[:, :, None])
+    out = (U - shift) / np.sqrt(1.0 - rho)
+    return np.where(obs[:, :, None], out, 0.0)
+
+
+def _fit_shared(Ystar: np.ndarray, Xstar: np.ndarray):
+    """lm.fit of many whitened responses on one whitened full-rank design."""
+    n, p = Xstar.shape
+    Q, R = np.linalg.qr(Xstar)
+    effects = Ystar @ Q
+    coef = solve_triangular(R, effects.T, check_finite=False).T
+    resid = Ystar - effects @ Q.T
+    df = n - p
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma = np.sqrt(np.einsum("ij,ij->i", resid, resid) / df) if df > 0 else None
+    if sigma is None:
+        sigma = np.full(Ystar.shape[0], np.nan)
+    rinv = solve_triangular(R, np.eye(p))
+    return coef, np.sqrt(np.sum(rinv**2, axis=1)), sigma, df, rinv @ rinv.T
+
+
+def _fit_rows(Y: np.ndarray, obs: np.ndarray, sw: np.ndarray, X: np.ndarray, Z, rho: float):
+    """Rows with their own weights / missing values: whiten, then batched lm.fit."""
+    m, n = Y.shape
+    p = X.shape[1]
+    n_obs = obs.sum(axis=1)
+    ystar = _whiten_rows(np.where(obs, sw * np.where(obs, Y, 0.0), 0.0), obs, Z, rho)
+    A = np.where(obs[:, :, None], sw[:, :, None] * X[None, :, :], 0.0)
+    xzero = ~np.any(obs[:, :, None] & (X[None, :, :] != 0), axis=(1, 2))
+    Xstar = _whiten_rows(A, obs, Z, rho)
+    Q, R, keep = batched_qr(Xstar, n_obs=n_obs)
+    qty = np.einsum("mnp,mn->mp", Q, ystar)
+    coef = np.empty((m, p))
+    for j in range(p - 1, -1, -1):
+        s = qty[:, j] - np.einsum("mk,mk->m", R[:, j, j + 1 :], coef[:, j + 1 :])
+        coef[:, j] = s / R[:, j, j]
+    resid = ystar - np.einsum("mnp,mp->mn", Q, qty)
+    rinv = np.zeros((m, p, p))  # R^-1, column by column of the identity
+    for j in range(p - 1, -1, -1):
+        rinv[:, j, j] = 1.0 / R[:, j, j]
+        for i in range(j - 1, -1, -1):
+            s = np.einsum("mk,mk->m", R[:, i, i + 1 : j + 1], rinv[:, i + 1 : j + 1, j])
+            rinv[:, i, j] = -s / R[:, i, i]
+    stdev = np.sqrt(np.sum(rinv**2, axis=2))
+    rank = keep.sum(axis=1)
+    df = (n_obs - rank).astype(np.float64)
+    rss = np.einsum("ij,ij->i", resid, resid)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma = np.where(df > 0, np.sqrt(rss / np.where(df > 0, df, 1.0)), np.nan)
+    coef[~keep] = np.nan
+    stdev[~keep] = np.nan
+    # limma: a design that is all zero on the observed samples gives df = n, sigma = sqrt(mean(y*^2))
+    if xzero.any():
+        yy = np.einsum("ij,ij->i", ystar, ystar)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sigma = np.where(xzero, np.sqrt(yy / np.maximum(n_obs, 1)), sigma)
+        df = np.where(xzero, n_obs, df)
+        coef[xzero] = np.nan
+        stdev[xzero] = np.nan
+    none = n_obs == 0
+    coef[none], stdev[none], sigma[none], df[none] = np.nan, np.nan, np.nan, 0.0
+    return coef, stdev, sigma, df
+
+
+@_one_blas_thread
+def gls_series(
+    Y,
+    design,
+    block,
+    correlation: float | None = None,
+    weights=None,
+    coef_names: Sequence[str] | None = None,
+    feature_ids: Sequence | None = None,
+) -> LinearModelFit:
+    """``lmFit(Y, design, block = block, correlation = correlation, weights = weights)`` (limma's
+    ``gls.series``) for every row of ``Y`` (features x samples; NaN or +-Inf = missing).
+
+    ``correlation`` is the intra-block correlation (usually ``duplicate_correlation(...).consensus``;
+    ``None`` estimates it so, as limma does).  ``weights`` are a matrix like ``Y`` (e.g. voom's) or
+    one weight per sample (array weights); as in limma, NA weights count as 0 and values with a weight
+    below 1e-15 are missing.  Each feature is fitted on its observed samples (coefficients that are not
+    estimable there are NaN).  Returns the :class:`~stacklm.LinearModelFit` of ``lm_fit`` (Amean is the
+    mean of the observed values, including those whose weight is 0, as limma's); ``cov_coefficients``
+    is limma's ``(X' C^-1 X)^-1`` of the full design (with the array weights when limma takes its fast
+    path: array weights and no missing value); ``extra`` holds ``block`` and ``correlation``.
+    """
+    if isinstance(Y, pd.DataFrame):
+        if feature_ids is None:
+            feature_ids = Y.index.to_numpy()
+        Y = Y.to_numpy(dtype=np.float64)
+    M = np.array(Y, dtype=np.float64)
+    if M.ndim == 1:
+        M = M[None, :]
+    if isinstance(design, pd.DataFrame):
+        if coef_names is None:
+            coef_names = [str(c) for c in design.columns]
+        design = design.to_numpy(dtype=np.float64)
+    X = np.asarray(design, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    G, n = M.shape
+    if X.shape[0] != n:
+        raise ValueError("Number of rows of design matrix does not match number of arrays")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("design matrix contains missing or infinite values")
+    p = X.shape[1]
+    coef_names = [f"x{j + 1}" for j in range(p)] if coef_names is None else list(coef_names)
+    feature_ids = np.arange(G) if feature_ids is None else np.asarray(feature_ids)
+    keep = estimable_columns(X)
+    if not keep.all():
+        alias = aliased_columns(X, coef_names)
+        detail = "; ".join(f"{k} = combination of [{', '.join(v)}]" for k, v in alias.items())
+        raise ValueError(f"design matrix is not of full column rank: {detail}")
+
+    if correlation is None:
+        from stacklm.limma.dupcor import duplicate_correlation
+
+        correlation = duplicate_correlation(M, X, block, weights=weights).consensus
+    rho = float(correlation)
+    if abs(rho) >= 1:
+        raise ValueError("correlation is 1 or -1, so the model is degenerate")
+    Z = _block_indicators(block, n)
+    max_block = Z.sum(axis=0).max()
+    if 1.0 + (max_block - 1.0) * rho <= 0:
+        raise ValueError(
+            f"correlation {rho} makes the block correlation matrix singular or not positive "
+            f"definite (blocks of {int(max_block)} samples need correlation > {-1 / (max_block - 1):.6g})"
+        )
+
+    # Amean as lmFit: rowMeans of the data as given, NA removed
+    nan = np.isnan(M)
+    n_val = (~nan).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        amean = np.where(nan, 0.0, M).sum(axis=1) / n_val
+    amean[n_val == 0] = np.nan
+
+    array_w = None
+    W = None
+    if weights is not None:
+        w = np.array(weights, dtype=np.float64)
+        w[np.isnan(w)] = 0.0
+        if w.shape == (G, n):  # asMatrixWeights: a full matrix first, then array weights
+            W = w
+        elif w.ndim == 1 and w.size == n or w.ndim == 2 and w.shape == (1, n):
+            array_w = w.reshape(n)
+            W = np.broadcast_to(array_w, (G, n))
+        else:
+            raise ValueError(f"weights of shape {w.shape} do not match the matrix {M.shape}")
+        small = W < 1e-15
+        M[small] = np.nan
+        if array_w is not None:
+            array_w = np.where(array_w < 1e-15, np.nan, array_w)
+    obs = np.isfinite(M)
+    complete = obs.all(axis=1)
+    fast_global = bool(complete.all()) and (W is None or array_w is not None)
+
+    C = Z @ (rho * Z.T)
+    np.fill_diagonal(C, 1.0)
+    coef = np.full((G, p), np.nan)
+    stdev = np.full((G, p), np.nan)
+    sigma = np.full(G, np.nan)
+    df = np.zeros(G)
+
+    # complete rows without weights, or with array weights: R's Cholesky transform, one QR
+    shared = complete & (W is None or array_w is not None and np.all(np.isfinite(array_w)))
+    cov_shared = None
+    if shared.any():
+        V = C
+        if array_w is not None:
+            wrs = 1.0 / np.sqrt(array_w)
+            V = wrs[:, None] * C * wrs[None, :]
+        L = np.linalg.cholesky(V)  # R's chol(V) is L'
+        Xstar = solve_triangular(L, X, lower=True)
+        rows = np.flatnonzero(shared)
+        step = max(1, BLOCK_VALUES // max(n, 1))
+        for s0 in range(0, rows.size, step):
+            r = rows[s0 : s0 + step]
+            Ystar = solve_triangular(L, M[r].T, lower=True, check_finite=False).T
+            c, s_row, sg, d, cov_shared = _fit_shared(Ystar, Xstar)
+            coef[r], stdev[r], sigma[r], df[r] = c, s_row, sg, d
+
+    rest = np.flatnonzero(~shared)
+    step = max(1, BLOCK_VALUES // max(n * p, 1))
+    for s0 in range(0, rest.size, step):
+        r = rest[s0 : s0 + step]
+        o = obs[r]
+        sw = np.ones((r.size, n)) if W is None else np.sqrt(np.where(o, W[r], 1.0))
+        c, s_row, sg, d = _fit_rows(M[r], o, sw, X, Z, rho)
+        coef[r], stdev[r], sigma[r], df[r] = c, s_row, sg, d
+
+    if fast_global and array_w is not None:
+        cov = cov_shared
+    else:
+        L = np.linalg.cholesky(C)
+        Rx = np.linalg.qr(solve_triangular(L, X, lower=True), mode="r")
+        rinv = solve_triangular(Rx, np.eye(p))
+        cov = rinv @ rinv.T  # chol2inv
+    return LinearModelFit(
+        coefficients=coef,
+        stdev_unscaled=stdev,
+        sigma=sigma,
+        df_residual=df,
+        amean=amean,
+        cov_coefficients=cov,
+        coef_names=coef_names,
+        feature_ids=feature_ids,
+        design=X,
+        design_names=list(coef_names),
+        extra={"block": np.asarray(block).ravel().tolist(), "correlation": rho},
+    )
