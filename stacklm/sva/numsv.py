@@ -1,4 +1,6 @@
-"""sva's ``num.sv`` (methods ``be`` with permutations and ``leek``)."""
+"""sva's ``num.sv`` (methods ``be`` with permutations and ``leek``; for ``leek`` also its count
+matrix and decision rule, :func:`leek_counts` and :func:`leek_decision`, so that the
+deterministic counts can be compared with R's)."""
 
 from __future__ import annotations
 
@@ -56,24 +58,15 @@ def _r_colon(a: int, b: int) -> np.ndarray:
     return np.arange(a, b + 1) if a <= b else np.arange(a, b - 1, -1)
 
 
-def _num_sv_leek(Y: np.ndarray, mod: np.ndarray) -> int:
-    """``num.sv(method = "leek")`` with the zero-threshold row made deterministic.
+#: R's thresholds for ``num.sv(method = "leek")``: ``a = seq(0, 2, length = 100)``
+LEEK_A = seq(0.0, 2.0, 100)
 
-    R computes the eigenvalues of ``wm = R'R / m - P * sigbar`` (``R = dats P``, ``P`` the
-    residual projection) and counts, for thresholds ``a * m^(-1/3) * n``, ``a`` in
-    ``seq(0, 2, length = 100)``, how many exceed each threshold. ``wm`` has ``rank(mod)``
-    eigenvalues that are exactly zero in exact arithmetic (its null space is the span of
-    ``mod``); in floating point their signs are rounding noise, so R's counts at ``a = 0`` are
-    ``(n - p) + #{noise > 0}`` and their variance over the 10 sample sizes, ``ss[1]`` -- which
-    sets R's ``bumpstart``, ``start`` and ``finish`` -- changes with the BLAS, the thread
-    count and the formula. Here the ``n - p`` eigenvalues are computed on the complement of
-    ``mod`` (exactly ``eig(Qc' dats'dats Qc) / m - sigbar``), the structural zeros are
-    excluded from the counts, and ``ss[1]`` is the variance of these exact counts plus
-    ``p / 4``, the expected variance of R's noise term (a sum of ``p`` fair coin flips).
-    """
+
+def _leek_rhat(Y: np.ndarray, mod: np.ndarray) -> np.ndarray:
+    """The (100, 10) count matrix of ``num.sv(method = "leek")`` on prepared inputs (complete
+    rows, after ``vfilter``); row ``a = 0`` without the ``rank(mod)`` structural zeros."""
     G, n = Y.shape
     p = mod.shape[1]
-    a = seq(0.0, 2.0, 100)
     chunk = G // 10
     if chunk < 1:
         raise ValueError("num_sv(method='leek') needs at least 10 features")
@@ -88,11 +81,27 @@ def _num_sv_leek(Y: np.ndarray, mod: np.ndarray) -> int:
         sigbar = np.linalg.eigvalsh(gram)[0] / m
         restricted = complement.T @ gram @ complement
         values = np.linalg.eigvalsh((restricted + restricted.T) / 2) / m - sigbar
-        thresholds = a * float(m) ** (-1.0 / 3.0) * n
+        thresholds = LEEK_A * float(m) ** (-1.0 / 3.0) * n
         # number of eigenvalues ranked before each threshold in R's (stable) decreasing order
         rhat[:, j - 1] = np.sum(values[None, :] > thresholds[:, None], axis=1)
+    return rhat
+
+
+def leek_decision(rhat, zero_row_variance: float | None = None) -> int:
+    """R's decision rule of ``num.sv(method = "leek")`` on its count matrix ``rhat``.
+
+    ``ss = rowVars(rhat)``; ``bumpstart`` = first threshold with ``ss > 2 ss[1]``; ``start`` =
+    first one after it with ``ss < ss[1] / 2``; ``finish`` = first one after ``start`` with
+    ``ss > ss[1]`` (100 if none); the answer is the mode (smallest on ties, as ``table`` +
+    ``which.max``) of the last column ``rhat[start:finish, 10]``. ``zero_row_variance``
+    replaces ``ss[1]`` (``None``: R's own, the variance of the first row).
+    """
+    rhat = np.asarray(rhat, dtype=np.float64)
+    if rhat.shape != (100, 10):
+        raise ValueError(f"rhat must be 100 x 10, got {rhat.shape}")
     ss = np.var(rhat, axis=1, ddof=1)
-    ss[0] += p / 4.0
+    if zero_row_variance is not None:
+        ss[0] = zero_row_variance
 
     def which_max(mask) -> int:  # R's which.max on a logical vector (NA ignored), 1-based
         mask = np.asarray(mask, dtype=float)
@@ -114,6 +123,47 @@ def _num_sv_leek(Y: np.ndarray, mod: np.ndarray) -> int:
     values = rhat[_r_colon(start, finish) - 1, 9]
     uniq, counts = np.unique(values, return_counts=True)
     return int(uniq[np.argmax(counts)])
+
+
+def leek_counts(Y, mod, vfilter: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The thresholds ``a`` (100) and the count matrix ``rhat`` (100 x 10) behind
+    ``num_sv(Y, mod, method="leek")`` (same inputs: complete features, ``vfilter``).
+
+    ``rhat[i, j]`` is R's count: the number of eigenvalues of ``wm`` (on the first
+    ``(j + 1) * floor(G / 10)`` features) above the threshold ``a[i] * m^(-1/3) * n``. Rows
+    ``a > 0`` are R's counts (they differ only if an eigenvalue lies within rounding of a
+    threshold; tests/data/bladder: identical). Row ``a = 0`` counts the ``n - rank(mod)`` eigenvalues
+    on the complement of ``mod`` only; R's adds the ``rank(mod)`` eigenvalues that are zero in
+    exact arithmetic whose rounding error happens to be positive (see :func:`num_sv`).
+    """
+    Y, mod = _prepare(Y, mod, vfilter)
+    return LEEK_A.copy(), _leek_rhat(Y, mod)
+
+
+def _num_sv_leek(Y: np.ndarray, mod: np.ndarray) -> int:
+    """``num.sv(method = "leek")`` with the zero-threshold row made deterministic: R's rule
+    (:func:`leek_decision`) with ``ss[1]`` = the variance of the exact row ``a = 0`` plus
+    ``p / 4``, the expected variance of R's noise term (a sum of ``p`` fair coin flips)."""
+    rhat = _leek_rhat(Y, mod)
+    p = mod.shape[1]
+    return leek_decision(rhat, float(np.var(rhat[0], ddof=1)) + p / 4.0)
+
+
+def _prepare(Y, mod, vfilter: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """num.sv's inputs: complete features only, then R's ``vfilter``."""
+    Y = _as_expression(Y)
+    n = Y.shape[1]
+    mod = _as_design(mod, n, "mod")
+    Y, _ = _complete_subset(Y, n, "num_sv")
+    if vfilter is not None:
+        if vfilter < 100 or vfilter > Y.shape[0]:
+            raise ValueError(
+                f"The number of genes used in the analysis must be between 100 and {Y.shape[0]}"
+            )
+        variances = np.var(Y, axis=1, ddof=1)
+        ranks = pd.Series(-variances).rank(method="average").to_numpy()
+        Y = Y[ranks < vfilter]
+    return Y, mod
 
 
 def num_sv(
@@ -140,22 +190,29 @@ def num_sv(
 
     Differences from R: singular values come from the eigenvalues of the n x n Gram matrix
     of the residuals; the tested components ``ndf = min(G, n) - rank(mod)`` (R uses
-    ``ceiling(trace(H))``, equal up to rounding). For ``"leek"``, R's statistic at the zero
-    threshold is decided by the signs of rounding errors (see :func:`_num_sv_leek`); it is
-    replaced by its expectation, which makes the count deterministic (bladderbatch: 2, as R).
+    ``ceiling(trace(H))``, equal up to rounding).
+
+    ``"leek"``: R computes the eigenvalues of ``wm = R'R / m - P * sigbar`` (``R = dats P``,
+    ``P`` the residual projection, ``dats`` the first ``m = j * floor(G / 10)`` features,
+    ``j = 1..10``) and counts, for thresholds ``a * m^(-1/3) * n``, ``a`` in
+    ``seq(0, 2, length = 100)``, how many exceed each threshold (:func:`leek_counts`).
+    ``wm`` has ``p = rank(mod)`` eigenvalues that are exactly zero in exact arithmetic (its
+    null space is the span of ``mod``); in floating point they are rounding noise of either
+    sign, so R's counts at ``a = 0`` are ``(n - p) + #{noise > 0}``. Their variance over the
+    10 sample sizes, ``ss[1]``, sets R's ``bumpstart``, ``start`` and ``finish``
+    (:func:`leek_decision`), hence the answer, which therefore changes with the BLAS /
+    LAPACK build, the thread count and the formula, not with the data. Here the ``n - p``
+    eigenvalues are computed on the complement of ``mod`` (exactly
+    ``eig(Qc' dats'dats Qc) / m - sigbar``), the structural zeros are left out of the
+    counts, and ``ss[1]`` is the variance of these exact counts plus ``p / 4``, the expected
+    variance of R's noise term (a sum of ``p`` fair coin flips). The counts at ``a > 0`` are
+    R's; the answer is deterministic. bladderbatch (22,283 probes): 2, as R. Its 1,000-probe
+    subset in tests/data/bladder: 0, where R's row ``a = 0`` (55 or 56 for ``n - p = 54``,
+    variance 0.23) gives ``start``..``finish`` = rows 5..6 (counts 5 and 4) and R's answer 4;
+    ours has ``ss[1]`` = 0.75, rows 4..100, mode 0. R's rule on R's counts gives R's 4.
     """
-    Y = _as_expression(Y)
+    Y, mod = _prepare(Y, mod, vfilter)
     n = Y.shape[1]
-    mod = _as_design(mod, n, "mod")
-    Y, _ = _complete_subset(Y, n, "num_sv")
-    if vfilter is not None:
-        if vfilter < 100 or vfilter > Y.shape[0]:
-            raise ValueError(
-                f"The number of genes used in the analysis must be between 100 and {Y.shape[0]}"
-            )
-        variances = np.var(Y, axis=1, ddof=1)
-        ranks = pd.Series(-variances).rank(method="average").to_numpy()
-        Y = Y[ranks < vfilter]
     if method == "leek":
         return _num_sv_leek(Y, mod)
     if method != "be":

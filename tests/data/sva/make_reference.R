@@ -1,9 +1,8 @@
 # R reference for stacklm.sva.sv_associations (R 4.2.2, Debian).
-# Run from this folder:  REFDATA=/path/to/shared/data Rscript make_reference.R
-# For every surrogate variable of ref/bladder_sva/sv.tsv (R's sva, 9 SVs) and every covariate,
-# drop the samples where the covariate is NA, fit lm(sv ~ covariate) and report
-# summary()$r.squared and anova()'s F-test p-value.
-root <- Sys.getenv("REFDATA", "../../../../shared/data")
+# Run from this folder:  Rscript make_reference.R
+# For every surrogate variable of ../bladder/sva/sv.tsv (R's sva 3.46.0 on the committed 1,000-probe
+# bladderbatch subset, 6 SVs) and every covariate, drop the samples where the covariate is NA, fit
+# lm(sv ~ covariate) and report summary()$r.squared and anova()'s F-test p-value.
 fmt <- function(x) { if (is.numeric(x)) { o <- sprintf("%.17g", x); o[is.na(x)] <- "NA"; o } else as.character(x) }
 write_tsv <- function(df, path) {
   con <- file(path, "w")
@@ -11,8 +10,8 @@ write_tsv <- function(df, path) {
   writeLines(paste(names(df), collapse = "\t"), con)
   writeLines(do.call(paste, c(unname(lapply(df, fmt)), sep = "\t")), con)
 }
-sv <- read.delim(file.path(root, "ref/bladder_sva/sv.tsv"), row.names = 1, check.names = FALSE)
-pheno <- read.delim(file.path(root, "bladderbatch/samples.tsv"), stringsAsFactors = FALSE)
+sv <- read.delim("../bladder/sva/sv.tsv", row.names = 1, check.names = FALSE)
+pheno <- read.delim("../bladder/samples.tsv", stringsAsFactors = FALSE)
 stopifnot(identical(pheno$sample_id, rownames(sv)))
 covariates <- list(
   outcome = pheno$outcome,                       # character -> one-way ANOVA
