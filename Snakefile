@@ -64,6 +64,10 @@ if workflow.is_main_process:
 
     onerror:
         clear_run_owner()
+        # each failed step's cause in one line, with its log, as the last lines on the console
+        from stacklm.workflow.failures import report_failures_at_exit
+
+        report_failures_at_exit(log)
 
 
 ANALYSES = list(config["analyses"])

@@ -13,13 +13,18 @@ import traceback
 
 from threadpoolctl import threadpool_limits
 
+from stacklm.workflow.failures import ERROR_PREFIX
+
 #: errors caused by the input or the config: shown as one line, traceback only in the log
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
 
 
 @contextlib.contextmanager
 def workflow_step(name: str, log_path: str | None, threads: int = 1):
-    """Run one step: log to ``log_path`` and stderr, limit BLAS threads, turn user errors into one line."""
+    """Run one step: log to ``log_path`` and stderr, limit BLAS threads, and end a failed step's log with its cause in one line (``stacklm error in step NAME:
+    ...``, :data:`stacklm.workflow.failures.ERROR_PREFIX`), which the Snakefile's ``onerror`` shows
+    last.  User errors (bad input or config) exit with that line; other errors are re-raised after
+    it (their traceback is in the log either way)."""
     logger = logging.getLogger("stacklm")
     logger.setLevel(logging.INFO)
     logger.handlers.clear()
@@ -33,17 +38,30 @@ def workflow_step(name: str, log_path: str | None, threads: int = 1):
     logging.captureWarnings(True)
     warn_logger = logging.getLogger("py.warnings")
     warn_logger.handlers = list(handlers)
+
+    def cause(line: str) -> None:
+        # the last line of the log, without timestamp: the fixed prefix is what onerror looks for
+        for h in handlers[1:]:
+            h.stream.write(traceback.format_exc())
+            h.stream.write(line + "\n")
+            h.flush()
+        print(f"\n{line}\n", file=sys.stderr, flush=True)
+
     start = time.perf_counter()
     try:
         with threadpool_limits(limits=max(int(threads), 1)):
             yield logger
     except USER_ERRORS as err:
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        for h in handlers[1:]:
-            h.stream.write(traceback.format_exc())
-        logger.error(message)
-        print(f"\nstacklm error in step {name}: {message}\n", file=sys.stderr)
+        cause(f"{ERROR_PREFIX}{name}: {' '.join(message.split())}")
         sys.exit(1)
+    except Exception as err:
+        detail = " ".join(str(err).split())
+        cause(
+            f"{ERROR_PREFIX}{name}: unexpected {type(err).__name__}: {detail} (not a problem of "
+            "the input that stacklm checks for; the traceback is in the log)"
+        )
+        raise
     logger.info("done in %.1f s, peak memory %.0f MiB", time.perf_counter() - start, peak_rss_mib())
 
 

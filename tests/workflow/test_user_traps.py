@@ -1,6 +1,8 @@
 """Traps a new user hits with the workflow (issue 14): each test reproduces one.
 
 * item 3: results follow the umask (files 0644 / folders 0755 under umask 022, 0664 / 0775 under 002)
+* item 7: ``stacklm run`` finds the workflow (and its profiles) in an installed package
+* item 8: a failed step's cause, in one line with its log, is the last thing on the console
 """
 
 from __future__ import annotations
@@ -114,3 +116,115 @@ def test_run_finds_the_workflow_profiles_from_any_folder(tmp_path, monkeypatch):
     args.profile = ["myclusterprofile"]
     argv = snakemake_arguments(args, REPO / "Snakefile")
     assert argv[argv.index("--profile") + 1] == "myclusterprofile"
+
+
+# --------------------------------------------------------------------------------------------
+# item 8: the cause of a failed step last
+def _inputs_with_traps(tmp_path):
+    import sys as _sys
+
+    _sys.path.insert(0, str(REPO / "tests" / "workflow"))
+    from test_errors import _config, _make_inputs
+
+    sheet, _ = _make_inputs(tmp_path)
+    sheet.loc[3, "age"] = None  # a missing formula value: a warning at the config check
+    sheet.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
+    lines = (tmp_path / "expr.tsv").read_text().splitlines()
+    fields = lines[5].split("\t")
+    fields[3] = "high"  # a cell that is not a number: the normalize step fails
+    lines[5] = "\t".join(fields)
+    (tmp_path / "expr.tsv").write_text("\n".join(lines) + "\n")
+    return write_config(tmp_path / "c.yaml", _config(tmp_path))
+
+
+def test_failed_step_shows_its_cause_last(tmp_path):
+    from workflow_helpers import snakemake
+
+    out = snakemake(tmp_path, _inputs_with_traps(tmp_path))
+    assert out.returncode != 0
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    last = lines[-1]
+    assert last.startswith("stacklm error in step normalize: "), lines[-6:]
+    for part in (
+        "expr.tsv: line 6 (data row 5), column 4 ('S02'): value 'high' is not a number",
+        "(feature 'F004')",
+        "missing values written as NA",  # the fix
+    ):
+        assert part in last, last
+    assert last.endswith(f"[log: {tmp_path / 'logs' / 'normalize.log'}]"), last
+    assert lines[-2] == "stacklm: 1 step failed; the cause:"
+    # the step's log ends with the same cause (after the traceback, for a bug report)
+    log = (tmp_path / "logs" / "normalize.log").read_text().splitlines()
+    assert last.startswith(log[-1])
+
+
+SNAKEMAKE_LOG = """\
+Building DAG of jobs...
+[Tue Dec  1 07:54:31 2026]
+Error in rule fit_chunk:
+    message: None
+    jobid: 7
+    input: results/normalized/matrix
+    output: results/a/chunks/fit_1.npz
+    log: logs/a/fit_chunk_1.log (check log file(s) for error details)
+    wildcards: analysis=a, chunk=1
+Logfile logs/a/fit_chunk_1.log:
+================================================================================
+stacklm error in step fit_chunk: an old message shown by show-failed-logs
+================================================================================
+Error in rule plots:
+    jobid: 9
+    log: logs/a/plots.log (check log file(s) for error details)
+    wildcards: analysis=a
+Error in rule all_done:
+    jobid: 11
+Shutting down, this might take some time.
+"""
+
+
+def test_failure_lines_name_step_wildcards_cause_and_log(tmp_path):
+    from stacklm.workflow.failures import failure_lines
+
+    (tmp_path / "logs" / "a").mkdir(parents=True)
+    (tmp_path / "logs" / "a" / "fit_chunk_1.log").write_text(
+        "08:00:00 INFO [fit_chunk] fitting rows 100-200\n"
+        "stacklm error in step fit_chunk: an earlier line\n"
+        "Traceback (most recent call last):\n  File x, line 1\nValueError: boom\n"
+        "stacklm error in step fit_chunk: design has 3 rows but the matrix has 4 sample columns\n"
+    )
+    (tmp_path / "logs" / "a" / "plots.log").write_text(
+        "08:00:00 INFO [plots] start\nTraceback (most recent call last):\n"
+        '  File "plots.py", line 3, in <module>\n    draw()\nMemoryError: cannot allocate 8 GiB\n'
+    )
+    log = tmp_path / "snakemake.log"
+    log.write_text(SNAKEMAKE_LOG)
+    lines = failure_lines([str(log)], tmp_path)
+    assert lines == [
+        "stacklm error in step fit_chunk (analysis=a, chunk=1): design has 3 rows but the matrix "
+        f"has 4 sample columns  [log: {tmp_path / 'logs' / 'a' / 'fit_chunk_1.log'}]",
+        "stacklm error in step plots (analysis=a): MemoryError: cannot allocate 8 GiB  "
+        f"[log: {tmp_path / 'logs' / 'a' / 'plots.log'}]",
+        "stacklm error in step all_done failed without stating a cause  [no log of its own: see "
+        "Snakemake's messages above]",
+    ]
+    assert failure_lines(tmp_path / "absent.log", tmp_path) == []
+
+
+def test_workflow_step_ends_the_log_with_the_cause(tmp_path):
+    from stacklm.workflow.steps import workflow_step
+
+    log = tmp_path / "step.log"
+    with pytest.raises(SystemExit), workflow_step("design", str(log)):
+        raise ValueError("formula '~ x' uses 'x', not a column of the sample sheet")
+    text = log.read_text().splitlines()
+    assert text[-1] == (
+        "stacklm error in step design: formula '~ x' uses 'x', not a column of the sample sheet"
+    )
+    # an unexpected error also ends the log with one line, and keeps its traceback
+    with pytest.raises(ZeroDivisionError), workflow_step("fit_chunk", str(log)):
+        1 / 0  # noqa: B018
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text
+    assert text.splitlines()[-1].startswith(
+        "stacklm error in step fit_chunk: unexpected ZeroDivisionError: division by zero"
+    )
