@@ -40,9 +40,11 @@ if not workflow.overwrite_configfiles:
                 config[key] = str(REPO / value)
 
 from stacklm.workflow.checks import ConfigCheckError, check_config  # noqa: E402
+from stacklm.workflow.steps import one_line_warnings  # noqa: E402
 
 try:
-    SPECS = check_config(config)  # AnalysisSpec per analysis, built once
+    with one_line_warnings():  # "stacklm warning: ..." in one line, no Python source line
+        SPECS = check_config(config)  # AnalysisSpec per analysis, built once
 except ConfigCheckError as err:
     raise WorkflowError(str(err)) from None
 

@@ -1,6 +1,7 @@
 """Plumbing shared by the workflow's script entry points (no Snakemake import here): logging to the
-rule's log file, BLAS threads from the rule's ``threads``, user errors as one clear line, and the
-step's time and peak memory (the job process's high-water RSS) as its last log line."""
+rule's log file, BLAS threads from the rule's ``threads``, warnings and user errors as one clear
+line each, and the step's time and peak memory (the job process's high-water RSS) as its last log
+line."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import resource
 import sys
 import time
 import traceback
+import warnings
 
 from threadpoolctl import threadpool_limits
 
@@ -19,9 +21,39 @@ from stacklm.workflow.failures import ERROR_PREFIX
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
 
 
+def one_line_warning(message, category, filename=None, lineno=None, line=None) -> str:
+    """A warning as one line of text: its message (and its category unless it is a plain
+    UserWarning), without the file, line number and source line Python prints."""
+    text = " ".join(str(message).split())
+    return text if category is UserWarning else f"{category.__name__}: {text}"
+
+
+@contextlib.contextmanager
+def one_line_warnings(emit=None):
+    """Within the block, warnings are shown by ``emit(text)`` as one line (default: printed to
+    stderr as ``stacklm warning: ...``) instead of Python's ``file:line: Category: message`` and
+    source line.  The Snakefile's config check uses it; :func:`workflow_step` logs them instead."""
+    if emit is None:
+
+        def emit(text):
+            print(f"stacklm warning: {text}", file=sys.stderr, flush=True)
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        emit(one_line_warning(message, category))
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 @contextlib.contextmanager
 def workflow_step(name: str, log_path: str | None, threads: int = 1):
-    """Run one step: log to ``log_path`` and stderr, limit BLAS threads, and end a failed step's log with its cause in one line (``stacklm error in step NAME:
+    """Run one step: log to ``log_path`` and stderr, limit BLAS threads, show warnings as one log
+    line, and end a failed step's log with its cause in one line (``stacklm error in step NAME:
     ...``, :data:`stacklm.workflow.failures.ERROR_PREFIX`), which the Snakefile's ``onerror`` shows
     last.  User errors (bad input or config) exit with that line; other errors are re-raised after
     it (their traceback is in the log either way)."""
@@ -35,9 +67,6 @@ def workflow_step(name: str, log_path: str | None, threads: int = 1):
     for h in handlers:
         h.setFormatter(fmt)
         logger.addHandler(h)
-    logging.captureWarnings(True)
-    warn_logger = logging.getLogger("py.warnings")
-    warn_logger.handlers = list(handlers)
 
     def cause(line: str) -> None:
         # the last line of the log, without timestamp: the fixed prefix is what onerror looks for
@@ -49,7 +78,7 @@ def workflow_step(name: str, log_path: str | None, threads: int = 1):
 
     start = time.perf_counter()
     try:
-        with threadpool_limits(limits=max(int(threads), 1)):
+        with one_line_warnings(logger.warning), threadpool_limits(limits=max(int(threads), 1)):
             yield logger
     except USER_ERRORS as err:
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)

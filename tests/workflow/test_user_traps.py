@@ -3,6 +3,7 @@
 * item 3: results follow the umask (files 0644 / folders 0755 under umask 022, 0664 / 0775 under 002)
 * item 7: ``stacklm run`` finds the workflow (and its profiles) in an installed package
 * item 8: a failed step's cause, in one line with its log, is the last thing on the console
+* item 12: warnings are one line of text (no Python file:line and source line)
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def test_run_finds_the_workflow_profiles_from_any_folder(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------
-# item 8: the cause of a failed step last
+# items 8 and 12: the cause of a failed step last, warnings in one line
 def _inputs_with_traps(tmp_path):
     import sys as _sys
 
@@ -137,7 +138,7 @@ def _inputs_with_traps(tmp_path):
     return write_config(tmp_path / "c.yaml", _config(tmp_path))
 
 
-def test_failed_step_shows_its_cause_last(tmp_path):
+def test_failed_step_shows_its_cause_last_and_warnings_in_one_line(tmp_path):
     from workflow_helpers import snakemake
 
     out = snakemake(tmp_path, _inputs_with_traps(tmp_path))
@@ -156,6 +157,13 @@ def test_failed_step_shows_its_cause_last(tmp_path):
     # the step's log ends with the same cause (after the traceback, for a bug report)
     log = (tmp_path / "logs" / "normalize.log").read_text().splitlines()
     assert last.startswith(log[-1])
+    # item 12: the config check's warning is one line, without Python's file:line and source
+    assert (
+        "stacklm warning: dropping 1 sample(s) with a missing value in a formula variable: S03"
+        in out.stderr.splitlines()
+    )
+    assert "UserWarning" not in out.stderr
+    assert not [x for x in out.stderr.splitlines() if ".py:" in x and "Warning" in x]
 
 
 SNAKEMAKE_LOG = """\
@@ -210,16 +218,24 @@ def test_failure_lines_name_step_wildcards_cause_and_log(tmp_path):
     assert failure_lines(tmp_path / "absent.log", tmp_path) == []
 
 
-def test_workflow_step_ends_the_log_with_the_cause(tmp_path):
+def test_workflow_step_logs_warnings_in_one_line_and_the_cause_last(tmp_path, capsys):
+    import warnings
+
     from stacklm.workflow.steps import workflow_step
 
     log = tmp_path / "step.log"
     with pytest.raises(SystemExit), workflow_step("design", str(log)):
+        warnings.warn("column 'batch' has 3 integer values:\n  use levels", stacklevel=1)
+        warnings.warn("overflow in exp", RuntimeWarning, stacklevel=1)
         raise ValueError("formula '~ x' uses 'x', not a column of the sample sheet")
     text = log.read_text().splitlines()
+    assert text[0].endswith("WARNING [design] column 'batch' has 3 integer values: use levels")
+    assert text[1].endswith("WARNING [design] RuntimeWarning: overflow in exp")
     assert text[-1] == (
         "stacklm error in step design: formula '~ x' uses 'x', not a column of the sample sheet"
     )
+    err = capsys.readouterr().err
+    assert "UserWarning" not in err and "test_user_traps.py:" not in err
     # an unexpected error also ends the log with one line, and keeps its traceback
     with pytest.raises(ZeroDivisionError), workflow_step("fit_chunk", str(log)):
         1 / 0  # noqa: B018
