@@ -325,7 +325,8 @@ def test_qnorm_is_r_algorithm():
             7.0344869100478356,
         ]
     )
-    assert max_rel_diff(ours, r, atol=0.0) == 0.0
+    # measured 0 (bit-identical); held to EXACT so that no libm / SIMD kernel decides the test
+    assert max_rel_diff(ours, r, atol=0.0) <= EXACT
     assert np.array_equal(qnorm(np.array([0.0, 1.0, np.nan]))[:2], [-np.inf, np.inf])
 
 
