@@ -1,4 +1,4 @@
-"""The example on a real single-node SLURM cluster (../shared/tools/slurm-single-node.sh) with
+"""The example on a real single-node SLURM cluster (tools/slurm-single-node.sh) with
 ``--profile profiles/slurm``: every rule runs as its own SLURM job (checked with ``sacct``), each fit
 chunk in a job of its own, and the results equal a local run's.  Needs root (the script installs
 and starts slurm-wlm, munge, slurmdbd) and ``pip install '.[slurm]'``; where SLURM cannot be
@@ -21,7 +21,7 @@ from workflow_helpers import REPO, example_config, snakemake, write_config
 
 pytestmark = pytest.mark.slurm
 
-SLURM_SCRIPT = REPO.parent / "shared" / "tools" / "slurm-single-node.sh"
+SLURM_SCRIPT = REPO / "tools" / "slurm-single-node.sh"  # a copy of the project's shared tool
 ACCOUNT = os.environ.get("SLURM_SN_ACCOUNT", "snake")
 PARTITION = os.environ.get("SLURM_SN_PARTITION", "main")
 CHUNKS = 3
@@ -45,7 +45,7 @@ def _running_daemons() -> set[str]:
 def cluster():
     """Start the single-node cluster (unless it already runs); stop it afterwards if started here."""
     if not SLURM_SCRIPT.is_file():
-        pytest.fail(f"{SLURM_SCRIPT} is missing: the checkout needs ../shared beside it")
+        pytest.fail(f"{SLURM_SCRIPT} is missing from the checkout")
     if os.geteuid() != 0:
         pytest.fail("starting the single-node SLURM cluster needs root (it installs slurm-wlm)")
     try:
