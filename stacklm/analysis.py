@@ -26,10 +26,13 @@ from stacklm.design.formula import DesignError, design_matrix, parse_formula
 from stacklm.diagnostics.associations import covariate_table
 from stacklm.io.samplesheet import SampleSheetError, evaluate_subset
 from stacklm.limma.contrasts import contrasts_fit
+from stacklm.limma.decidetests import decide_tests, summary_decide_tests
 from stacklm.limma.ebayes import e_bayes
 from stacklm.limma.ftest import f_test_df1, moderated_f
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.marraylm import LinearModelFit
+from stacklm.limma.toptableextras import confint_columns, ordinary_t, top_table_order
+from stacklm.limma.treat import treat
 from stacklm.multiple_testing.inflation import genomic_inflation
 from stacklm.multiple_testing.padjust import p_adjust
 from stacklm.multiple_testing.qvalue import qvalue
@@ -160,6 +163,25 @@ def reporting_fit(fit: LinearModelFit, contrasts: Mapping[str, str] | None) -> L
     return contrasts_fit(fit, C.to_numpy(), names=names)
 
 
+def ordinary_fit(fit: LinearModelFit) -> LinearModelFit:
+    """The fit with ordinary least-squares statistics where ``e_bayes`` puts moderated ones
+    (``moderation.method: none``): t = coef / (stdev.unscaled * sigma) on df.residual, no prior
+    (df.prior 0, s2.post = sigma^2), no B-statistic; the F then uses the unmoderated variances."""
+    t, p = ordinary_t(fit)
+    g = fit.n_features
+    s2 = np.asarray(fit.sigma, dtype=np.float64) ** 2
+    return fit.replace(
+        t=t,
+        p_value=p,
+        lods=np.full_like(t, np.nan),
+        s2_prior=np.full(g, np.nan),
+        df_prior=0.0,
+        s2_post=s2,
+        df_total=np.asarray(fit.df_residual, dtype=np.float64),
+        var_prior=None,
+    )
+
+
 def moderate_and_test(
     fit: LinearModelFit,
     contrasts: Mapping[str, str] | None,
@@ -167,23 +189,56 @@ def moderate_and_test(
     moderation: Mapping | None = None,
     fdr_method: str = "BH",
     alpha: float = 0.05,
+    threshold_fc: float | None = None,
+    decide: Mapping | None = None,
+    confidence_level: float = 0.95,
 ):
     """Moderation, per-column tests, the analysis test, FDR and q-values over all features at once.
 
-    Returns ``(table, stats)``: the results table (the workflow's ``results.tsv.gz`` columns) and a
-    dict of summary numbers (priors, pi0, λGC, significant count).
+    ``moderation``: ``method`` (``"ebayes"``: limma's eBayes; ``"none"``: ordinary least-squares
+    statistics), ``trend``, ``robust``, ``legacy`` (True: the prior of limma <= 3.60 when residual
+    df differ; False: limma >= 3.62's fitFDistUnequalDF1).  Every reported column also gets its
+    ordinary t and p (``t_ordinary_<c>``, ``p_ordinary_<c>``), topTable's confidence interval at
+    ``confidence_level`` (``ci_low_<c>``, ``ci_high_<c>``) and decideTests' call at ``alpha``
+    (``decision_<c>``: -1, 0, 1; ``decide``: ``method`` separate / global / nestedF, ``lfc``).
+    ``threshold_fc``: limma's ``treat(fc=)`` per column (``t_treat_<c>``, ``p_treat_<c>``,
+    ``fdr_treat_<c>``); the analysis test and its F are not thresholded.
+
+    Returns ``(table, stats, fit)``: the results table (the workflow's results columns, input
+    order), a dict of summary numbers (priors, pi0, λGC, significant count, decisions) and the
+    moderated fit of the reported columns.
     """
     moderation = dict(moderation or {})
+    decide = dict(decide or {})
+    method = moderation.get("method", "ebayes")
+    legacy = True if moderation.get("legacy", False) else None
+    trend = bool(moderation.get("trend", False))
+    robust = bool(moderation.get("robust", False))
     design_columns = list(fit.coef_names)
     test = check_test(test, design_columns, contrasts)
     names = output_names(design_columns, contrasts)
     fit = reporting_fit(fit, contrasts)
-    eb = e_bayes(
-        fit,
-        trend=bool(moderation.get("trend", False)),
-        robust=bool(moderation.get("robust", False)),
-    )
+    if method == "none":
+        eb = ordinary_fit(fit)
+    else:
+        eb = e_bayes(fit, trend=trend, robust=robust, legacy=legacy)
     g = eb.n_features
+    t_ord, p_ord = ordinary_t(eb)
+    ci_low, ci_high = confint_columns(eb, confidence_level)
+    decide_method = decide.get("method", "separate")
+    decide_lfc = float(decide.get("lfc", 0.0))
+    # decideTests on the reported columns (the intercept is not a test)
+    decisions = decide_tests(
+        eb,
+        method=decide_method,
+        adjust_method=fdr_method,
+        p_value=alpha,
+        lfc=decide_lfc,
+        coefs=names,
+    )
+    treated = None
+    if threshold_fc is not None:
+        treated = treat(fit, fc=threshold_fc, trend=trend, robust=robust, legacy=legacy)
     cols: dict[str, np.ndarray] = {
         "feature_id": np.asarray(eb.feature_ids).astype(str),
         "average": eb.amean,
@@ -202,6 +257,15 @@ def moderate_and_test(
         cols[f"p_{name}"] = eb.p_value[:, j]
         cols[f"fdr_{name}"] = p_adjust(eb.p_value[:, j], fdr_method)
         cols[f"lods_{name}"] = eb.lods[:, j]
+        cols[f"t_ordinary_{name}"] = t_ord[:, j]
+        cols[f"p_ordinary_{name}"] = p_ord[:, j]
+        cols[f"ci_low_{name}"] = ci_low[:, j]
+        cols[f"ci_high_{name}"] = ci_high[:, j]
+        cols[f"decision_{name}"] = decisions[:, names.index(name)]
+        if treated is not None:
+            cols[f"t_treat_{name}"] = treated.t[:, j]
+            cols[f"p_treat_{name}"] = treated.p_value[:, j]
+            cols[f"fdr_treat_{name}"] = p_adjust(treated.p_value[:, j], fdr_method)
     if len(test) == 1:
         j = eb.coef_names.index(test[0])
         statistic, p_value = eb.t[:, j], eb.p_value[:, j]
@@ -221,9 +285,18 @@ def moderate_and_test(
     table = pd.DataFrame(cols)
     s2p = np.asarray(eb.s2_prior, dtype=float)
     d0 = np.asarray(eb.df_prior, dtype=float)
+    counts = summary_decide_tests(decisions, names)
+    statistic_name = "t" if len(test) == 1 else "F"
     stats = {
         "n_features": int(g),
-        "s2_prior": float(s2p) if s2p.ndim == 0 else float(np.nanmedian(s2p)),
+        "moderation": {
+            "method": method,
+            "trend": trend,
+            "robust": robust,
+            "legacy": bool(moderation.get("legacy", False)),
+            "limma": "3.54.1 (legacy prior)" if legacy else "3.63.2",
+        },
+        "s2_prior": float(s2p) if s2p.ndim == 0 else _median_or_nan(s2p),
         "s2_prior_per_feature": bool(s2p.ndim > 0),
         "df_prior": float(d0) if d0.ndim == 0 else float(np.nanmedian(d0)),
         "df_prior_per_feature": bool(d0.ndim > 0),
@@ -233,11 +306,45 @@ def moderate_and_test(
         "n_significant": int(np.sum(cols["fdr"] <= alpha)),
         "lambda_gc": float(genomic_inflation(p_value, df1=df1)),
         "test": list(test),
-        "test_statistic": "t" if len(test) == 1 else "F",
+        "test_statistic": statistic_name if method != "none" else f"ordinary {statistic_name}",
         "test_df1": int(df1),
         "n_tested": int(np.sum(np.isfinite(p_value))),
+        "confidence_level": float(confidence_level),
+        "decide": {
+            "method": decide_method,
+            "lfc": decide_lfc,
+            "p_value": float(alpha),
+            "adjust_method": fdr_method,
+            "counts": {n: {k: int(v) for k, v in counts[n].items()} for n in names},
+        },
+        "treat": None
+        if treated is None
+        else {
+            "fc": float(threshold_fc),
+            "lfc": float(treated.extra["treat_lfc"]),
+            "n_significant": {n: int(np.sum(cols[f"fdr_treat_{n}"] <= alpha)) for n in names},
+            "note": "per coefficient; the analysis test (statistic, p_value, fdr) is not thresholded",
+        },
     }
-    return table, stats
+    return table, stats, eb
+
+
+def _median_or_nan(values: np.ndarray) -> float:
+    """The median of the finite values (NaN when there is none: no prior with method none)."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
+def top_table(
+    table: pd.DataFrame, fit: LinearModelFit, test: Sequence[str], alpha: float, minimum: int = 100
+) -> pd.DataFrame:
+    """The results rows with ``fdr <= alpha`` (at least the best ``minimum``), in the order of limma's
+    ``topTable(fit, coef = test, sort.by = "P")`` (for several columns topTable orders by the F
+    p-value; ties keep input order, as R's ``order``)."""
+    order = top_table_order(fit, coef=list(test) if len(test) > 1 else test[0], sort_by="P")
+    order = order[np.isfinite(table["p_value"].to_numpy(dtype=float)[order])]
+    n = max(int(np.sum(table["fdr"].to_numpy(dtype=float) <= alpha)), min(minimum, order.size))
+    return table.iloc[order[:n]].reset_index(drop=True)
 
 
 SV_ASSOCIATION_COLUMNS = ["sv", "covariate", "kind", "r2", "p_value", "n"]
@@ -329,8 +436,16 @@ def run_analysis(
     if surrogate_variables is not None and surrogate_variables.shape[1]:
         design = design.join(surrogate_variables.loc[design.index])
     fit = lm_fit(matrix[design.index], design)
-    table, stats = moderate_and_test(
-        fit, contrasts, test, asdict(spec.moderation), fdr_method=fdr_method, alpha=alpha
+    table, stats, _ = moderate_and_test(
+        fit,
+        contrasts,
+        test,
+        asdict(spec.moderation),
+        fdr_method=fdr_method,
+        alpha=alpha,
+        threshold_fc=spec.threshold_fc,
+        decide=asdict(spec.decide),
+        confidence_level=spec.confidence_level,
     )
     stats.update(
         n_samples=int(len(design)),

@@ -6,7 +6,7 @@ and the sample sheet, written to ``base_design.json`` so that no later step pars
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from stacklm.workflow.config import validate_analysis
@@ -14,10 +14,21 @@ from stacklm.workflow.config import validate_analysis
 
 @dataclass(frozen=True)
 class Moderation:
-    """``analyses.<name>.moderation``: limma ``eBayes(trend=, robust=)``."""
+    """``analyses.<name>.moderation``: ``method`` (``ebayes`` or ``none``) and limma
+    ``eBayes(trend=, robust=, legacy=)``."""
 
+    method: str
     trend: bool
     robust: bool
+    legacy: bool
+
+
+@dataclass(frozen=True)
+class Decide:
+    """``analyses.<name>.decide``: limma ``decideTests(method=, lfc=)`` at ``fdr.alpha``."""
+
+    method: str
+    lfc: float
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,9 @@ class AnalysisSpec:
     test: tuple[str, ...]
     surrogate: SurrogateSettings
     moderation: Moderation
+    decide: Decide
+    threshold_fc: float | None
+    confidence_level: float
     settings: Mapping = field(compare=False, repr=False)  # the validated dict, for provenance
 
     @classmethod
@@ -66,8 +80,14 @@ class AnalysisSpec:
                 seed=int(s["surrogate_seed"]),
             ),
             moderation=Moderation(
-                trend=bool(s["moderation"]["trend"]), robust=bool(s["moderation"]["robust"])
+                method=s["moderation"]["method"],
+                trend=bool(s["moderation"]["trend"]),
+                robust=bool(s["moderation"]["robust"]),
+                legacy=bool(s["moderation"]["legacy"]),
             ),
+            decide=Decide(method=s["decide"]["method"], lfc=float(s["decide"]["lfc"])),
+            threshold_fc=s["threshold"]["fc"],
+            confidence_level=float(s["confidence_level"]),
             settings=s,
         )
 
@@ -111,7 +131,3 @@ class DesignInfo:
     def read(cls, path) -> DesignInfo:
         with open(path) as fh:
             return cls.from_json(json.load(fh))
-
-
-def names_of(values: Sequence) -> list[str]:
-    return [str(v) for v in values]

@@ -12,7 +12,12 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from stacklm.analysis import analysis_design, estimate_surrogate_variables, moderate_and_test
+from stacklm.analysis import (
+    analysis_design,
+    estimate_surrogate_variables,
+    moderate_and_test,
+    top_table,
+)
 from stacklm.io.outputs import write_json, write_tsv
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
 from stacklm.io.store import open_binary_matrix
@@ -96,6 +101,8 @@ def moderate_step(
     results_path,
     summary_path,
     workflow_dir,
+    top_table_path=None,
+    features_path=None,
     threads: int = 1,
     log: logging.Logger = _log,
 ) -> tuple[pd.DataFrame, dict]:
@@ -103,13 +110,16 @@ def moderate_step(
     summary.json (the test's numbers, design, SVs, normalization, versions, config, provenance)."""
     fit = merge_chunk_fits(chunk_paths)
     log.info("merged %d chunks: %d features", len(chunk_paths), fit.n_features)
-    table, stats = moderate_and_test(
+    table, stats, eb = moderate_and_test(
         fit,
         spec.contrasts_dict,
         list(spec.test),
         asdict(spec.moderation),
         fdr_method=fdr["method"],
         alpha=fdr["alpha"],
+        threshold_fc=spec.threshold_fc,
+        decide=asdict(spec.decide),
+        confidence_level=spec.confidence_level,
     )
     design = read_design(design_path)
     sv = read_design(sv_path)
@@ -136,6 +146,13 @@ def moderate_step(
     }
     write_tsv(table, results_path, threads=threads)
     write_json(summary, summary_path)
+    if top_table_path:
+        top = top_table(table, eb, list(spec.test), fdr["alpha"])
+        annotation = aligned_annotation(features_path, top["feature_id"], log=log)
+        if annotation.shape[1] > 1:
+            top = top.merge(annotation, on="feature_id", how="left", sort=False)
+        write_tsv(top, top_table_path)
+        log.info("top table: %d features (limma topTable order)", len(top))
     log.info(
         "%d features; %d significant at %s %.3g",
         stats["n_features"],

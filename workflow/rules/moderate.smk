@@ -10,6 +10,7 @@ rule moderate:
     output:
         results="results/{analysis}/results.tsv.gz",
         summary="results/{analysis}/summary.json",
+        top_table="results/{analysis}/top_table.tsv",
         annotation="results/{analysis}/feature_annotation.tsv.gz",
     params:
         analysis=analysis_settings,

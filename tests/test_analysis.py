@@ -1,0 +1,124 @@
+"""The results table of an analysis (stacklm.analysis.run_analysis = the workflow's moderate step)
+against limma 3.63.2 (tests/data/limma_results, made by its make_reference.R): the current prior for
+missing values and moderation.legacy, treat(fc=), decideTests, topTable confidence intervals,
+ordinary t, topTable's order, and moderation.method none."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TEST_DATA, assert_matches, read_table
+
+from stacklm.analysis import moderate_and_test, run_analysis, top_table
+from stacklm.limma.lmfit import lm_fit
+
+DATA = TEST_DATA / "limma_results"
+TESTED = ["cancerCancer", "cancerNormal"]
+SETTINGS = {
+    "formula": "~ cancer + batch",
+    "levels": {"cancer": ["Biopsy", "Cancer", "Normal"], "batch": [1, 2, 3, 4, 5]},
+    "test": TESTED,
+    "threshold": {"fc": 1.5},
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    expr = read_table(DATA / "expression.tsv.gz", index_col=0)
+    sheet = read_table(DATA / "samples.tsv", index_col=0)
+    mask = read_table(DATA / "na_mask.tsv.gz")
+    values = expr.to_numpy(copy=True)
+    rows = expr.index.get_indexer(mask.feature_id)
+    values[rows, expr.columns.get_indexer(mask.sample_id)] = np.nan
+    return {
+        "complete": expr,
+        "na": pd.DataFrame(values, index=expr.index, columns=expr.columns),
+    }, sheet
+
+
+@pytest.mark.parametrize("which", ["complete", "na", "na_legacy"])
+def test_results_columns_match_limma_3_63_2(data, which):
+    matrices, sheet = data
+    settings = dict(SETTINGS, moderation={"legacy": which == "na_legacy"})
+    table, stats, _ = run_analysis(
+        matrices["na" if which != "complete" else "complete"], sheet, settings
+    )
+    ref = read_table(DATA / f"results_{which}.tsv.gz", index_col=0)
+    assert list(table["feature_id"]) == list(ref.index.astype(str))
+    for k in TESTED:
+        assert_matches(table[f"t_treat_{k}"], ref[f"treat.t.{k}"], f"treat t {k}")
+        assert_matches(table[f"p_treat_{k}"], ref[f"treat.p.value.{k}"], f"treat p {k}")
+        assert_matches(table[f"ci_low_{k}"], ref[f"CI.L.0.95.{k}"], f"CI.L {k}")
+        assert_matches(table[f"ci_high_{k}"], ref[f"CI.R.0.95.{k}"], f"CI.R {k}")
+        if which != "na_legacy":  # no prior: the legacy reference does not repeat them
+            assert_matches(table[f"t_ordinary_{k}"], ref[f"t.ordinary.{k}"], f"t.ordinary {k}")
+            assert_matches(table[f"p_ordinary_{k}"], ref[f"p.ordinary.{k}"], f"p.ordinary {k}")
+    scalars = read_table(DATA / "scalars.tsv", index_col=0).loc[which]
+    assert abs(stats["df_prior"] - scalars["df.prior"]) <= 1e-8 * scalars["df.prior"]
+    assert stats["treat"]["lfc"] == np.log2(1.5)
+    assert stats["moderation"]["legacy"] is (which == "na_legacy")
+
+
+@pytest.mark.parametrize("which", ["complete", "na"])
+@pytest.mark.parametrize("lfc", [0, 1])
+def test_decisions_are_limma_decide_tests(data, which, lfc):
+    """decision_* equals decideTests(fit, lfc = ) per column (method separate; the global and
+    nestedF methods depend on the set of columns and are tested against R in
+    tests/limma/test_decide_tests.py)."""
+    matrices, sheet = data
+    method = "separate"
+    settings = dict(SETTINGS, decide={"method": method, "lfc": lfc})
+    table, stats, _ = run_analysis(matrices[which], sheet, settings)
+    ref = read_table(DATA / f"results_{which}.tsv.gz", index_col=0)
+    name = method if lfc == 0 else f"{method}_lfc1"
+    for k in TESTED:
+        column = f"decide.{name}.{k}"
+        expected = ref[column].to_numpy(dtype=float)
+        np.testing.assert_array_equal(table[f"decision_{k}"].to_numpy(), expected)
+        counts = stats["decide"]["counts"][k]
+        assert counts == {
+            "Down": int(np.sum(expected == -1)),
+            "NotSig": int(np.sum(expected == 0)),
+            "Up": int(np.sum(expected == 1)),
+        }
+    assert stats["decide"]["method"] == "separate" and stats["decide"]["lfc"] == lfc
+
+
+def test_top_table_is_in_limma_order(data):
+    matrices, sheet = data
+    table, stats, _ = run_analysis(matrices["complete"], sheet, SETTINGS)
+    ref = read_table(DATA / "results_complete.tsv.gz", index_col=0)
+    fit = lm_fit(matrices["complete"], _design(sheet))
+    _, _, eb = moderate_and_test(fit, {}, TESTED, {})
+    top = top_table(table, eb, TESTED, 0.05)
+    order = ref["order.F"].to_numpy() - 1  # topTable(fit, coef = 2:3, number = Inf): F order
+    assert len(top) == max(int((table["fdr"] <= 0.05).sum()), 100)
+    assert list(top["feature_id"]) == list(ref.index[order[: len(top)]].astype(str))
+
+
+def test_method_none_gives_ordinary_statistics(data):
+    matrices, sheet = data
+    table, stats, _ = run_analysis(
+        matrices["na"], sheet, dict(SETTINGS, moderation={"method": "none"})
+    )
+    for k in TESTED:
+        np.testing.assert_array_equal(table[f"t_{k}"], table[f"t_ordinary_{k}"])
+        np.testing.assert_array_equal(table[f"p_{k}"], table[f"p_ordinary_{k}"])
+    assert np.all(table["df_prior"] == 0) and np.array_equal(
+        table["df_total"], table["df_residual"]
+    )
+    assert np.allclose(table["s2_post"], table["sigma"] ** 2, rtol=1e-15, atol=0, equal_nan=True)
+    # the F over the two columns from the unmoderated variances: t'(cor)^-1 t / 2 on df.residual
+    ok = np.isfinite(table["statistic"]).to_numpy()
+    assert stats["test_statistic"] == "ordinary F" and ok.sum() > 1400
+    from scipy import stats as st
+
+    p = st.f.sf(table["statistic"][ok], 2, table["df_residual"][ok])
+    assert_matches(table["p_value"][ok], p, "F p", rtol=1e-10)
+
+
+def _design(sheet):
+    from stacklm.design.formula import design_matrix
+
+    return design_matrix(sheet, SETTINGS["formula"], SETTINGS["levels"])
