@@ -31,24 +31,53 @@ _EXPORTS = {
     "p_adjust": "multiple_testing.padjust",
     "qvalue": "multiple_testing.qvalue",
     "top_table": "limma.toptable",
+    "treat": "limma.treat",
+    "top_treat": "limma.treat",
+    "decide_tests": "limma.decidetests",
+    "remove_batch_effect": "limma.removebatcheffect",
+    "voom": "limma.voom",
+    "voom_with_quality_weights": "limma.voomquality",
+    "array_weights": "limma.arrayweights",
+    "duplicate_correlation": "limma.dupcor",
+    "lm_wfit": "limma.weightedfit",
+    "gls_series": "limma.glsseries",
+    "fit_f_dist_unequal_df1": "limma.fitfdistunequaldf1",
+    "filter_by_expr": "edger.filterbyexpr",
+    "calc_norm_factors": "edger.calcnormfactors",
+    "cpm": "edger.cpm",
+    "AnalysisSpec": "spec",
 }
 
 if TYPE_CHECKING:
     from .analysis import moderate_and_test, run_analysis
     from .design.contrasts import make_contrasts
     from .design.formula import design_matrix
+    from .edger.calcnormfactors import calc_norm_factors
+    from .edger.cpm import cpm
+    from .edger.filterbyexpr import filter_by_expr
+    from .limma.arrayweights import array_weights
     from .limma.contrasts import contrasts_fit
+    from .limma.decidetests import decide_tests
+    from .limma.dupcor import duplicate_correlation
     from .limma.ebayes import e_bayes
     from .limma.fitfdist import fit_f_dist
     from .limma.fitfdistrobustly import fit_f_dist_robustly
+    from .limma.fitfdistunequaldf1 import fit_f_dist_unequal_df1
     from .limma.fitstore import concat_fits, load_fit, save_fit
     from .limma.ftest import moderated_f
+    from .limma.glsseries import gls_series
     from .limma.lmfit import lm_fit
     from .limma.marraylm import LinearModelFit
+    from .limma.removebatcheffect import remove_batch_effect
     from .limma.squeezevar import squeeze_var
     from .limma.toptable import top_table
+    from .limma.treat import top_treat, treat
+    from .limma.voom import voom
+    from .limma.voomquality import voom_with_quality_weights
+    from .limma.weightedfit import lm_wfit
     from .multiple_testing.padjust import p_adjust
     from .multiple_testing.qvalue import qvalue
+    from .spec import AnalysisSpec
 
 
 def __getattr__(name):
@@ -72,22 +101,37 @@ def __dir__():
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnalysisSpec",
     "LinearModelFit",
+    "array_weights",
+    "calc_norm_factors",
     "concat_fits",
     "contrasts_fit",
+    "cpm",
+    "decide_tests",
     "design_matrix",
+    "duplicate_correlation",
     "e_bayes",
+    "filter_by_expr",
     "fit_f_dist",
     "fit_f_dist_robustly",
+    "fit_f_dist_unequal_df1",
+    "gls_series",
     "lm_fit",
+    "lm_wfit",
     "load_fit",
     "make_contrasts",
     "moderate_and_test",
     "moderated_f",
     "p_adjust",
     "qvalue",
+    "remove_batch_effect",
     "run_analysis",
     "save_fit",
     "squeeze_var",
     "top_table",
+    "top_treat",
+    "treat",
+    "voom",
+    "voom_with_quality_weights",
 ]

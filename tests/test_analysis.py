@@ -122,3 +122,19 @@ def _design(sheet):
     from stacklm.design.formula import design_matrix
 
     return design_matrix(sheet, SETTINGS["formula"], SETTINGS["levels"])
+
+
+def test_public_top_table_confint_and_limma_names(data):
+    """stacklm.top_table(confint=) as topTable(confint = 0.95); treat, decide_tests and
+    remove_batch_effect are exported under limma's names."""
+    import stacklm
+
+    matrices, sheet = data
+    eb = stacklm.e_bayes(lm_fit(matrices["complete"], _design(sheet)))
+    ref = read_table(DATA / "results_complete.tsv.gz", index_col=0)
+    top = stacklm.top_table(eb, "cancerCancer", sort_by="none", confint=True)
+    assert list(top.columns[:3]) == ["logFC", "CI.L", "CI.R"]
+    assert_matches(top["CI.L"], ref["CI.L.0.95.cancerCancer"], "CI.L")
+    assert_matches(top["CI.R"], ref["CI.R.0.95.cancerCancer"], "CI.R")
+    for name in ("treat", "decide_tests", "remove_batch_effect", "voom", "duplicate_correlation"):
+        assert callable(getattr(stacklm, name))

@@ -10,6 +10,7 @@ import pandas as pd
 from stacklm.limma.contrasts import subset_coefficients
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.marraylm import LinearModelFit
+from stacklm.limma.toptableextras import confint_columns
 from stacklm.multiple_testing.padjust import p_adjust
 
 
@@ -19,6 +20,7 @@ def top_table(
     number: int | None = None,
     adjust_method: str = "BH",
     sort_by: str = "B",
+    confint: bool | float = False,
 ) -> pd.DataFrame:
     """Results table indexed by feature id, as ``topTable(fit, coef, number, adjust.method, sort.by)``.
 
@@ -26,6 +28,8 @@ def top_table(
     ``coef=None``, meaning all but ``Intercept``): the estimates, ``AveExpr, F, P.Value, adj.P.Val``
     with the moderated F over those coefficients.  ``number=None`` returns every feature;
     ``sort_by`` is ``"B"``/``"p"``/``"t"``/``"logFC"``/``"F"`` or ``"none"`` (input order).
+    ``confint`` (True = 0.95, or a level) adds ``CI.L`` and ``CI.R`` after ``logFC`` for one
+    coefficient, as ``topTable(confint = )``.
     """
     if fit.t is None:
         raise ValueError("run e_bayes before top_table")
@@ -57,6 +61,10 @@ def top_table(
             },
             index=index,
         )
+        if confint:
+            low, high = confint_columns(fit, confint, coefs=[coef[0]])
+            table.insert(1, "CI.L", low[:, 0])
+            table.insert(2, "CI.R", high[:, 0])
         key = {"B": "B", "p": "P.Value", "P": "P.Value", "t": "t", "logFC": "logFC"}.get(sort_by)
     if sort_by != "none":
         if key is None:
