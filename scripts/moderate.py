@@ -28,9 +28,6 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
         threads=snakemake.threads,  # noqa: F821
         log=log,
     )
-    annotation = aligned_annotation(
-        snakemake.input.features[0] if snakemake.input.features else None,  # noqa: F821
-        table["feature_id"],
-        log=log,
-    )
-    write_tsv(annotation, snakemake.output.annotation)  # noqa: F821
+    if snakemake.input.features:  # noqa: F821  (features: null writes no annotation table)
+        annotation = aligned_annotation(snakemake.input.features[0], table["feature_id"], log=log)  # noqa: F821
+        write_tsv(annotation, snakemake.output.annotation)  # noqa: F821

@@ -131,7 +131,8 @@ def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_p
     plot_pca_associations(pcas, associations, *path("pca_associations"), in_design=in_design)
     for name, pca in pcas.items():
         plot_pca_scores(pca, covariates, name, *path(f"pca_{name}"))
-    plot_sv_associations(sv_associations, *path("sv_associations"))
+    plot_sv_associations(sv_associations, *path("sv_associations"),
+                         requested=spec.surrogate.requested)  # fmt: skip
     plot_sample_density(densities, samples, *path("sample_density"))
 
     structure = []

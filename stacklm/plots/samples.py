@@ -163,13 +163,29 @@ def plot_pca_associations(
     save_plot(fig, png, data, data_path)
 
 
-def plot_sv_associations(sv_assoc: pd.DataFrame, png, data_path) -> None:
+def _no_sv_message(requested) -> str:
+    if requested == "auto":
+        why = ("sva's num.sv estimated 0 surrogate variables for this design\n"
+               "(surrogate_variables: auto): no hidden factor was added to it.")  # fmt: skip
+    elif requested in (None, 0, "0"):
+        why = ("the config asks for none (surrogate_variables: 0).\nSet surrogate_variables: "
+               "auto (sva's num.sv) or a number to estimate\nhidden factors; this plot then "
+               "shows how each relates to the sample covariates.")  # fmt: skip
+    else:
+        why = f"surrogate_variables: {requested} gave none."
+    return f"No surrogate variables in this analysis:\n{why}"
+
+
+def plot_sv_associations(sv_assoc: pd.DataFrame, png, data_path, requested=None) -> None:
+    """Association of each surrogate variable with the sample covariates; without SVs, a note
+    saying why (``requested``: the analysis' ``surrogate_variables`` setting)."""
     fig, (ax,) = _figure(1, width=6.0, height=4.0)
     table = sv_assoc.copy()
     if table.empty:
-        _message(ax, "this analysis has no surrogate variables\n(surrogate_variables: 0, or "
-                     "num.sv estimated 0)")  # fmt: skip
-        fig.set_size_inches(5, 2.5)
+        _message(ax, _no_sv_message(requested))
+        ax.set_axis_off()  # a note, not an empty frame
+        fig.suptitle("surrogate variables vs sample covariates")
+        fig.set_size_inches(6, 2.2)
     else:
         with np.errstate(divide="ignore"):  # 0.0 - x: p = 1 gives 0, not -0
             table["neg_log10_p"] = neg_log10_p(table["p_value"].to_numpy(dtype=float))

@@ -101,7 +101,9 @@ def labelled(labels: Labels):
 
 def scale_labels(config: Mapping) -> tuple[str, str]:
     """(values, differences) as the plots name them, from the run's config: ``input_scale`` and
-    ``normalize.log2`` say whether the values are log2, M-values, dosages or as given."""
+    ``normalize.log2`` say whether the values are M-values, dosages, log2(x + offset) or log2
+    expression (``input_scale: expression`` takes the values as given, which limma expects to be
+    log expression: their differences are log2 fold changes)."""
     kind = config.get("input_scale", "expression")
     norm = config.get("normalize") or {}
     if kind == "beta":
@@ -111,7 +113,7 @@ def scale_labels(config: Mapping) -> tuple[str, str]:
     if norm.get("log2"):
         offset = float(norm.get("offset", 1))
         return f"log2(value + {offset:g})", "log2 fold change"
-    return "value", "value difference"
+    return "log2 expression", "log2 fold change"
 
 
 def analysis_labels(name: str, summary: Mapping, info: DesignInfo | None = None,

@@ -30,7 +30,7 @@ from stacklm.spec import AnalysisSpec
 def test_labels_name_the_scale_and_the_unit_of_slopes():
     assert scale_labels({"input_scale": "beta"}) == ("M-value", "M-value difference")
     assert scale_labels({"normalize": {"log2": True, "offset": 1}})[1] == "log2 fold change"
-    assert scale_labels({"input_scale": "expression"}) == ("value", "value difference")
+    assert scale_labels({"input_scale": "expression"}) == ("log2 expression", "log2 fold change")
     summary = {
         "config": {"normalize": {"log2": True, "offset": 0.5}},
         "design_columns": ["Intercept", "groupB", "age", "groupB:age"],

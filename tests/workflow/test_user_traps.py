@@ -4,6 +4,7 @@
 * item 7: ``stacklm run`` finds the workflow (and its profiles) in an installed package
 * item 8: a failed step's cause, in one line with its log, is the last thing on the console
 * item 12: warnings are one line of text (no Python file:line and source line)
+* item 15: ``features: null`` writes no feature annotation table
 """
 
 from __future__ import annotations
@@ -244,3 +245,25 @@ def test_workflow_step_logs_warnings_in_one_line_and_the_cause_last(tmp_path, ca
     assert text.splitlines()[-1].startswith(
         "stacklm error in step fit_chunk: unexpected ZeroDivisionError: division by zero"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# item 15: no feature annotation table without a feature annotation
+def test_no_feature_annotation_table_when_features_is_null(tmp_path):
+    import sys as _sys
+
+    from workflow_helpers import snakemake
+
+    _sys.path.insert(0, str(REPO / "tests" / "workflow"))
+    from test_errors import _config, _make_inputs
+
+    _make_inputs(tmp_path)
+    config = dict(_config(tmp_path), features=None)
+    out = snakemake(tmp_path, write_config(tmp_path / "c.yaml", config))
+    assert out.returncode == 0, out.stderr[-4000:]
+    results = tmp_path / "results" / "a"
+    assert (results / "results.tsv.gz").is_file() and (results / "summary.md").is_file()
+    assert not (results / "feature_annotation.tsv.gz").exists()
+    assert not list((results / "plots").glob("estimate_annotation*"))
+    # the plot of SV associations says why there are none (surrogate_variables: 0)
+    assert (results / "plots" / "sv_associations.png").is_file()

@@ -11,7 +11,12 @@ rule moderate:
         results="results/{analysis}/results.tsv.gz",
         summary="results/{analysis}/summary.json",
         top_table="results/{analysis}/top_table.tsv",
-        annotation="results/{analysis}/feature_annotation.tsv.gz",
+        # the feature annotation aligned to the results, only when the config names one
+        **(
+            {"annotation": "results/{analysis}/feature_annotation.tsv.gz"}
+            if config.get("features")
+            else {}
+        ),
     params:
         analysis=analysis_settings,
         fdr=config["fdr"],
