@@ -89,6 +89,7 @@ include: "workflow/rules/design.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/moderate.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/corrected.smk"
 
 
 rule all:
@@ -97,4 +98,10 @@ rule all:
         expand("results/{analysis}/summary.json", analysis=ANALYSES),
         expand("results/{analysis}/summary.md", analysis=ANALYSES),
         expand("results/{analysis}/plots/{plot}.png", analysis=ANALYSES, plot=PLOTS),
+        expand("results/{analysis}/top_table.tsv", analysis=ANALYSES),
+        [
+            f"results/{a}/corrected.parquet"
+            for a in ANALYSES
+            if SPECS[a].export_corrected
+        ],
     default_target: True

@@ -59,6 +59,7 @@ class AnalysisSpec:
     decide: Decide
     threshold_fc: float | None
     confidence_level: float
+    export_corrected: bool
     settings: Mapping = field(compare=False, repr=False)  # the validated dict, for provenance
 
     @classmethod
@@ -88,6 +89,7 @@ class AnalysisSpec:
             decide=Decide(method=s["decide"]["method"], lfc=float(s["decide"]["lfc"])),
             threshold_fc=s["threshold"]["fc"],
             confidence_level=float(s["confidence_level"]),
+            export_corrected=bool(s["export_corrected"]),
             settings=s,
         )
 

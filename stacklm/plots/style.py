@@ -32,6 +32,7 @@ MATRIX_LABELS = {
     "input": "input (normalized values)",
     "fitted": "fitted values",
     "residuals": "residuals",
+    "corrected": "values with the adjustment effects removed (removeBatchEffect)",
 }
 
 #: every plot of an analysis: file stem -> suffix of its data table
