@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from stacklm.limma.ebayes import e_bayes
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.multiple_testing.padjust import p_adjust
@@ -246,8 +247,6 @@ def decide_tests(
     if adjust_method == "fdr":
         adjust_method = "BH"
     if fit.p_value is None:
-        from stacklm.limma.ebayes import e_bayes
-
         fit = e_bayes(fit)
     if coefs is not None:
         if isinstance(coefs, str | int | np.integer):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
 
+from stacklm.limma.dupcor import duplicate_correlation
 from stacklm.limma.lmfit import _one_blas_thread
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.qrrank import aliased_columns, estimable_columns
@@ -179,8 +180,6 @@ def gls_series(
         raise ValueError(f"design matrix is not of full column rank: {detail}")
 
     if correlation is None:
-        from stacklm.limma.dupcor import duplicate_correlation
-
         correlation = duplicate_correlation(M, X, block, weights=weights).consensus
     rho = float(correlation)
     if abs(rho) >= 1:

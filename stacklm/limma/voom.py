@@ -45,6 +45,7 @@ import pandas as pd
 
 from stacklm.edger._rmath import r_mean, r_row_means
 from stacklm.edger.cpm import log_cpm_voom
+from stacklm.limma.glsseries import gls_series
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.weightedfit import lm_wfit
 from stacklm.rstats.lowess import lowess
@@ -220,12 +221,6 @@ def effective_lib_size(counts, lib_size=None, norm_factors=None) -> np.ndarray:
 
 def _fit(E, X, weights, block, correlation):
     if block is not None:
-        try:
-            from stacklm.limma.glsseries import gls_series
-        except ImportError as err:  # pragma: no cover - depends on the GLS port being present
-            raise NotImplementedError(
-                "voom with block/correlation needs limma's gls.series (stacklm.limma.glsseries)"
-            ) from err
         return gls_series(E, X, block=block, correlation=correlation, weights=weights)
     if weights is None:
         return lm_fit(E, X)
