@@ -12,7 +12,7 @@ from stacklm.design.contrasts import make_contrasts
 from stacklm.io.matrix import read_matrix_header
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
 from stacklm.spec import AnalysisSpec
-from stacklm.workflow.config import ConfigError
+from stacklm.workflow.config import ConfigError, validate_config
 
 
 class ConfigCheckError(ValueError):
@@ -26,7 +26,11 @@ def check_config(config: Mapping) -> dict[str, AnalysisSpec]:
     Returns the :class:`AnalysisSpec` of every analysis, built once here: the rules' params and
     scripts use these settings.
     """
-    if config.get("input_scale") in ("beta", "dosage") and config.get("normalize", {}).get("log2"):
+    try:
+        config = validate_config(config)  # idempotent: the Snakefile has validated it already
+    except ConfigError as err:
+        raise ConfigCheckError(str(err)) from None
+    if config["input_scale"] in ("beta", "dosage") and config["normalize"]["log2"]:
         raise ConfigCheckError(
             f"normalize.log2 is true but input_scale is {config['input_scale']!r}: "
             "log2 applies to expression values only; set normalize.log2: false"
@@ -41,7 +45,7 @@ def check_config(config: Mapping) -> dict[str, AnalysisSpec]:
             )
     try:
         _, matrix_samples = read_matrix_header(config["matrix"], config.get("matrix_format"))
-        sheet = read_sample_sheet(config["samples"], config.get("sample_id", "sample_id"))
+        sheet = read_sample_sheet(config["samples"], config["sample_id"])
         match_samples(matrix_samples, sheet, config["matrix"], config["samples"])
     except ValueError as err:
         raise ConfigCheckError(str(err)) from None

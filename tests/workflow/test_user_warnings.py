@@ -75,7 +75,13 @@ def test_a_missing_relative_path_names_the_absolute_path_and_the_working_directo
     os.chdir(tmp_path)
     try:
         with pytest.raises(ConfigCheckError) as err:
-            check_config({"matrix": "data/m.tsv", "samples": "s.tsv", "analyses": {}})
+            check_config(
+                {
+                    "matrix": "data/m.tsv",
+                    "samples": "s.tsv",
+                    "analyses": {"a": {"formula": "~ g", "test": "gB"}},
+                }
+            )
     finally:
         os.chdir(cwd)
     msg = str(err.value)
