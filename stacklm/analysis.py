@@ -40,6 +40,7 @@ from stacklm.spec import AnalysisSpec, DesignInfo
 from stacklm.sva.associations import sv_associations
 from stacklm.sva.irwsva import sva
 from stacklm.sva.numsv import num_sv
+from stacklm.workflow.config import validate_analysis_part
 
 SUMMARY_COLUMNS = [
     "average", "sigma", "df_residual", "s2_prior", "df_prior", "s2_post", "df_total",
@@ -208,12 +209,12 @@ def moderate_and_test(
     order), a dict of summary numbers (priors, pi0, λGC, significant count, decisions) and the
     moderated fit of the reported columns.
     """
-    moderation = dict(moderation or {})
-    decide = dict(decide or {})
-    method = moderation.get("method", "ebayes")
-    legacy = True if moderation.get("legacy", False) else None
-    trend = bool(moderation.get("trend", False))
-    robust = bool(moderation.get("robust", False))
+    moderation = validate_analysis_part("moderation", moderation)  # the schema's defaults
+    decide = validate_analysis_part("decide", decide)
+    method = moderation["method"]
+    legacy = True if moderation["legacy"] else None
+    trend = bool(moderation["trend"])
+    robust = bool(moderation["robust"])
     design_columns = list(fit.coef_names)
     test = check_test(test, design_columns, contrasts)
     names = output_names(design_columns, contrasts)
@@ -225,8 +226,8 @@ def moderate_and_test(
     g = eb.n_features
     t_ord, p_ord = ordinary_t(eb)
     ci_low, ci_high = confint_columns(eb, confidence_level)
-    decide_method = decide.get("method", "separate")
-    decide_lfc = float(decide.get("lfc", 0.0))
+    decide_method = decide["method"]
+    decide_lfc = float(decide["lfc"])
     # decideTests on the reported columns (the intercept is not a test)
     decisions = decide_tests(
         eb,
@@ -293,7 +294,7 @@ def moderate_and_test(
             "method": method,
             "trend": trend,
             "robust": robust,
-            "legacy": bool(moderation.get("legacy", False)),
+            "legacy": bool(moderation["legacy"]),
             "limma": "3.54.1 (legacy prior)" if legacy else "3.63.2",
         },
         "s2_prior": float(s2p) if s2p.ndim == 0 else _median_or_nan(s2p),

@@ -17,6 +17,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from stacklm.genotype.inputs import fill_moderation_default, is_genotype_config
+
 
 class ConfigError(ValueError):
     """A configuration that does not follow the schema; the message is one line."""
@@ -107,7 +109,11 @@ def _validate(instance: dict, schema: dict, what: str) -> dict:
 def validate_config(config: Mapping, what: str = "config") -> dict:
     """A copy of the workflow configuration, validated and completed with the schema's defaults."""
     out = copy.deepcopy(dict(config))
-    return _validate(out, load_schema(), what)
+    out = _validate(out, load_schema(), what)
+    # defaults that depend on the input (moderation.method: none for PLINK genotypes)
+    for settings in (out.get("analyses") or {}).values():
+        fill_moderation_default(settings, is_genotype_config(out))
+    return out
 
 
 def validate_analysis(settings: Mapping, name: str = "analysis") -> dict:
@@ -116,4 +122,15 @@ def validate_analysis(settings: Mapping, name: str = "analysis") -> dict:
     if not isinstance(settings, Mapping):
         raise ConfigError(f"analysis {name!r}: settings must be a mapping, not {type(settings)}")
     out = copy.deepcopy(dict(settings))
-    return _validate(out, analysis_schema(), f"analysis {name!r}")
+    out = _validate(out, analysis_schema(), f"analysis {name!r}")
+    # outside a workflow config the input is not known: a method left null is eBayes (a workflow
+    # config's analyses arrive here with the method validate_config chose for their input)
+    return fill_moderation_default(out, genotype=False)
+
+
+def validate_analysis_part(key: str, value, name: str = "analysis") -> dict:
+    """One block of an analysis' settings (``moderation``, ``decide``, ``threshold``), validated and
+    completed with the schema's defaults: for library calls that take only that block."""
+    schema = analysis_schema()["properties"][key]
+    out = copy.deepcopy(dict(value or {}))
+    return _validate(out, schema, f"analysis {name!r} {key}")
