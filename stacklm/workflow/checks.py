@@ -9,6 +9,7 @@ from pathlib import Path
 
 from stacklm.analysis import analysis_design, check_test, output_names
 from stacklm.design.contrasts import make_contrasts
+from stacklm.genotype.inputs import check_genotype_settings, fam_samples, is_genotype_config
 from stacklm.io.matrix import read_matrix_header
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
 from stacklm.spec import AnalysisSpec
@@ -44,7 +45,11 @@ def check_config(config: Mapping) -> dict[str, AnalysisSpec]:
                 "(snakemake --directory)"
             )
     try:
-        _, matrix_samples = read_matrix_header(config["matrix"], config.get("matrix_format"))
+        check_genotype_settings(config)  # PLINK input: its files and the settings that apply
+        if is_genotype_config(config):
+            matrix_samples = fam_samples(config["matrix"])  # the .fam's IIDs
+        else:
+            _, matrix_samples = read_matrix_header(config["matrix"], config.get("matrix_format"))
         sheet = read_sample_sheet(config["samples"], config["sample_id"])
         match_samples(matrix_samples, sheet, config["matrix"], config["samples"])
     except ValueError as err:
