@@ -20,6 +20,7 @@ from stacklm.plots.estimates import (
     plot_estimate_correlation,
     plot_estimate_trend,
 )
+from stacklm.plots.names import ANNOTATION_PLOTS, PLOTS
 from stacklm.plots.samples import (
     plot_pca_associations,
     plot_pca_scores,
@@ -28,7 +29,7 @@ from stacklm.plots.samples import (
     plot_sv_associations,
 )
 from stacklm.plots.statistics import plot_md, plot_pvalue_histogram, plot_qq, plot_sa, plot_volcano
-from stacklm.plots.style import ANNOTATION_PLOTS, PLOTS, analysis_labels, labelled
+from stacklm.plots.style import analysis_labels, labelled
 from stacklm.spec import AnalysisSpec, DesignInfo
 from stacklm.workflow.pipeline import read_design
 

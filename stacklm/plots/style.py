@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib
 
 from stacklm.design.factors import is_factor
+from stacklm.plots.names import ANNOTATION_PLOTS, PLOTS
 from stacklm.spec import DesignInfo
 
 matplotlib.use("Agg")
@@ -35,25 +36,6 @@ MATRIX_LABELS = {
     "corrected": "values with the adjustment effects removed (removeBatchEffect)",
 }
 
-#: every plot of an analysis: file stem -> suffix of its data table
-PLOTS = {
-    "pvalue_histogram": ".tsv",
-    "qq": ".tsv",
-    "volcano": ".tsv.gz",
-    "md": ".tsv.gz",
-    "sa": ".tsv.gz",
-    "estimate_trend": ".tsv",
-    "estimate_correlation": ".tsv",
-    "pca_scree": ".tsv",
-    "pca_associations": ".tsv",
-    "pca_input": ".tsv",
-    "pca_fitted": ".tsv",
-    "pca_residuals": ".tsv",
-    "sv_associations": ".tsv",
-    "sample_density": ".tsv",
-}
-#: drawn only when a feature annotation table is configured
-ANNOTATION_PLOTS = {"estimate_annotation": ".tsv"}
 #: a numeric annotation column with at most this many distinct values is summarised per value
 ANNOTATION_MAX_VALUES = 12
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from stacklm.analysis import analysis_design, check_test, output_names
+from stacklm.design.analysis import analysis_design, check_test, output_names
 from stacklm.design.contrasts import make_contrasts
 from stacklm.genotype.inputs import check_genotype_settings, fam_samples, is_genotype_config
 from stacklm.io.matrix import read_matrix_header

@@ -23,7 +23,7 @@ from PIL import Image
 from workflow_helpers import example_config, snakemake, write_config
 
 from stacklm.diagnostics.summary import format_number
-from stacklm.plots.style import ANNOTATION_PLOTS, PLOTS
+from stacklm.plots.names import ANNOTATION_PLOTS, PLOTS
 
 #: a second analysis exercising surrogate variables, the variance trend and robust moderation
 SV_ANALYSIS = {

@@ -1,5 +1,5 @@
 # Diagnostic plots per analysis and the Snakemake report: `snakemake --report results/report.html`.
-from stacklm.plots.style import ANNOTATION_PLOTS, PLOTS
+from stacklm.plots.names import ANNOTATION_PLOTS, PLOTS
 
 # the report's front page
 report: "../report/workflow.rst"
