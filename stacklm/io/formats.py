@@ -16,6 +16,9 @@ STORE_FORMAT = "stacklm-binary-matrix"
 STORE_VERSION = 1
 #: storage precision -> (numpy dtype in meta.json, values file name)
 STORE_DTYPES = {"float64": ("<f8", "values.f64"), "float32": ("<f4", "values.f32")}
+#: int8 storage of allele counts (SNP genotypes, 1 byte per call): -127 is a missing call
+STORE_DTYPES["int8"] = ("<i1", "values.i8")
+INT8_MISSING = -127
 
 _TEXT_EXTENSIONS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv"}
 _PARQUET_EXTENSIONS = {".parquet": "parquet", ".pq": "parquet"}

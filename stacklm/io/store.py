@@ -1,4 +1,9 @@
-"""The binary store: a features x samples float64 (or float32) file memory-mapped by row range."""
+"""The binary store: a features x samples float64 (or float32) file memory-mapped by row range.
+
+An ``int8`` store holds allele counts (SNP genotypes: 0, 1, 2, and :data:`INT8_MISSING` = -127 for
+a missing call), 8 times smaller than float64; it reads as float64 with NaN for a missing call
+(:meth:`BinaryMatrix.rows`, and :class:`Int8Values` as its ``values``), so every reader of a store
+works on it unchanged."""
 
 from __future__ import annotations
 
@@ -13,7 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stacklm.io.formats import STORE_DTYPES, STORE_FORMAT, STORE_VERSION, MatrixInputError
+from stacklm.io.formats import (
+    INT8_MISSING,
+    STORE_DTYPES,
+    STORE_FORMAT,
+    STORE_VERSION,
+    MatrixInputError,
+)
 from stacklm.io.outputs import folder_mode
 
 # --------------------------------------------------------------------------------------------------
@@ -41,7 +52,9 @@ class BinaryMatrixWriter:
 
     ``dtype`` is the storage precision, ``"float64"`` (exact) or ``"float32"`` (half the bytes;
     values are rounded to float32's 24-bit significand, ~6e-8 relative; a finite value outside
-    float32's normal range, |x| > 3.4e38 or 0 < |x| < 1.2e-38, is an error)."""
+    float32's normal range, |x| > 3.4e38 or 0 < |x| < 1.2e-38, is an error), or ``"int8"`` for
+    allele counts (int8 blocks with :data:`INT8_MISSING` for a missing call, or float blocks of
+    whole numbers in -126..127 and NaN)."""
 
     def __init__(self, path, samples: Sequence[str], dtype: str = "float64"):
         self.path = Path(path)
@@ -49,7 +62,7 @@ class BinaryMatrixWriter:
         if not self.samples:
             raise ValueError("a binary matrix needs at least one sample")
         if dtype not in STORE_DTYPES:
-            raise ValueError(f"unknown store dtype {dtype!r}; use 'float64' or 'float32'")
+            raise ValueError(f"unknown store dtype {dtype!r}; use 'float64', 'float32' or 'int8'")
         self.dtype = dtype
         self._numpy_dtype, values_name = STORE_DTYPES[dtype]
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +78,10 @@ class BinaryMatrixWriter:
         if self._closed:
             raise ValueError("BinaryMatrixWriter is closed")
         ids = _check_names("feature", list(np.asarray(feature_ids, dtype=object).ravel()))
-        values = np.ascontiguousarray(values, dtype="<f8")
+        if self.dtype == "int8":
+            values = _to_int8(values)
+        else:
+            values = np.ascontiguousarray(values, dtype="<f8")
         if values.ndim != 2 or values.shape != (len(ids), len(self.samples)):
             raise ValueError(
                 f"values must be {len(ids)} x {len(self.samples)} (features x samples), "
@@ -149,6 +165,52 @@ def _to_float32(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _to_int8(values) -> np.ndarray:
+    """An int8 block as stored (C order); a float block of whole numbers with NaN as missing."""
+    values = np.asarray(values)
+    if values.dtype == np.int8:
+        return np.ascontiguousarray(values)
+    x = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(x)
+    ok = missing | ((x == np.round(x)) & (x >= -126) & (x <= 127))
+    if not ok.all():
+        r, c = np.argwhere(~ok)[0]
+        raise ValueError(
+            f"value {x[r, c]!r} is not a whole number in -126..127; an int8 store holds counts"
+        )
+    out = np.where(missing, INT8_MISSING, x).astype(np.int8)
+    return np.ascontiguousarray(out)
+
+
+def _int8_to_float(block: np.ndarray) -> np.ndarray:
+    out = block.astype(np.float64)
+    out[block == INT8_MISSING] = np.nan
+    return out
+
+
+class Int8Values:
+    """The values of an int8 store seen as float64: indexing (``values[a:b]``, ``values[rows]``)
+    and ``np.asarray(values)`` give float64 with NaN for a missing call, decoded from the int8
+    memory map ``raw`` (only the indexed rows are decoded)."""
+
+    def __init__(self, raw: np.ndarray):
+        self.raw = raw
+        self.shape = raw.shape
+        self.ndim = raw.ndim
+        self.dtype = np.dtype(np.float64)
+        self.filename = getattr(raw, "filename", None)
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def __getitem__(self, key) -> np.ndarray:
+        return _int8_to_float(np.asarray(self.raw[key]))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = _int8_to_float(np.asarray(self.raw))
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
 def _replace_dir(tmp: Path, path: Path) -> None:
     if path.exists() or path.is_symlink():
         if path.is_dir() and not path.is_symlink():
@@ -169,7 +231,8 @@ def _replace_dir(tmp: Path, path: Path) -> None:
 @dataclass
 class BinaryMatrix:
     """A binary matrix store opened read-only; ``values`` is a G x n memory map of the stored dtype
-    (float64, or float32 for a float32 store): use :meth:`rows` or convert to float64."""
+    (float64, or float32 for a float32 store; for an int8 store an :class:`Int8Values` that reads
+    as float64 with NaN): use :meth:`rows` or convert to float64."""
 
     path: Path
     feature_ids: np.ndarray | None  # None when opened with load_feature_ids=False
@@ -206,9 +269,11 @@ class BinaryMatrix:
         filename = getattr(self.values, "filename", None)
         if filename is None or count == 0:
             return np.array(self.values[start:stop], dtype=np.float64, copy=True)
-        dtype = self.values.dtype
+        dtype = getattr(self.values, "raw", self.values).dtype
         with open(filename, "rb") as fh:
             block = np.fromfile(fh, dtype=dtype, count=count * n, offset=start * n * dtype.itemsize)
+        if dtype == np.int8:
+            return _int8_to_float(block.reshape(count, n))
         return block.reshape(count, n).astype(np.float64, copy=dtype != np.float64)
 
 
@@ -261,6 +326,8 @@ def open_binary_matrix(path, load_feature_ids: bool = True) -> BinaryMatrix:
     else:
         values = np.memmap(values_path, dtype=dtype, mode="r", shape=(g, n), order="C")
     ids = None if features is None else np.array(features, dtype=object)
+    if values.dtype == np.int8:
+        values = Int8Values(values)
     return BinaryMatrix(path, ids, samples, values)
 
 
