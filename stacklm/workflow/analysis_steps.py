@@ -105,9 +105,15 @@ def moderate_step(
     features_path=None,
     threads: int = 1,
     log: logging.Logger = _log,
+    extend=None,
 ) -> tuple[pd.DataFrame, dict]:
     """Merge the chunk fits, moderate and test all features at once, write the results table and
-    summary.json (the test's numbers, design, SVs, normalization, versions, config, provenance)."""
+    summary.json (the test's numbers, design, SVs, normalization, versions, config, provenance).
+
+    ``extend``: optional ``extend(table, fit, spec, normalized) -> (table, summary_entries)`` that
+    adds an input's own columns (before the final five) and summary.json entries (SNP genotypes:
+    :func:`stacklm.workflow.genotype_steps.genotype_moderate_step`); ``fit`` is the merged
+    un-moderated fit, ``normalized`` the normalize step's summary."""
     fit = merge_chunk_fits(chunk_paths)
     log.info("merged %d chunks: %d features", len(chunk_paths), fit.n_features)
     table, stats, eb = moderate_and_test(
@@ -144,6 +150,11 @@ def moderate_step(
         "config": config,
         "provenance": provenance(config, workflow_dir=workflow_dir),
     }
+    # --- input-specific columns and summary entries (genotypes; None for matrices) -------------
+    if extend is not None:
+        table, entries = extend(table, fit, spec, normalized)
+        summary.update(entries)
+    # --------------------------------------------------------------------------------------------
     write_tsv(table, results_path, threads=threads)
     write_json(summary, summary_path)
     if top_table_path:
