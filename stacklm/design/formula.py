@@ -1,13 +1,52 @@
-"""Design matrices from model formulas, and contrast matrices from strings.
+"""Design matrices from model formulas, as R's ``model.matrix`` with treatment contrasts.
 
 ``design_matrix(samples, "~ geography + sex + batch + age", levels={...})`` builds what R's
-``model.matrix`` builds for an additive formula with treatment contrasts, with R's column names
-(``Intercept``, ``geographyDesert``, ``sexM``, ``batch2``, ``age``, interactions ``geographyDesert:sexM``).
-Supported formula syntax: ``~ a + b``, ``a:b`` and ``a*b`` interactions, ``0``/``-1`` (no intercept),
-``1``.  String, boolean and categorical columns are factors (levels sorted unless ``levels`` gives
-them; the first is the reference); numeric columns are covariates unless listed in ``levels``.
-Samples with a missing value in a formula variable are dropped, as R's default ``na.omit`` does,
-with a warning naming them.
+``model.matrix`` builds, with R's column names (``Intercept``, ``geographyDesert``, ``sexM``,
+``batch2``, ``age``, interactions ``geographyDesert:sexM``) in R's order.  Supported formula syntax:
+``~ a + b``, ``a:b`` and ``a*b`` interactions, ``0``/``-1`` (no intercept), ``1``; names as R writes
+them (``cell.type``) or backticked (```cell type```).  String, boolean and categorical columns are
+factors (the first level is the reference); numeric columns are covariates unless listed in
+``levels``.  Samples with a missing value in a formula variable are dropped, as R's default
+``na.omit`` does, with a warning naming them.
+
+What formulaic does, and what stays here
+----------------------------------------
+`formulaic <https://matthewwardrop.github.io/formulaic/>`_ parses the formula (``*`` expansion,
+the ``0`` / ``-1`` / ``1`` intercept rules, duplicate terms such as ``a:b + b:a``, terms ordered by
+degree and otherwise as written, as R's ``terms``) and materializes the matrix: each factor's level
+indicators, the products of interaction terms and the numeric columns.  A thin layer stays here
+where formulaic does not do what R does:
+
+- *Syntax and errors.*  formulaic also accepts calls (``log(age)``), parentheses and term removal,
+  with messages about its own grammar; the supported subset is checked first, with the messages
+  users see (a numeric column becomes a factor by listing it under ``levels``, not by ``factor()``).
+- *Which factor of a term is coded by contrasts.*  formulaic reduces rank structurally (patsy's
+  algorithm), which is not R's rule: for ``~ a + b + c + a:b:c`` it adds two-way pieces to the
+  three-way term, for ``~ 0 + n + a:n`` (``n`` numeric) it drops a level of ``a`` that R keeps.
+  R's rule is ported in
+  :func:`_contrast_coded` (``TermCode`` in R's ``model.c``, the heuristic of Statistical Models in
+  S p. 38, plus R's full coding of the first factor of the first term holding one when there is no
+  intercept).  formulaic materializes full indicator coding (``ensure_full_rank=False``) and the
+  reference-level columns of the contrast-coded factors are dropped: treatment contrasts against
+  the first level are exactly the other levels' indicators.
+- *Names and order inside interactions.*  R orders the variables of every term by their first
+  appearance in the formula (``~ sex + geography + geography:sex`` gives ``sexM:geographyDesert``),
+  the first varying fastest; formulaic keeps the written order and names columns
+  ``geography[T.Desert]``.  formulaic is handed columns
+  ``v0, v1, ...`` and level codes ``0, 1, ...`` so that its column names map back unambiguously
+  whatever the sheet's names and levels; the names are R's, with ``Intercept`` for
+  ``(Intercept)`` and backticked names without their backticks.
+- *Level order.*  ``levels`` gives it; otherwise values that read as numbers sort numerically and
+  come first, then text in code-point order (:func:`_natural_key`).  This is R's order for what the
+  sheet holds: ``factor()`` of a numeric code such as batch ``1, 2, 10`` (pandas may hold such codes
+  as Python numbers in an object or categorical column, or as floats ``1.0``, written ``1``)
+  orders its levels numerically, and R's ``sort()`` of text in the C locale the references run in
+  (``LC_COLLATE=C.UTF-8``) is code-point order.  (Text that reads as numbers, ``"1", "2", "10"``,
+  also sorts numerically, where R's sort of text would give ``1, 10, 2``: ``levels`` sets any
+  other order.)  formulaic would sort values as Python does.
+- *Missing values* are dropped here with a warning naming the samples (formulaic drops silently);
+  level checks and the rank check (:func:`check_full_rank`, naming aliased columns with R's
+  ``lm.fit`` pivoting) are not formulaic's business.
 """
 
 from __future__ import annotations
@@ -15,9 +54,9 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from itertools import combinations
+from dataclasses import dataclass, field
 
+import formulaic
 import numpy as np
 import pandas as pd
 
@@ -31,36 +70,34 @@ class DesignError(ValueError):
 
 @dataclass
 class Formula:
+    """A parsed one-sided formula: intercept, terms in R's order (by degree, then as written; the
+    variables of each term in formula order) and the variables in order of first appearance."""
+
     intercept: bool
     terms: list[tuple[str, ...]]  # each term: tuple of variable names (interaction if > 1)
-
-    @property
-    def variables(self) -> list[str]:
-        seen: list[str] = []
-        for term in self.terms:
-            for v in term:
-                if v not in seen:
-                    seen.append(v)
-        return seen
+    variables: list[str]
+    written: list[tuple[str, ...]] = field(default_factory=list, repr=False, compare=False)
+    # ``written``: the terms with their variables as written (for the messages)
 
 
 _NAME = r"[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`"
 
 
 def parse_formula(formula: str) -> Formula:
-    """Parse a one-sided R model formula such as ``"~ geography + sex + batch:age"``."""
+    """Parse a one-sided R model formula such as ``"~ geography + sex + batch:age"``.
+
+    The supported subset is checked here token by token (with the errors users see); the checked
+    formula, every name backticked, is then expanded by formulaic's parser."""
     text = formula.strip()
     if not text.startswith("~"):
         raise DesignError(f"formula {formula!r} must start with '~' (e.g. '~ geography + sex')")
     body = text[1:].strip()
     if not body:
         raise DesignError(f"formula {formula!r} has no terms")
-    intercept = True
-    terms: list[tuple[str, ...]] = []
-    # split on + and - at top level, keeping the sign
-    tokens = re.findall(r"[+-]|[^+-]+", body)
+    variables: list[str] = []
+    pieces: list[str] = []
     sign = "+"
-    for tok in tokens:
+    for tok in re.findall(r"[+-]|[^+-]+", body):
         tok = tok.strip()
         if tok in ("+", "-"):
             sign = tok
@@ -68,25 +105,32 @@ def parse_formula(formula: str) -> Formula:
         if not tok:
             continue
         if tok in ("0", "1"):
-            if tok == "0" or sign == "-":
-                intercept = False
+            pieces.append(f"{sign} {tok}")
             sign = "+"
             continue
         if sign == "-":
             raise DesignError(
                 f"removing term {tok!r} with '-' is not supported in formula {formula!r}"
             )
-        if "*" in tok:
-            parts = [_variable_name(p, formula) for p in tok.split("*")]
-            new_terms = [c for k in range(1, len(parts) + 1) for c in combinations(parts, k)]
-        else:
-            new_terms = [tuple(_variable_name(p, formula) for p in tok.split(":"))]
-        for term in new_terms:
-            if term not in terms:
-                terms.append(term)
+        op = "*" if "*" in tok else ":"
+        names = [_variable_name(p, formula) for p in tok.split(op)]
+        for n in names:
+            if n not in variables:
+                variables.append(n)
+        pieces.append("+ " + op.join(f"`{n}`" for n in names))
         sign = "+"
-    terms.sort(key=len)  # R orders terms by interaction order
-    return Formula(intercept=intercept, terms=terms)
+    parsed = formulaic.Formula(" ".join(pieces).removeprefix("+ "))
+    intercept = False
+    written: list[tuple[str, ...]] = []
+    for term in parsed:
+        names = tuple(factor.expr for factor in term.factors)
+        if names == ("1",):
+            intercept = True
+        else:
+            written.append(names)
+    order = {v: i for i, v in enumerate(variables)}
+    terms = [tuple(sorted(t, key=order.__getitem__)) for t in written]
+    return Formula(intercept=intercept, terms=terms, variables=variables, written=written)
 
 
 def _variable_name(text: str, formula: str) -> str:
@@ -146,84 +190,122 @@ def design_matrix(
     if len(data) == 0:
         raise DesignError("no samples left with complete formula variables")
 
-    columns: dict[str, dict[str, np.ndarray]] = {}
-    for var in f.variables:
+    # formulaic sees columns v0, v1, ... and level codes 0, 1, ... (names parse back unambiguously)
+    frame: dict[str, object] = {}
+    factor_levels: dict[str, list[str]] = {}
+    for i, var in enumerate(f.variables):
         col = data[var]
         if var in levels or is_factor(col):
             values = col.map(_format_level).astype(str).to_numpy()
-            if var in levels:
-                lev = [_format_level(v) for v in levels[var]]
-                if len(set(lev)) != len(lev):
-                    raise DesignError(f"levels of {var!r} contain duplicates: {lev}")
-                extra = sorted(set(values) - set(lev))
-                if extra:
-                    raise DesignError(
-                        f"column {var!r} has value(s) {', '.join(map(repr, extra))} not in its levels "
-                        f"{lev}; add them to 'levels.{var}' or remove those samples with 'subset'"
-                    )
-                absent = [v for v in lev if v not in set(values)]
-                if absent:
-                    raise DesignError(
-                        f"level(s) {', '.join(map(repr, absent))} of {var!r} listed in 'levels' do not "
-                        f"occur in the samples analysed; remove them from 'levels.{var}'"
-                    )
-            else:
-                lev = sorted(set(values), key=_natural_key)
-            if len(lev) < 2:
-                raise DesignError(
-                    f"factor {var!r} has a single level ({lev[0]!r}) in the samples analysed; "
-                    "remove it from the formula"
-                )
-            columns[var] = {
-                f"{var}{lv}": (values == lv).astype(np.float64) for lv in lev
-            }  # all levels; reference dropped below
-            columns[var]["__levels__"] = np.array(lev, dtype=object)
+            lev = factor_levels[var] = _factor_levels(var, values, levels)
+            codes = pd.Index(lev).get_indexer(values)
+            frame[f"v{i}"] = pd.Categorical.from_codes(codes, categories=range(len(lev)))
         else:
-            columns[var] = {var: col.to_numpy(dtype=np.float64)}
+            frame[f"v{i}"] = col.to_numpy(dtype=np.float64)
+    main_effects = {t[0] for t in f.written if len(t) == 1}
+    for term in f.written:
+        for var in term if len(term) > 1 else ():
+            if var not in main_effects:
+                raise DesignError(
+                    f"interaction {':'.join(term)} needs the main effect {var!r} in the formula too"
+                )
 
-    out: dict[str, np.ndarray] = {}
-    n = len(data)
-    if f.intercept:
-        out["Intercept"] = np.ones(n)
-    main_effects = {t[0] for t in f.terms if len(t) == 1}
-    for term in f.terms:
-        parts = []
-        for var in term:
-            cols = dict(columns[var])
-            lev = cols.pop("__levels__", None)
-            if lev is not None:
-                drop_reference = f.intercept or len(term) > 1 or not _first_factor(f, var, columns)
-                if drop_reference:
-                    cols.pop(f"{var}{lev[0]}")
-            parts.append(cols)
-        if len(term) > 1:
-            for var in term:
-                if var not in main_effects:
-                    raise DesignError(
-                        f"interaction {':'.join(term)} needs the main effect {var!r} in the formula too"
-                    )
-        combos: dict[str, np.ndarray] = {"": np.ones(n)}
-        for cols in parts:
-            new: dict[str, np.ndarray] = {}
-            for cname, cval in cols.items():  # later factors vary slowest (R's order)
-                for pname, pval in combos.items():
-                    new[f"{pname}:{cname}" if pname else cname] = pval * cval
-            combos = new
-        out.update(combos)
-    design = pd.DataFrame(out, index=data.index)
+    index = {v: i for i, v in enumerate(f.variables)}
+    spec = " + ".join(
+        ["1" if f.intercept else "0"] + [":".join(f"v{index[v]}" for v in t) for t in f.terms]
+    )
+    X = formulaic.model_matrix(
+        formulaic.Formula(spec, _ordering="none"),
+        pd.DataFrame(frame, index=data.index),
+        ensure_full_rank=False,
+        na_action="ignore",
+        output="numpy",
+    )
+    contrasts = _contrast_coded(f, factor_levels)
+    keep, names = [], []
+    for j, column in enumerate(X.model_spec.column_names):
+        if column == "Intercept":
+            keep.append(j)
+            names.append("Intercept")
+            continue
+        parts = [_COLUMN.fullmatch(p) for p in column.split(":")]
+        if not all(parts):
+            raise RuntimeError(f"unexpected formulaic column name {column!r}")
+        term = tuple(f.variables[int(m[1])] for m in parts)
+        codes = [None if m[2] is None else int(m[2]) for m in parts]
+        if any(c == 0 and contrasts[term][v] for v, c in zip(term, codes, strict=True)):
+            continue  # reference level of a factor coded by treatment contrasts
+        keep.append(j)
+        names.append(
+            ":".join(
+                v if c is None else f"{v}{factor_levels[v][c]}"
+                for v, c in zip(term, codes, strict=True)
+            )
+        )
+    design = pd.DataFrame(np.asarray(X, dtype=np.float64)[:, keep], index=data.index, columns=names)
     check_full_rank(design)
     return design
 
 
-def _first_factor(f: Formula, var: str, columns) -> bool:
-    """Without an intercept R codes the first factor with all its levels."""
-    for term in f.terms:
-        if len(term) == 1 and "__levels__" in columns[term[0]]:
-            return term[0] == var
-    return False
+_COLUMN = re.compile(r"v(\d+)(?:\[(\d+)\])?")  # formulaic's name of a numeric or level column
+
+
+def _factor_levels(var: str, values: np.ndarray, levels: Mapping[str, Sequence]) -> list[str]:
+    """The levels of a factor: ``levels[var]`` (checked against the values), else
+    :func:`_natural_key` order."""
+    if var in levels:
+        lev = [_format_level(v) for v in levels[var]]
+        if len(set(lev)) != len(lev):
+            raise DesignError(f"levels of {var!r} contain duplicates: {lev}")
+        extra = sorted(set(values) - set(lev))
+        if extra:
+            raise DesignError(
+                f"column {var!r} has value(s) {', '.join(map(repr, extra))} not in its levels "
+                f"{lev}; add them to 'levels.{var}' or remove those samples with 'subset'"
+            )
+        absent = [v for v in lev if v not in set(values)]
+        if absent:
+            raise DesignError(
+                f"level(s) {', '.join(map(repr, absent))} of {var!r} listed in 'levels' do not "
+                f"occur in the samples analysed; remove them from 'levels.{var}'"
+            )
+    else:
+        lev = sorted(set(values), key=_natural_key)
+    if len(lev) < 2:
+        raise DesignError(
+            f"factor {var!r} has a single level ({lev[0]!r}) in the samples analysed; "
+            "remove it from the formula"
+        )
+    return lev
+
+
+def _contrast_coded(
+    f: Formula, factor_levels: Mapping[str, list[str]]
+) -> dict[tuple[str, ...], dict[str, bool]]:
+    """For each term and variable: is it coded by contrasts (True) or by all its levels (False)?
+
+    R's ``TermCode`` (model.c): variable ``v`` of term ``T`` is coded by contrasts when ``T`` without
+    ``v`` is empty or contained in a preceding term.  Without an intercept R then codes by all its
+    levels the first factor (in variable order) of the first term holding a factor
+    (``modelmatrix`` in model.c).  Only factors' codes matter."""
+    codes: dict[tuple[str, ...], dict[str, bool]] = {}
+    for j, term in enumerate(f.terms):
+        codes[term] = {}
+        for v in term:
+            rest = set(term) - {v}
+            codes[term][v] = not rest or any(rest <= set(t) for t in f.terms[:j])
+    if not f.intercept:
+        for term in f.terms:
+            first = next((v for v in term if v in factor_levels), None)
+            if first is not None:
+                codes[term][first] = False
+                break
+    return codes
 
 
 def _natural_key(s: str):
+    """Numbers first, in numeric order (R's ``factor()`` of a numeric code), then text in code-point
+    order (R's ``sort()`` in the C locale)."""
     try:
         return (0, float(s), s)
     except ValueError:
@@ -249,8 +331,3 @@ def check_full_rank(design: pd.DataFrame) -> None:
         f"the design is not of full rank (confounded variables): {detail}. "
         "Remove one of the confounded variables from the formula, or merge levels"
     )
-
-
-# --------------------------------------------------------------------------------------------
-# contrasts
-# --------------------------------------------------------------------------------------------
