@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..limma.qrrank import estimable_columns
+from ..rstats.qr import estimable_columns
 
 
 def _as_counts(counts) -> np.ndarray:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
-from stacklm.limma.qrrank import estimable_columns
+from stacklm.rstats.qr import estimable_columns
 
 __all__ = ["array_weights", "contr_sum", "var_group_design"]
 

@@ -17,12 +17,8 @@ import numpy as np
 import pandas as pd
 
 from stacklm.limma.lmfit import _one_blas_thread
-from stacklm.statmod.mixedmodel import (
-    DAMPED,
-    MAXIT,
-    batched_qr,
-    mixed_model2_fit,
-)
+from stacklm.rstats.qr import batched_qr
+from stacklm.statmod.mixedmodel import DAMPED, MAXIT, mixed_model2_fit
 
 #: limma keeps the correlations inside [1/(1 - max block size) + 0.01, 0.99]
 RHO_MAX = 0.99

@@ -14,9 +14,9 @@ from scipy import stats
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.labels import labels_of, match_labels
 from stacklm.limma.marraylm import LinearModelFit
-from stacklm.limma.qrrank import estimable_columns
 from stacklm.limma.squeezevar import squeeze_var
 from stacklm.rstats.distributions import _t_logsf, _t_sf2
+from stacklm.rstats.qr import estimable_columns
 
 
 def _top_candidates(abs_t, lower, p_value, ntarget):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from stacklm.limma.qrrank import estimable_columns
+from stacklm.rstats.qr import estimable_columns
 from stacklm.rstats.splines import NaturalSplineBasis
 
 _EPS = np.finfo(float).eps

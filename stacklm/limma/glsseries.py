@@ -13,7 +13,7 @@ samples of a block, with ``u = sqrt(w) y``,
 ``T u = (u - g_k mean(u)) / sqrt(1 - rho)``, ``g_k = 1 - sqrt((1 - rho) / (1 + (k - 1) rho))``,
 so every row is whitened with array operations whatever its missingness pattern, and the per-row
 least-squares fits run as one batched Gram-Schmidt QR with lm.fit's rank rule
-(:func:`stacklm.statmod.mixedmodel.batched_qr`).
+(:func:`stacklm.rstats.qr.batched_qr`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from stacklm.limma.dupcor import duplicate_correlation
 from stacklm.limma.lmfit import _one_blas_thread
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.qrrank import aliased_columns, estimable_columns
-from stacklm.statmod.mixedmodel import batched_qr
+from stacklm.rstats.qr import batched_qr
 
 #: working arrays of the per-row path hold about this many rows x samples x coefficients values
 BLOCK_VALUES = 1 << 20

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from stacklm.limma.lmfit import lm_fit
-from stacklm.limma.qrrank import estimable_columns
+from stacklm.rstats.qr import estimable_columns
 
 __all__ = ["batch_contr_sum", "remove_batch_effect"]
 

@@ -42,10 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stacklm.rstats.qr import QR_TOLERANCE, batched_qr, estimable_columns
 from stacklm.statmod.glmgam import CONVERGED, DAMPED, ERROR, MAXIT, ZERO, glmgam_fit
-
-#: tolerance of lm.fit's rank detection (LINPACK dqrdc2)
-QR_TOLERANCE = 1e-7
 
 #: eigenvalues of Z'PZ below this fraction of the largest are the null components (R's d_j there
 #: are rounding noise of order 1e-30; the eigen-decomposition leaves ~1e-16 of the largest)
@@ -78,49 +76,6 @@ class MixedModel2Fit:
     def not_converged(self) -> np.ndarray:
         """The GLM ran but stopped at maxit or for too much damping."""
         return (self.status == MAXIT) | (self.status == DAMPED)
-
-
-# --------------------------------------------------------------------------------------------
-# orthonormal bases with lm.fit's rank detection, batched over rows
-# --------------------------------------------------------------------------------------------
-def batched_qr(A: np.ndarray, n_obs: np.ndarray | None = None, tol: float = QR_TOLERANCE):
-    """Thin QR of a stack of n x p matrices (m x n x p) by Gram-Schmidt with re-orthogonalisation,
-    column by column as LINPACK's dqrdc2 with limited pivoting decides rank: a column whose part
-    orthogonal to the accepted columns has norm below ``tol`` times its own norm (or that would
-    exceed ``n_obs`` accepted columns) is dropped, the others keep their order.
-
-    Returns Q (m x n x p, zero columns where dropped), R (m x p x p upper triangular over the kept
-    columns; a dropped column has a unit diagonal and zeros elsewhere, so R^-1 restricted to the
-    kept columns is the inverse of their R) and the kept-column mask (m x p).
-    """
-    m, n, p = A.shape
-    Q = np.zeros((m, n, p))
-    R = np.zeros((m, p, p))
-    keep = np.zeros((m, p), dtype=bool)
-    limit = np.full(m, n) if n_obs is None else np.asarray(n_obs)
-    for j in range(p):
-        a = A[:, :, j]
-        norm0 = np.sqrt(np.einsum("mn,mn->m", a, a))
-        v = a
-        c = np.zeros((m, j))
-        if j:
-            Qj = Q[:, :, :j]
-            for _ in range(2):
-                cj = np.einsum("mnk,mn->mk", Qj, v)
-                v = v - np.einsum("mnk,mk->mn", Qj, cj)
-                c = c + cj
-        nv = np.sqrt(np.einsum("mn,mn->m", v, v))
-        ok = (norm0 > 0) & (nv >= tol * norm0) & (keep.sum(axis=1) < limit)
-        Q[:, :, j] = np.where(ok[:, None], v / np.where(ok, nv, 1.0)[:, None], 0.0)
-        R[:, :j, j] = np.where(ok[:, None], c, 0.0)
-        R[:, j, j] = np.where(ok, nv, 1.0)
-        keep[:, j] = ok
-    return Q, R, keep
-
-
-def estimable_mask(X: np.ndarray, tol: float = QR_TOLERANCE) -> np.ndarray:
-    """The columns of one design that lm.fit keeps (see :func:`batched_qr`)."""
-    return batched_qr(X[None], tol=tol)[2][0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +235,7 @@ class _DesignBasis:
     Gram matrix Q0' diag(w) Q0 and Q0' diag(sqrt(w)) Z with one BLAS product over rows."""
 
     def __init__(self, X: np.ndarray, Z: np.ndarray):
-        keep = estimable_mask(X)
+        keep = estimable_columns(X)
         Q0, R0 = np.linalg.qr(X[:, keep])
         self.Q0 = Q0
         self.r = Q0.shape[1]
@@ -495,6 +450,5 @@ __all__ = [
     "NO_ITERATION",
     "ZERO",
     "MixedModel2Fit",
-    "batched_qr",
     "mixed_model2_fit",
 ]

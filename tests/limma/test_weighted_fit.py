@@ -13,8 +13,8 @@ from conftest import TEST_DATA, assert_matches, read_table
 
 from stacklm.edger.cpm import log_cpm_voom
 from stacklm.limma.lmfit import _DesignQR, lm_fit
-from stacklm.limma.qrrank import estimable_columns
 from stacklm.limma.weightedfit import _wfit_gram, _wfit_householder, lm_wfit
+from stacklm.rstats.qr import estimable_columns
 
 DATA = TEST_DATA / "counts"
 RTOL = 1e-10

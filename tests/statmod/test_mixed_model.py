@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from conftest import TEST_DATA, assert_matches, read_table
 
+from stacklm.rstats.qr import batched_qr
 from stacklm.statmod.glmgam import CONVERGED, MAXIT, glmgam_fit
 from stacklm.statmod.mixedmodel import MAXIT as MM_MAXIT
-from stacklm.statmod.mixedmodel import batched_qr, mixed_model2_fit
+from stacklm.statmod.mixedmodel import mixed_model2_fit
 
 DATA = TEST_DATA / "dupcor"
 
