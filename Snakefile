@@ -89,6 +89,7 @@ include: "workflow/rules/design.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/moderate.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/genotype.smk"
 include: "workflow/rules/corrected.smk"
 
 
@@ -99,6 +100,7 @@ rule all:
         expand("results/{analysis}/summary.md", analysis=ANALYSES),
         expand("results/{analysis}/plots/{plot}.png", analysis=ANALYSES, plot=PLOTS),
         expand("results/{analysis}/top_table.tsv", analysis=ANALYSES),
+        [f"results/{a}/plots/manhattan.png" for a in ANALYSES if GENOTYPE],
         [
             f"results/{a}/corrected.parquet"
             for a in ANALYSES

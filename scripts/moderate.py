@@ -1,5 +1,6 @@
 """Snakemake entry point: rule moderate (merge chunks, moderate, test, FDR; see workflow/rules/moderate.smk)."""
 
+import functools
 import sys
 from pathlib import Path
 
@@ -8,10 +9,14 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stackl
 from stacklm.io.outputs import write_tsv
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.analysis_steps import aligned_annotation, moderate_step
+from stacklm.workflow.genotype_steps import genotype_moderate_step
 from stacklm.workflow.steps import workflow_step
 
 with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
-    table, _ = moderate_step(
+    step = moderate_step
+    if snakemake.input.get("snps"):  # noqa: F821  (genotypes: the SNP columns, issue 18)
+        step = functools.partial(genotype_moderate_step, snakemake.input.snps)  # noqa: F821
+    table, _ = step(
         snakemake.input.chunks,  # noqa: F821
         snakemake.input.design,  # noqa: F821
         snakemake.input.sv,  # noqa: F821

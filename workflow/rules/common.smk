@@ -65,8 +65,22 @@ def _uses_svs(wildcards):
     return SPECS[wildcards.analysis].surrogate.wanted
 
 
+# PLINK genotype input (issue 18): the .bim and .fam beside the .bed are inputs too
+from stacklm.genotype.inputs import is_genotype_config, plink_files
+
+GENOTYPE = is_genotype_config(config)
+
+
+def plink_side_files(wildcards):
+    """The .bim and .fam of a PLINK genotype input (nothing for a matrix)."""
+    return [plink_files(config["matrix"])[k] for k in ("bim", "fam")] if GENOTYPE else []
+
+
 def normalize_mem_mb(wildcards, input, attempt):
-    """Row-wise steps stream blocks (memory ~ feature ids); quantile/cyclic loess hold the matrix."""
+    """Row-wise steps stream blocks (memory ~ feature ids); quantile/cyclic loess hold the matrix.
+    Genotypes stream SNP chunks of 16 MB; the per-SNP table grows with the .bim (~3x its size)."""
+    if GENOTYPE:
+        return int(PYTHON_MB + 500 + attempt * (200 + 3 * os.path.getsize(input.plink[0]) / 1e6))
     values = _input_values_mb(input.matrix)
     copies = 0.25 if config["normalize"]["method"] == "none" else 5
     return int(PYTHON_MB + 500 + attempt * copies * values)

@@ -7,6 +7,7 @@ rule moderate:
         design_info=rules.base_design.output.info,
         normalized=rules.normalize.output.summary,
         features=feature_annotation_input,
+        **({"snps": "results/normalized/snps.tsv.gz"} if GENOTYPE else {}),
     output:
         results="results/{analysis}/results.tsv.gz",
         summary="results/{analysis}/summary.json",

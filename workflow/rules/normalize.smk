@@ -4,9 +4,12 @@ rule normalize:
     later steps memory-map by row range and compute on in float64."""
     input:
         matrix=config["matrix"],
+        plink=plink_side_files,
     output:
         store=directory("results/normalized/matrix"),
         summary="results/normalized/summary.json",
+        # genotypes: the kept SNPs' .bim fields and QC statistics (stacklm.workflow.genotype_steps)
+        **({"snps": "results/normalized/snps.tsv.gz"} if GENOTYPE else {}),
     params:
         matrix_format=config.get("matrix_format"),
         input_scale=config["input_scale"],
@@ -15,6 +18,7 @@ rule normalize:
         filter=config["filter"],
         chunks=CHUNKS,
         precision=config["precision"],
+        genotype=config["genotype"] if GENOTYPE else None,
     log:
         "logs/normalize.log",
     benchmark:

@@ -42,6 +42,7 @@ rule sample_distributions:
     streaming pass over a random sample of rows) and of the normalized matrix."""
     input:
         matrix=config["matrix"],
+        plink=plink_side_files,
         store=rules.normalize.output.store,
     output:
         densities="results/normalized/sample_densities.tsv",
@@ -51,6 +52,7 @@ rule sample_distributions:
         input_scale=config["input_scale"],
         beta_epsilon=config["beta_epsilon"],
         normalize=config["normalize"],
+        genotype=config["genotype"] if GENOTYPE else None,
     log:
         "logs/sample_distributions.log",
     benchmark:

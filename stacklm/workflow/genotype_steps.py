@@ -1,0 +1,422 @@
+"""File-level workflow steps for SNP genotypes (PLINK 1 .bed/.bim/.fam input), callable without
+Snakemake; the scripts in ``scripts/`` pass Snakemake's paths and params to these.
+
+- :func:`normalize_genotypes` (rule normalize): reads the .bed in SNP chunks (int8, bounded
+  memory), runs plink2's QC (:func:`stacklm.genotype.qc.qc_filter`: ``filter.max_missing``,
+  ``filter.min_hwe_p``, ``filter.min_maf``, then monomorphic SNPs), and writes the kept SNPs as an
+  int8 binary store (1 byte per call; the fit chunks read it by SNP range as float64 with NaN) and
+  the per-SNP table ``snps.tsv.gz`` (.bim fields, counted allele, QC statistics).  No float64 copy
+  of the genotype matrix is ever made.
+- :func:`genotype_sample_distributions` (rule sample_distributions): per-sample distributions of
+  the dosages before (random SNPs of the .bed) and after QC (random SNPs of the store).
+- :func:`genotype_moderate_step` (rule moderate): :func:`stacklm.workflow.analysis_steps.
+  moderate_step` with the SNP columns added to the results (:func:`snp_result_columns`).
+- :func:`manhattan_step` (rule manhattan): the Manhattan plot of an analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stacklm.genotype.gwas import gwas_from_stacked
+from stacklm.genotype.inputs import plink_files
+from stacklm.genotype.plink import BIM_COLUMNS, bed_shape, read_fam, read_genotypes
+from stacklm.genotype.qc import qc_filter, snp_qc
+from stacklm.io.outputs import write_tsv
+from stacklm.io.store import BinaryMatrixWriter, open_binary_matrix
+
+_log = logging.getLogger("stacklm")
+
+#: genotypes (SNPs x samples, int8) the normalize step holds per chunk: 16 MB
+QC_CHUNK_VALUES = 1 << 24
+
+#: per-SNP columns of the results, before the analysis test's five final columns
+SNP_COLUMNS = ["chromosome", "position", "allele1", "allele2", "counted_allele", "maf", "call_rate"]
+SNP_TABLE_COLUMNS = ["feature_id", *SNP_COLUMNS, "allele_freq", "n_called", "hwe_p"]
+
+#: a stacked fit whose residual standard deviation is below this has a constant dosage on the
+#: analysis' called samples (a dosage that varies has sigma >= ~1 / sqrt(n) > 1e-4): no GWAS effect
+CONSTANT_SIGMA = 1e-8
+
+
+def iter_bim(path, chunk_snps: int) -> Iterator[pd.DataFrame]:
+    """The .bim in consecutive chunks of ``chunk_snps`` lines (one pass over the file), with the
+    columns of :func:`stacklm.genotype.plink.read_bim` (strings; ``position`` int64)."""
+    reader = pd.read_csv(
+        path,
+        sep=r"\s+",
+        header=None,
+        names=BIM_COLUMNS,
+        dtype=str,
+        keep_default_na=False,
+        chunksize=chunk_snps,
+        engine="c",
+    )
+    start = 0
+    for chunk in reader:
+        if chunk.isna().to_numpy().any() or (chunk == "").to_numpy().any():
+            raise ValueError(
+                f"{path}: line {start + 1} or a later one of this block of {len(chunk)} lines does "
+                "not have 6 whitespace-separated columns (chromosome, id, cM, position, A1, A2)"
+            )
+        try:
+            chunk["position"] = chunk["position"].astype(np.int64)
+        except ValueError:
+            bad = int(np.flatnonzero(~chunk["position"].str.fullmatch(r"-?\d+"))[0])
+            raise ValueError(
+                f"{path}: line {start + bad + 1}: position {chunk['position'].iloc[bad]!r} is not "
+                "a whole number (column 4)"
+            ) from None
+        chunk.index = pd.RangeIndex(start, start + len(chunk))
+        start += len(chunk)
+        yield chunk
+
+
+def _qc_thresholds(filters: Mapping | None) -> dict:
+    f = dict(filters or {})
+    return {
+        "max_missing": f.get("max_missing"),
+        "min_hwe_p": f.get("min_hwe_p"),
+        "min_maf": f.get("min_maf"),
+    }
+
+
+def normalize_genotypes(
+    bed_path,
+    store_path,
+    snps_path,
+    counted_allele: int = 1,
+    filters: Mapping | None = None,
+    min_features: int = 1,
+    threads: int = 1,
+    log: logging.Logger = _log,
+    chunk_values: int = QC_CHUNK_VALUES,
+) -> dict:
+    """QC a PLINK fileset SNP chunk by SNP chunk and write the kept SNPs as an int8 store.
+
+    ``bed_path``: the .bed (its .bim and .fam beside it); ``counted_allele`` 1 (the .bim's column
+    5, PLINK's A1) or 2 (column 6); ``filters``: the config's ``filter`` block (``max_missing``,
+    ``min_hwe_p``, ``min_maf``; None switches one off).  QC is computed on every sample of the .fam
+    (as plink2 without ``--keep``; allele frequencies and the HWE test on founders, i.e. samples
+    whose .fam parents are both 0, as plink2), in plink2's order, then SNPs left with a single
+    genotype class are dropped (``monomorphic``).  Memory: one chunk of ``chunk_values`` int8
+    genotypes and its QC table.
+
+    Writes the store (samples = the .fam's IIDs in .fam order; feature ids = the .bim's SNP ids)
+    and ``snps_path`` (:data:`SNP_TABLE_COLUMNS`, one row per kept SNP, store order).  Returns the
+    normalize summary with the SNPs each filter removed (``removed_by_filter`` and ``genotype.qc``).
+    """
+    files = plink_files(bed_path)
+    fam = read_fam(files["fam"])
+    n_samples, n_snps = bed_shape(files["bed"], len(fam))
+    if counted_allele not in (1, 2):
+        raise ValueError(f"genotype.counted_allele must be 1 or 2, not {counted_allele!r}")
+    founders = ((fam["father"] == "0") & (fam["mother"] == "0")).to_numpy()
+    founder_mask = None if founders.all() else founders
+    thresholds = _qc_thresholds(filters)
+    chunk_snps = max(1, int(chunk_values) // max(n_samples, 1))
+    removed: dict[str, int] = {}
+    n_seen = n_kept = 0
+    snp_tables = []
+    with BinaryMatrixWriter(store_path, list(fam["iid"]), dtype="int8") as writer:
+        for bim in iter_bim(files["bim"], chunk_snps):
+            s0, s1 = int(bim.index[0]), int(bim.index[-1]) + 1
+            if s1 > n_snps:
+                raise ValueError(
+                    f"{files['bim']} has more lines than {files['bed']} has SNPs ({n_snps}); "
+                    ".bed, .bim and .fam must come from one fileset"
+                )
+            g = read_genotypes(
+                files["bed"],
+                slice(s0, s1),
+                counted_allele,
+                dtype=np.int8,
+                n_samples=n_samples,
+                num_threads=threads,
+            )
+            stats = snp_qc(g, founders=founder_mask)
+            qc = qc_filter(stats, chromosome=bim["chromosome"].to_numpy(), **thresholds)
+            for name, count in qc.removed.items():
+                removed[name] = removed.get(name, 0) + count
+            keep = qc.keep
+            ids = bim["snp_id"].to_numpy()[keep]
+            try:
+                writer.append(ids, g[keep])
+            except ValueError as err:
+                if "already written" not in str(err):
+                    raise
+                raise ValueError(
+                    f"{files['bim']}: SNP ids must be unique ({err}); give every SNP its own id "
+                    "(e.g. plink2 --set-all-var-ids @:#:$r:$a --make-bed)"
+                ) from None
+            kept = bim.loc[keep]
+            s = stats.loc[keep]
+            counted = kept["allele1"] if counted_allele == 1 else kept["allele2"]
+            snp_tables.append(
+                pd.DataFrame(
+                    {
+                        "feature_id": ids.astype(str),
+                        "chromosome": kept["chromosome"].to_numpy(),
+                        "position": kept["position"].to_numpy(),
+                        "allele1": kept["allele1"].to_numpy(),
+                        "allele2": kept["allele2"].to_numpy(),
+                        "counted_allele": counted.to_numpy(),
+                        "maf": s["maf"].to_numpy(),
+                        "call_rate": s["call_rate"].to_numpy(),
+                        "allele_freq": s["allele_freq"].to_numpy(),
+                        "n_called": s["n_called"].to_numpy(),
+                        "hwe_p": s["hwe_p"].to_numpy(),
+                    }
+                )
+            )
+            n_seen = s1
+            n_kept += int(keep.sum())
+            log.info("QC of %d of %d SNPs: %d kept", n_seen, n_snps, n_kept)
+        if n_seen != n_snps:
+            raise ValueError(
+                f"{files['bim']} has {n_seen} lines but {files['bed']} has {n_snps} SNPs; "
+                ".bed, .bim and .fam must come from one fileset"
+            )
+        for name, count in removed.items():
+            log.info("filter %s removed %d SNPs", name, count)
+        if n_kept == 0:
+            raise ValueError(
+                f"all {n_snps} SNPs of {files['bed']} were removed by the QC filters "
+                f"({', '.join(f'{k}: {v}' for k, v in removed.items())}); relax 'filter'"
+            )
+        if n_kept < min_features:
+            raise ValueError(
+                f"'chunks' ({min_features}) is larger than the number of SNPs kept ({n_kept}); "
+                "lower 'chunks'"
+            )
+    table = pd.concat(snp_tables, ignore_index=True)[SNP_TABLE_COLUMNS]
+    write_tsv(table, snps_path, threads=threads)
+    qc_summary = {"n_input": n_snps, "removed": removed, "n_kept": n_kept}
+    return {
+        "n_input_features": n_snps,
+        "n_features": n_kept,
+        "n_samples": n_samples,
+        "removed_by_filter": removed,
+        "input_scale": "dosage",
+        "input_format": "plink",
+        "normalize": {"method": "none"},
+        "filter": {k: v for k, v in thresholds.items() if v is not None},
+        "precision": "int8",
+        "genotype": {
+            "bed": str(files["bed"]),
+            "counted_allele": int(counted_allele),
+            "counted_allele_column": "allele1 (.bim column 5, PLINK A1)"
+            if counted_allele == 1
+            else "allele2 (.bim column 6)",
+            "qc": qc_summary,
+            "qc_order": "max_missing (plink2 --geno), min_hwe_p (--hwe), min_maf (--maf), "
+            "then monomorphic SNPs",
+            "n_founders": int(founders.sum()),
+        },
+    }
+
+
+def genotype_fractions(values: np.ndarray, samples, stage: str) -> pd.DataFrame:
+    """The distribution of each sample's dosages (columns of ``values``, NaN = missing call): the
+    fraction of its calls with 0, 1 and 2 copies (the exact "density" of a 0/1/2 variable; the
+    middle one is the sample's heterozygosity).  Long table ``stage, sample, x, density``."""
+    values = np.asarray(values, dtype=np.float64)
+    called = np.maximum(np.isfinite(values).sum(axis=0), 1)
+    frac = np.stack([(values == k).sum(axis=0) / called for k in (0, 1, 2)], axis=1)  # n x 3
+    names = np.asarray([str(s) for s in samples])
+    return pd.DataFrame(
+        {
+            "stage": stage,
+            "sample": np.repeat(names, 3),
+            "x": np.tile([0.0, 1.0, 2.0], names.size),
+            "density": frac.ravel(),
+        }
+    )
+
+
+def genotype_sample_distributions(
+    bed_path, store_path, counted_allele: int = 1, seed: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-sample distributions and quantiles of the dosages (the ``sample_density`` plot's
+    tables): ``input`` = a uniform random sample of the .bed's SNPs, ``normalized`` = of the QC'd
+    store's SNPs (:func:`stacklm.diagnostics.distributions.reservoir_size` SNPs each, read by
+    index).  A kernel density of 0/1/2 values would only blur three points, so the "densities"
+    are the fractions of each sample's calls with 0, 1, 2 copies (:func:`genotype_fractions`): 3
+    rows per sample and stage, whatever the number of samples."""
+    from stacklm.diagnostics.distributions import reservoir_size, sample_quantiles
+
+    files = plink_files(bed_path)
+    fam = read_fam(files["fam"])
+    n_samples, n_snps = bed_shape(files["bed"], len(fam))
+    rng = np.random.default_rng(seed)
+    size = min(reservoir_size(n_samples), n_snps)
+    idx = np.sort(rng.choice(n_snps, size, replace=False))
+    before = read_genotypes(files["bed"], idx, counted_allele, n_samples=n_samples)
+    store = open_binary_matrix(store_path, load_feature_ids=False)
+    size = min(reservoir_size(store.n_samples), store.n_features)
+    rows = np.sort(rng.choice(store.n_features, size, replace=False))
+    after = store.values[rows] if size else np.empty((0, store.n_samples))
+    dens, quant = [], []
+    for stage, values, names in (
+        ("input", before, list(fam["iid"])),
+        ("normalized", after, store.samples),
+    ):
+        dens.append(genotype_fractions(values, names, stage))
+        q = sample_quantiles(values, names)
+        q.insert(0, "stage", stage)
+        quant.append(q)
+    return pd.concat(dens, ignore_index=True), pd.concat(quant, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the results of a genotype analysis
+# --------------------------------------------------------------------------------------------
+def read_snp_table(path) -> pd.DataFrame:
+    """``snps.tsv.gz`` as written by :func:`normalize_genotypes` (ids, alleles, chromosome codes
+    as strings)."""
+    text = {c: str for c in ("feature_id", "chromosome", "allele1", "allele2", "counted_allele")}
+    return pd.read_csv(
+        path, sep="\t", dtype=text, keep_default_na=False, na_values=["NA"], engine="c"
+    )
+
+
+def gwas_phenotype(test, design_columns) -> tuple[str | None, str]:
+    """The design column whose GWAS effects (beta_snp, se_snp) an analysis reports, or None with
+    the reason: the analysis must test exactly one column of its design (not a contrast, not the
+    intercept)."""
+    test = list(test)
+    if len(test) != 1:
+        return (
+            None,
+            f"the analysis tests {len(test)} columns jointly (an F test); beta_snp needs one",
+        )
+    name = test[0]
+    if name not in list(design_columns):
+        return None, f"{name!r} is a contrast, not a design column; beta_snp needs a design column"
+    if name in ("(Intercept)", "Intercept"):
+        return None, "the intercept is not a phenotype"
+    return name, ""
+
+
+def snp_result_columns(
+    table: pd.DataFrame, fit, snps: pd.DataFrame, test, log: logging.Logger = _log
+) -> tuple[pd.DataFrame, dict]:
+    """Add the SNP columns to a results table (before its final five columns, the results
+    contract's place for new columns), and say what they are for summary.json.
+
+    Columns: ``chromosome, position, allele1, allele2, counted_allele`` (the .bim's fields; the
+    counted allele's letter), ``maf, call_rate`` (QC statistics on all samples of the .fam), ``n``
+    (samples of this analysis with a call, ``df_residual + rank`` of the SNP's fit), and, when the
+    analysis tests one design column (the phenotype), ``beta_snp, se_snp``: the coefficient of the
+    dosage and its standard error in ``lm(phenotype ~ dosage + other design columns)`` on those
+    samples (:func:`stacklm.genotype.gwas.gwas_from_stacked`, exact, from the stacked estimate,
+    stdev_unscaled, sigma and df_residual; NaN where the dosage is constant on the analysis'
+    called samples).  ``fit``: the merged, un-moderated chunk fit (its design columns).
+    """
+    ids = table["feature_id"].astype(str).to_numpy()
+    snps = snps.set_index("feature_id")
+    missing = ~pd.Index(ids).isin(snps.index)
+    if missing.any():
+        raise ValueError(
+            f"{int(missing.sum())} results features are not SNPs of snps.tsv.gz (e.g. "
+            f"{ids[missing][0]}); re-run the normalize step"
+        )
+    snps = snps.loc[ids]
+    rank = np.isfinite(fit.coefficients).sum(axis=1)
+    df = table["df_residual"].to_numpy(dtype=float)
+    new: dict[str, np.ndarray] = {c: snps[c].to_numpy() for c in SNP_COLUMNS}
+    new["n"] = (df + rank).astype(np.int64)
+    phenotype, reason = gwas_phenotype(test, fit.coef_names)
+    info: dict = {
+        "n_snps": int(len(table)),
+        "columns": [*SNP_COLUMNS, "n"],
+        "maf_call_rate": "QC statistics on all samples of the .fam (before the analysis' subset)",
+        "n": "samples of this analysis with a call (df_residual + rank)",
+    }
+    if phenotype is not None:
+        sigma = table["sigma"].to_numpy(dtype=float)
+        gw = gwas_from_stacked(
+            table[f"estimate_{phenotype}"].to_numpy(dtype=float),
+            table[f"stdev_unscaled_{phenotype}"].to_numpy(dtype=float),
+            sigma,
+            df,
+        )
+        constant = ~(sigma > CONSTANT_SIGMA)
+        new["beta_snp"] = np.where(constant, np.nan, gw["beta_snp"])
+        new["se_snp"] = np.where(constant, np.nan, gw["se_snp"])
+        design = np.asarray(fit.design) if fit.design is not None else np.zeros((0, 0))
+        ones = {
+            n for j, n in enumerate(fit.coef_names) if design.size and (design[:, j] == 1).all()
+        }
+        others = [c for c in fit.coef_names if c != phenotype and c not in ones]
+        rhs = " + ".join(["dosage", *others]) + ("" if ones else " - 1")
+        info["beta_snp"] = {
+            "phenotype": phenotype,
+            "model": f"lm({phenotype} ~ {rhs}) per SNP on its called samples (the other design "
+            "columns as covariates)",
+            "derived_from": "the stacked fit dosage ~ design: beta_snp = b / (sigma^2 df s^2 + b^2),"
+            " se_snp = sigma s / (sigma^2 df s^2 + b^2) (b = estimate, s = stdev_unscaled of "
+            "the phenotype; README, SNP genotypes)",
+            "n_constant": int(np.sum(constant)),
+        }
+        info["columns"] += ["beta_snp", "se_snp"]
+    else:
+        info["beta_snp"] = None
+        info["beta_snp_reason"] = reason
+        log.info("no beta_snp / se_snp: %s", reason)
+    at = list(table.columns).index("statistic")
+    out = pd.concat(
+        [table.iloc[:, :at], pd.DataFrame(new, index=table.index), table.iloc[:, at:]], axis=1
+    )
+    return out, info
+
+
+def genotype_moderate_step(snps_path, *args, **kwargs):
+    """:func:`stacklm.workflow.analysis_steps.moderate_step` for a genotype analysis: the same
+    moderation and tests, with :func:`snp_result_columns` added to the results and top table and
+    a ``genotype`` entry in summary.json (QC counts, counted allele, beta_snp's model)."""
+    from stacklm.workflow.analysis_steps import moderate_step
+
+    snps = read_snp_table(snps_path)
+    log = kwargs.get("log", _log)
+
+    def extend(table, fit, spec, normalized):
+        table, info = snp_result_columns(table, fit, snps, spec.test, log=log)
+        geno = dict(normalized.get("genotype") or {})
+        geno.update(info)
+        geno["moderation"] = spec.moderation.method
+        return table, {"genotype": geno}
+
+    return moderate_step(*args, extend=extend, **kwargs)
+
+
+def manhattan_step(results_path, summary_path, png_path, data_path, analysis_name: str = ""):
+    """The Manhattan plot of an analysis from its results table (rule manhattan)."""
+    from stacklm.plots.manhattan import plot_manhattan
+    from stacklm.plots.style import Labels, labelled
+
+    summary = json.loads(Path(summary_path).read_text())
+    columns = ["feature_id", "chromosome", "position", "p_value"]
+    results = pd.read_csv(
+        results_path,
+        sep="\t",
+        usecols=columns,
+        dtype={"feature_id": str, "chromosome": str},
+        keep_default_na=False,
+        na_values=["NA"],
+    )
+    test = ", ".join(summary.get("test") or [])
+    with labelled(Labels(analysis=analysis_name)):
+        plot_manhattan(
+            results,
+            png_path,
+            data_path,
+            title=f"{summary.get('test_statistic', 'test')} of {test}; "
+            f"λGC = {summary.get('lambda_gc', float('nan')):.3f}",
+        )
