@@ -68,8 +68,11 @@ def test_example_outputs_follow_the_contract(example_run):
     middle = [
         f"{k}_{c}"
         for c in reported
-        for k in ("estimate", "stdev_unscaled", "t", "p", "fdr", "lods")
-    ]
+        for k in (
+            "estimate", "stdev_unscaled", "t", "p", "fdr", "lods",
+            "t_ordinary", "p_ordinary", "ci_low", "ci_high", "decision",
+        )
+    ]  # fmt: skip
     assert list(res.columns[8:-5]) == middle
     normalized = json.loads((work / "results" / "normalized" / "summary.json").read_text())
     assert len(res) == normalized["n_features"] == summary["n_features"]
@@ -86,6 +89,9 @@ def test_example_outputs_follow_the_contract(example_run):
         "n_significant",
         "lambda_gc",
         "n_surrogate_variables",
+        "moderation",
+        "decide",
+        "confidence_level",
         "versions",
         "config",
     ):
@@ -96,6 +102,14 @@ def test_example_outputs_follow_the_contract(example_run):
         design.index
     )
     assert list(summary["config"]["analyses"]) == ["geography"]
+    assert summary["moderation"]["limma"] == "3.63.2" and summary["treat"] is None
+    decisions = res[[f"decision_{c}" for c in reported]]
+    assert set(np.unique(decisions.to_numpy()[~np.isnan(decisions.to_numpy())])) <= {-1, 0, 1}
+    for c in reported:
+        assert summary["decide"]["counts"][c]["Up"] == int((res[f"decision_{c}"] == 1).sum())
+    top = read_table(work / "results" / "geography" / "top_table.tsv")
+    assert len(top) == max(summary["n_significant"], 100)
+    assert top["p_value"].is_monotonic_increasing  # topTable's order: by the F p-value
     assert 0 < summary["pi0"] <= 1 and summary["n_significant"] > 0
     # input order is kept
     raw_ids = (
