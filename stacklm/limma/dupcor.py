@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stacklm.limma.lmfit import _one_blas_thread
+from stacklm.limma.lmsolve import one_blas_thread
 from stacklm.rstats.qr import batched_qr
 from stacklm.statmod.mixedmodel import DAMPED, MAXIT, mixed_model2_fit
 
@@ -136,7 +136,7 @@ def block_structure_check(design: np.ndarray, block) -> str | None:
     return None
 
 
-@_one_blas_thread
+@one_blas_thread
 def duplicate_correlation_rows(
     E,
     design,

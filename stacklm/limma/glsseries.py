@@ -25,9 +25,18 @@ import pandas as pd
 from scipy.linalg import solve_triangular
 
 from stacklm.limma.dupcor import duplicate_correlation
-from stacklm.limma.lmfit import _one_blas_thread
+from stacklm.limma.lmsolve import (
+    DesignQR,
+    RowFits,
+    block_rows,
+    fit_complete,
+    fit_inputs,
+    observed_row_means,
+    one_blas_thread,
+    require_full_rank,
+    sigma_from_rss,
+)
 from stacklm.limma.marraylm import LinearModelFit
-from stacklm.limma.qrrank import aliased_columns, estimable_columns
 from stacklm.rstats.qr import batched_qr
 
 #: working arrays of the per-row path hold about this many rows x samples x coefficients values
@@ -70,20 +79,11 @@ def _whiten_rows(U: np.ndarray, obs: np.ndarray, Z: np.ndarray, rho: float) -> n
     return np.where(obs[:, :, None], out, 0.0)
 
 
-def _fit_shared(Ystar: np.ndarray, Xstar: np.ndarray):
-    """lm.fit of many whitened responses on one whitened full-rank design."""
-    n, p = Xstar.shape
-    Q, R = np.linalg.qr(Xstar)
-    effects = Ystar @ Q
-    coef = solve_triangular(R, effects.T, check_finite=False).T
-    resid = Ystar - effects @ Q.T
-    df = n - p
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sigma = np.sqrt(np.einsum("ij,ij->i", resid, resid) / df) if df > 0 else None
-    if sigma is None:
-        sigma = np.full(Ystar.shape[0], np.nan)
-    rinv = solve_triangular(R, np.eye(p))
-    return coef, np.sqrt(np.sum(rinv**2, axis=1)), sigma, df, rinv @ rinv.T
+def _whitened_design(V: np.ndarray, X: np.ndarray):
+    """R's transform for one covariance matrix V: its Cholesky factor L (R's ``chol(V)`` is L')
+    and the QR of the whitened design ``L^-1 X``."""
+    L = np.linalg.cholesky(V)
+    return L, DesignQR(solve_triangular(L, X, lower=True), gram=False)
 
 
 def _fit_rows(Y: np.ndarray, obs: np.ndarray, sw: np.ndarray, X: np.ndarray, Z, rho: float):
@@ -111,9 +111,7 @@ def _fit_rows(Y: np.ndarray, obs: np.ndarray, sw: np.ndarray, X: np.ndarray, Z, 
     stdev = np.sqrt(np.sum(rinv**2, axis=2))
     rank = keep.sum(axis=1)
     df = (n_obs - rank).astype(np.float64)
-    rss = np.einsum("ij,ij->i", resid, resid)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sigma = np.where(df > 0, np.sqrt(rss / np.where(df > 0, df, 1.0)), np.nan)
+    sigma = sigma_from_rss(np.einsum("ij,ij->i", resid, resid), df)
     coef[~keep] = np.nan
     stdev[~keep] = np.nan
     # limma: a design that is all zero on the observed samples gives df = n, sigma = sqrt(mean(y*^2))
@@ -129,7 +127,7 @@ def _fit_rows(Y: np.ndarray, obs: np.ndarray, sw: np.ndarray, X: np.ndarray, Z, 
     return coef, stdev, sigma, df
 
 
-@_one_blas_thread
+@one_blas_thread
 def gls_series(
     Y,
     design,
@@ -151,33 +149,10 @@ def gls_series(
     is limma's ``(X' C^-1 X)^-1`` of the full design (with the array weights when limma takes its fast
     path: array weights and no missing value); ``extra`` holds ``block`` and ``correlation``.
     """
-    if isinstance(Y, pd.DataFrame):
-        if feature_ids is None:
-            feature_ids = Y.index.to_numpy()
-        Y = Y.to_numpy(dtype=np.float64)
-    M = np.array(Y, dtype=np.float64)
-    if M.ndim == 1:
-        M = M[None, :]
-    if isinstance(design, pd.DataFrame):
-        if coef_names is None:
-            coef_names = [str(c) for c in design.columns]
-        design = design.to_numpy(dtype=np.float64)
-    X = np.asarray(design, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
+    M, X, coef_names, feature_ids = fit_inputs(Y, design, coef_names, feature_ids)
     G, n = M.shape
-    if X.shape[0] != n:
-        raise ValueError("Number of rows of design matrix does not match number of arrays")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("design matrix contains missing or infinite values")
     p = X.shape[1]
-    coef_names = [f"x{j + 1}" for j in range(p)] if coef_names is None else list(coef_names)
-    feature_ids = np.arange(G) if feature_ids is None else np.asarray(feature_ids)
-    keep = estimable_columns(X)
-    if not keep.all():
-        alias = aliased_columns(X, coef_names)
-        detail = "; ".join(f"{k} = combination of [{', '.join(v)}]" for k, v in alias.items())
-        raise ValueError(f"design matrix is not of full column rank: {detail}")
+    require_full_rank(X, coef_names)
 
     if correlation is None:
         correlation = duplicate_correlation(M, X, block, weights=weights).consensus
@@ -192,12 +167,7 @@ def gls_series(
             f"definite (blocks of {int(max_block)} samples need correlation > {-1 / (max_block - 1):.6g})"
         )
 
-    # Amean as lmFit: rowMeans of the data as given, NA removed
-    nan = np.isnan(M)
-    n_val = (~nan).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        amean = np.where(nan, 0.0, M).sum(axis=1) / n_val
-    amean[n_val == 0] = np.nan
+    amean = observed_row_means(M)  # Amean as lmFit: rowMeans of the data as given, NA removed
 
     array_w = None
     W = None
@@ -212,7 +182,7 @@ def gls_series(
         else:
             raise ValueError(f"weights of shape {w.shape} do not match the matrix {M.shape}")
         small = W < 1e-15
-        M[small] = np.nan
+        M = np.where(small, np.nan, M)
         if array_w is not None:
             array_w = np.where(array_w < 1e-15, np.nan, array_w)
     obs = np.isfinite(M)
@@ -221,10 +191,7 @@ def gls_series(
 
     C = Z @ (rho * Z.T)
     np.fill_diagonal(C, 1.0)
-    coef = np.full((G, p), np.nan)
-    stdev = np.full((G, p), np.nan)
-    sigma = np.full(G, np.nan)
-    df = np.zeros(G)
+    out = RowFits(G, p)
 
     # complete rows without weights, or with array weights: R's Cholesky transform, one QR
     shared = complete & (W is None or array_w is not None and np.all(np.isfinite(array_w)))
@@ -234,42 +201,26 @@ def gls_series(
         if array_w is not None:
             wrs = 1.0 / np.sqrt(array_w)
             V = wrs[:, None] * C * wrs[None, :]
-        L = np.linalg.cholesky(V)  # R's chol(V) is L'
-        Xstar = solve_triangular(L, X, lower=True)
+        L, qr = _whitened_design(V, X)
+        cov_shared = qr.cov_coefficients
         rows = np.flatnonzero(shared)
-        step = max(1, BLOCK_VALUES // max(n, 1))
+        step = block_rows(n, BLOCK_VALUES)
         for s0 in range(0, rows.size, step):
             r = rows[s0 : s0 + step]
             Ystar = solve_triangular(L, M[r].T, lower=True, check_finite=False).T
-            c, s_row, sg, d, cov_shared = _fit_shared(Ystar, Xstar)
-            coef[r], stdev[r], sigma[r], df[r] = c, s_row, sg, d
+            out.store(r, *fit_complete(Ystar, qr))
 
     rest = np.flatnonzero(~shared)
-    step = max(1, BLOCK_VALUES // max(n * p, 1))
+    step = block_rows(n * p, BLOCK_VALUES)
     for s0 in range(0, rest.size, step):
         r = rest[s0 : s0 + step]
         o = obs[r]
         sw = np.ones((r.size, n)) if W is None else np.sqrt(np.where(o, W[r], 1.0))
-        c, s_row, sg, d = _fit_rows(M[r], o, sw, X, Z, rho)
-        coef[r], stdev[r], sigma[r], df[r] = c, s_row, sg, d
+        out.store(r, *_fit_rows(M[r], o, sw, X, Z, rho))
 
     if fast_global and array_w is not None:
         cov = cov_shared
     else:
-        L = np.linalg.cholesky(C)
-        Rx = np.linalg.qr(solve_triangular(L, X, lower=True), mode="r")
-        rinv = solve_triangular(Rx, np.eye(p))
-        cov = rinv @ rinv.T  # chol2inv
-    return LinearModelFit(
-        coefficients=coef,
-        stdev_unscaled=stdev,
-        sigma=sigma,
-        df_residual=df,
-        amean=amean,
-        cov_coefficients=cov,
-        coef_names=coef_names,
-        feature_ids=feature_ids,
-        design=X,
-        design_names=list(coef_names),
-        extra={"block": np.asarray(block).ravel().tolist(), "correlation": rho},
-    )
+        cov = _whitened_design(C, X)[1].cov_coefficients
+    extra = {"block": np.asarray(block).ravel().tolist(), "correlation": rho}
+    return out.result(amean, cov, coef_names, feature_ids, X, extra=extra)

@@ -29,20 +29,22 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import solve_triangular
 
 from stacklm.edger._rmath import r_row_means
-from stacklm.limma.labels import labels_of, match_labels
-from stacklm.limma.lmfit import (
-    _batched_cholesky,
-    _cholesky_solve,
-    _DesignQR,
-    _lower_inverse,
-    _one_blas_thread,
-    lm_fit,
+from stacklm.limma.lmfit import lm_fit
+from stacklm.limma.lmsolve import (
+    DesignQR,
+    RowFits,
+    batched_cholesky,
+    block_rows,
+    fit_inputs,
+    gram_solve,
+    one_blas_thread,
+    require_full_rank,
+    sigma_from_rss,
 )
 from stacklm.limma.marraylm import LinearModelFit
-from stacklm.limma.qrrank import QR_TOLERANCE, aliased_columns, estimable_columns
+from stacklm.rstats.qr import QR_TOLERANCE
 
 #: rows per block hold about this many float64 values (rows x samples)
 WFIT_BLOCK_VALUES = 1 << 18
@@ -82,7 +84,7 @@ def _power_of_four_scale(wmax: np.ndarray) -> np.ndarray:
     return np.ldexp(1.0, (2 * k).astype(np.int64))
 
 
-def _wfit_gram(Y: np.ndarray, W: np.ndarray, qr: _DesignQR, tol: float = QR_TOLERANCE):
+def _wfit_gram(Y: np.ndarray, W: np.ndarray, qr: DesignQR, tol: float = QR_TOLERANCE):
     """Weighted fits of a block of rows through their Gram matrices (see the module docstring).
 
     ``W`` holds the weights with 0 where a sample is dropped, ``Y`` the values with 0 there.
@@ -96,10 +98,10 @@ def _wfit_gram(Y: np.ndarray, W: np.ndarray, qr: _DesignQR, tol: float = QR_TOLE
     G = np.zeros((p, p, m))
     G[qr.tri] = (Ws @ qr.q_outer).T
     col_sq = (Ws @ qr.x_squared).T  # weighted squared norms of the design columns, (p, m)
-    L, pivots = _batched_cholesky(G, p)
+    L, pivots = batched_cholesky(G, p)
     diag = G[np.arange(p), np.arange(p)]  # (p, m)
+    ratio = qr.rank_ratio(pivots, col_sq)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = (np.diag(qr.R) ** 2)[:, None] * pivots / col_sq
         condition = diag.max(axis=0) / pivots.min(axis=0)
     margin = max(WFIT_RANK_MARGIN, tol * tol)
     ok = (
@@ -116,20 +118,14 @@ def _wfit_gram(Y: np.ndarray, W: np.ndarray, qr: _DesignQR, tol: float = QR_TOLE
     else:
         shift = None
         Yz = Y
-    bq = _cholesky_solve(L, ((Ws * Yz) @ qr.Q).T)
-    resid = np.where(obs, Yz - bq.T @ qr.Qt, 0.0)
-    bq += _cholesky_solve(L, ((Ws * resid) @ qr.Q).T)  # one step of iterative refinement
-    resid = np.where(obs, Yz - bq.T @ qr.Qt, 0.0)
-    coef = solve_triangular(qr.R, bq, check_finite=False).T
+    # the solve and one step of iterative refinement on the weighted residuals
+    coef, rss = gram_solve(qr, L, Yz, obs, weights=Ws)
     if shift is not None:
         coef[:, qr.ones_column] += shift
-    Minv = _lower_inverse(L)  # cov(b) = R^-1 L^-T L^-1 R^-T for the scaled weights
-    N = (qr.rinv @ Minv.transpose(1, 0, 2).reshape(p, p * m)).reshape(p, p, m)
-    stdev = np.sqrt(np.einsum("jkm,jkm->mj", N, N)) / np.sqrt(scale)[:, None]
+    # cov(b) = R^-1 L^-T L^-1 R^-T for the scaled weights
+    stdev = qr.gram_stdev(L) / np.sqrt(scale)[:, None]
     df = (n_obs - p).astype(np.float64)
-    rss = np.einsum("ij,ij->i", Ws * resid, resid)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sigma = np.where(df > 0, np.sqrt(rss / np.where(df > 0, df, 1)) * np.sqrt(scale), np.nan)
+    sigma = sigma_from_rss(rss, df) * np.sqrt(scale)
     return coef, stdev, sigma, df, ok
 
 
@@ -255,8 +251,7 @@ def _wfit_householder(Y: np.ndarray, W: np.ndarray, X: np.ndarray, tol: float = 
     df = (n_obs - rank).astype(np.float64)
     beyond = (np.arange(n)[None, :] >= rank[:, None]) & (np.arange(n)[None, :] < n_obs[:, None])
     rss = np.where(beyond, qty * qty, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sigma = np.where(df > 0, np.sqrt(rss / np.where(df > 0, df, 1)), np.nan)
+    sigma = sigma_from_rss(rss, df)
     none = n_obs == 0
     coef[none] = np.nan
     stdev[none] = np.nan
@@ -265,50 +260,7 @@ def _wfit_householder(Y: np.ndarray, W: np.ndarray, X: np.ndarray, tol: float = 
     return coef, stdev, sigma, df
 
 
-def _prepare(Y, design, coef_names, feature_ids):
-    """Y and design as arrays (DataFrames matched by sample label, as lm_fit), names and ids."""
-    sample_labels = None
-    if isinstance(Y, pd.DataFrame):
-        if feature_ids is None:
-            feature_ids = Y.index.to_numpy()
-        sample_labels = labels_of(Y.columns)
-        Y = Y.to_numpy(dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[None, :]
-    order = None
-    if isinstance(design, pd.DataFrame):
-        if coef_names is None:
-            coef_names = [str(c) for c in design.columns]
-        design_labels = labels_of(design.index)
-        if sample_labels is not None and design_labels is not None:
-            order = match_labels(
-                sample_labels,
-                design_labels,
-                "the matrix columns",
-                "the design rows",
-                "sample labels",
-            )
-            if order is not None:
-                design = design.iloc[order]
-        design = design.to_numpy(dtype=np.float64)
-    X = np.asarray(design, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
-    G, n = Y.shape
-    if X.shape[0] != n:
-        raise ValueError(
-            f"design has {X.shape[0]} rows but the matrix has {n} sample columns; they must match"
-        )
-    if not np.all(np.isfinite(X)):
-        raise ValueError("design matrix contains missing or infinite values")
-    p = X.shape[1]
-    coef_names = list(coef_names) if coef_names is not None else [f"x{j + 1}" for j in range(p)]
-    feature_ids = np.asarray(feature_ids) if feature_ids is not None else np.arange(G)
-    return Y, X, coef_names, feature_ids
-
-
-@_one_blas_thread
+@one_blas_thread
 def lm_wfit(
     Y,
     design,
@@ -328,14 +280,10 @@ def lm_wfit(
     have full column rank, as for :func:`stacklm.lm_fit`.  Y and design DataFrames are matched by
     sample label as in :func:`stacklm.lm_fit`.
     """
-    Y, X, coef_names, feature_ids = _prepare(Y, design, coef_names, feature_ids)
+    Y, X, coef_names, feature_ids = fit_inputs(Y, design, coef_names, feature_ids)
     G, n = Y.shape
     p = X.shape[1]
-    keep = estimable_columns(X)
-    if not keep.all():
-        alias = aliased_columns(X, coef_names)
-        detail = "; ".join(f"{k} = combination of [{', '.join(v)}]" for k, v in alias.items())
-        raise ValueError(f"design matrix is not of full column rank: {detail}")
+    require_full_rank(X, coef_names)
     if isinstance(weights, pd.DataFrame) and weights.shape == (G, n):
         weights = weights.to_numpy(dtype=np.float64)
     W, sample_weights = _as_weights(weights, G, n)
@@ -353,12 +301,9 @@ def lm_wfit(
         fit = lm_fit(Y * sw, X * sw[:, None], coef_names=coef_names, feature_ids=feature_ids)
         return fit.replace(amean=amean, design=X, design_names=list(coef_names))
 
-    qr = _DesignQR(X)
-    coef = np.full((G, p), np.nan)
-    stdev = np.full((G, p), np.nan)
-    sigma = np.full(G, np.nan)
-    df = np.zeros(G)
-    block = max(256, WFIT_BLOCK_VALUES // max(n, 1))
+    qr = DesignQR(X)
+    out = RowFits(G, p)
+    block = block_rows(n, WFIT_BLOCK_VALUES, minimum=256)
     for start in range(0, G, block):
         stop = min(start + block, G)
         Yb = Y[start:stop]
@@ -367,22 +312,9 @@ def lm_wfit(
         Wz = np.where(obs, Wb, 0.0)
         Yz = np.where(obs, Yb, 0.0)
         c, s, sg, d, ok = _wfit_gram(Yz, Wz, qr)
-        idx = start + np.flatnonzero(ok)
-        coef[idx], stdev[idx], sigma[idx], df[idx] = c[ok], s[ok], sg[ok], d[ok]
+        out.store(start + np.flatnonzero(ok), c[ok], s[ok], sg[ok], d[ok])
         bad = np.flatnonzero(~ok)
         if bad.size:
-            c, s, sg, d = _wfit_householder(Yz[bad], Wz[bad], X)
-            idx = start + bad
-            coef[idx], stdev[idx], sigma[idx], df[idx] = c, s, sg, d
-    return LinearModelFit(
-        coefficients=coef,
-        stdev_unscaled=stdev,
-        sigma=sigma,
-        df_residual=df,
-        amean=amean,
-        cov_coefficients=qr.rinv @ qr.rinv.T,  # chol2inv(qr(design)), as lm.series' loop branch
-        coef_names=coef_names,
-        feature_ids=feature_ids,
-        design=X,
-        design_names=list(coef_names),
-    )
+            out.store(start + bad, *_wfit_householder(Yz[bad], Wz[bad], X))
+    # cov.coefficients: chol2inv(qr(design)), as lm.series' loop branch
+    return out.result(amean, qr.cov_coefficients, coef_names, feature_ids, X)

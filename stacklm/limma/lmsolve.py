@@ -1,0 +1,306 @@
+"""The least-squares machinery that limma's three fitting routes share: :func:`stacklm.lm_fit`
+(``lm.series``), :func:`stacklm.limma.weightedfit.lm_wfit` (``lm.series`` with weights) and
+:func:`stacklm.limma.glsseries.gls_series` (``gls.series``).
+
+* :func:`fit_inputs`, :func:`require_full_rank`: the matrix and the design as arrays (DataFrames
+  matched by sample label), and the full-rank check that names the aliased columns;
+* :class:`DesignQR` and :func:`fit_complete`: the QR of one design and ``lm.fit`` of many rows on it;
+* :func:`batched_cholesky`, :func:`cholesky_solve`, :func:`lower_inverse`, :func:`gram_solve`,
+  :meth:`DesignQR.gram_stdev`: per-row Gram matrices ``G_i = Q' W_i Q`` in the orthonormal basis of
+  the full design, factored and solved for all rows at once (numpy operations across rows, loops
+  over the p columns only);
+* :func:`observed_row_means` (Amean), :func:`sigma_from_rss`, :class:`RowFits` (the per-row arrays
+  filled block by block and the :class:`~stacklm.LinearModelFit` they make);
+* :func:`one_blas_thread`, :func:`block_rows`: the threading and blocking of the row passes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import solve_triangular
+
+from stacklm.limma.labels import labels_of, match_labels
+from stacklm.limma.marraylm import LinearModelFit
+from stacklm.limma.qrrank import aliased_columns
+from stacklm.rstats.qr import estimable_columns
+
+# --------------------------------------------------------------------------------------------
+# threads and blocks
+# --------------------------------------------------------------------------------------------
+_BLAS_CONTROLLER = None
+
+
+def one_blas_thread(func):
+    """Run ``func`` with one BLAS thread.  lm_fit's products are small (row blocks of ~10^5
+    values times p columns): on 2 cores two OpenBLAS threads made them ~10x slower than one
+    (0.87 s instead of 0.06 s for 125,000 x 100), and parallel jobs bring their own cores.  The
+    previous limit is restored afterwards."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        global _BLAS_CONTROLLER
+        if _BLAS_CONTROLLER is None:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS_CONTROLLER = ThreadpoolController()
+        with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def block_rows(width: int, values: int, minimum: int = 1) -> int:
+    """Rows per block so that a block of rows ``width`` values wide holds about ``values``
+    values (at least ``minimum`` rows)."""
+    return max(minimum, values // max(width, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# inputs and outputs
+# --------------------------------------------------------------------------------------------
+def fit_inputs(Y, design, coef_names=None, feature_ids=None):
+    """``Y`` (features x samples) and ``design`` as float64 arrays, with coefficient names and
+    feature ids (from the DataFrames' labels, else ``x1..xp`` and ``0..G-1``).
+
+    When both are DataFrames whose matrix columns and design index name the samples, the design
+    rows are matched to the matrix columns by label (limma matches by position); differing labels
+    are refused.  The design must have one row per sample and finite values."""
+    sample_labels = None
+    if isinstance(Y, pd.DataFrame):
+        if feature_ids is None:
+            feature_ids = Y.index.to_numpy()
+        sample_labels = labels_of(Y.columns)
+        Y = Y.to_numpy(dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[None, :]
+    if isinstance(design, pd.DataFrame):
+        if coef_names is None:
+            coef_names = [str(c) for c in design.columns]
+        design_labels = labels_of(design.index)
+        if sample_labels is not None and design_labels is not None:
+            # both name the samples: the design rows follow the matrix columns
+            order = match_labels(
+                sample_labels,
+                design_labels,
+                "the matrix columns",
+                "the design rows",
+                "sample labels",
+            )
+            if order is not None:
+                design = design.iloc[order]
+        design = design.to_numpy(dtype=np.float64)
+    X = np.asarray(design, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    G, n = Y.shape
+    if X.shape[0] != n:
+        raise ValueError(
+            f"design has {X.shape[0]} rows but the matrix has {n} sample columns; they must match"
+        )
+    if not np.all(np.isfinite(X)):
+        raise ValueError("design matrix contains missing or infinite values")
+    p = X.shape[1]
+    coef_names = list(coef_names) if coef_names is not None else [f"x{j + 1}" for j in range(p)]
+    feature_ids = np.asarray(feature_ids) if feature_ids is not None else np.arange(G)
+    return Y, X, coef_names, feature_ids
+
+
+def require_full_rank(X: np.ndarray, coef_names: Sequence[str]) -> None:
+    """Refuse a design without full column rank, naming each aliased column and what it is a
+    combination of."""
+    if not estimable_columns(X).all():
+        alias = aliased_columns(X, coef_names)
+        detail = "; ".join(f"{k} = combination of [{', '.join(v)}]" for k, v in alias.items())
+        raise ValueError(f"design matrix is not of full column rank: {detail}")
+
+
+def observed_row_means(Y: np.ndarray) -> np.ndarray:
+    """Amean: each row's mean of its non-NaN values (numpy row sums), NaN for a row without any."""
+    nan = np.isnan(Y)
+    n_obs = Y.shape[1] - nan.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_obs > 0, np.where(nan, 0.0, Y).sum(axis=1) / np.maximum(n_obs, 1), np.nan)
+
+
+def sigma_from_rss(rss: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """``sqrt(rss / df)``, NaN where the residual df is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(df > 0, np.sqrt(rss / np.where(df > 0, df, 1)), np.nan)
+
+
+class RowFits:
+    """Per-row results filled block by block: coefficients and stdev.unscaled (G x p, NaN until
+    stored), sigma (NaN) and df.residual (0)."""
+
+    def __init__(self, G: int, p: int):
+        self.coefficients = np.full((G, p), np.nan)
+        self.stdev_unscaled = np.full((G, p), np.nan)
+        self.sigma = np.full(G, np.nan)
+        self.df_residual = np.zeros(G)
+
+    def store(self, rows, coefficients, stdev_unscaled, sigma, df_residual) -> None:
+        """Results of the rows ``rows`` (an index or a slice; values broadcast)."""
+        self.coefficients[rows] = coefficients
+        self.stdev_unscaled[rows] = stdev_unscaled
+        self.sigma[rows] = sigma
+        self.df_residual[rows] = df_residual
+
+    def result(self, amean, cov_coefficients, coef_names, feature_ids, design, extra=None):
+        """The :class:`~stacklm.LinearModelFit` of these rows on ``design``."""
+        return LinearModelFit(
+            coefficients=self.coefficients,
+            stdev_unscaled=self.stdev_unscaled,
+            sigma=self.sigma,
+            df_residual=self.df_residual,
+            amean=amean,
+            cov_coefficients=cov_coefficients,
+            coef_names=list(coef_names),
+            feature_ids=feature_ids,
+            design=design,
+            design_names=list(coef_names),
+            extra={} if extra is None else extra,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# one design: QR and lm.fit of many rows
+# --------------------------------------------------------------------------------------------
+class DesignQR:
+    """QR of a full-rank design ``X = QR``, shared by every block of rows fitted on it; with
+    ``gram=True`` also the products that form each row's Gram matrix ``Q' W_i Q`` (lower triangle)
+    and the squared norms of its weighted columns with one BLAS product over rows."""
+
+    def __init__(self, X: np.ndarray, gram: bool = True):
+        n, p = X.shape
+        self.X = X
+        self.Xt = np.ascontiguousarray(X.T)
+        self.Q, self.R = np.linalg.qr(X)
+        self.Qt = np.ascontiguousarray(self.Q.T)
+        self.rinv = solve_triangular(self.R, np.eye(p))
+        self.stdev_row = np.sqrt(np.sum(self.rinv**2, axis=1))
+        self.df = n - p
+        if not gram:
+            return
+        # products of pairs of columns of Q (lower triangle, diagonal included) and squares of X
+        self.tri = np.tril_indices(p)
+        self.q_outer = self.Q[:, self.tri[0]] * self.Q[:, self.tri[1]]  # n x p(p+1)/2
+        self.q_outer_sum = self.q_outer.sum(axis=0)
+        self.x_squared = X * X
+        self.x_squared_sum = self.x_squared.sum(axis=0)
+        ones = np.flatnonzero(np.all(X == 1.0, axis=0))
+        self.ones_column = int(ones[0]) if ones.size else None
+
+    @property
+    def cov_coefficients(self) -> np.ndarray:
+        """``chol2inv(R)``: limma's ``cov.coefficients``."""
+        return self.rinv @ self.rinv.T
+
+    def rank_ratio(self, pivots: np.ndarray, col_sq: np.ndarray) -> np.ndarray:
+        """dqrdc2's rank test of each row's (observed / weighted) design, exact in the Gram form:
+        the squared norm of column j orthogonal to the earlier ones, ``R_jj^2`` times the j-th
+        Cholesky pivot of ``G_i``, over the column's squared norm ``col_sq`` ((p, m) both)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (np.diag(self.R) ** 2)[:, None] * pivots / col_sq
+
+    def gram_stdev(self, L: np.ndarray) -> np.ndarray:
+        """stdev.unscaled of each row from the Cholesky factor L (p, p, m) of its Gram matrix:
+        the square root of the diagonal of ``R^-1 L^-T L^-1 R^-T``, shape (m, p)."""
+        p, _, m = L.shape
+        Minv = lower_inverse(L)
+        N = (self.rinv @ Minv.transpose(1, 0, 2).reshape(p, p * m)).reshape(p, p, m)
+        return np.sqrt(np.einsum("jkm,jkm->mj", N, N))
+
+
+def fit_complete(Y: np.ndarray, qr: DesignQR):
+    """``lm.fit`` of the rows of Y (all observed) on the full-rank design of ``qr``: coefficients,
+    the stdev.unscaled row shared by all rows, sigma and the residual df."""
+    effects = Y @ qr.Q  # G x p
+    coef = solve_triangular(qr.R, effects.T, check_finite=False).T
+    resid = Y - coef @ qr.Xt
+    if qr.df > 0:
+        sigma = np.sqrt(np.einsum("ij,ij->i", resid, resid) / qr.df)
+    else:
+        sigma = np.full(Y.shape[0], np.nan)
+    return coef, qr.stdev_row, sigma, qr.df
+
+
+# --------------------------------------------------------------------------------------------
+# per-row Gram matrices, all rows at once
+# --------------------------------------------------------------------------------------------
+def batched_cholesky(G: np.ndarray, p: int):
+    """Cholesky factors of many p x p matrices at once, looping over the p columns only.
+
+    ``G`` holds the lower triangles, shape (p, p, m) with G[i, j] (i >= j) the m values of entry
+    (i, j).  Returns L (same layout) and the pivots (squared diagonal of L, before the square root);
+    non-positive pivots are replaced by 1 so the factor stays finite (the caller rejects those rows).
+    """
+    m = G.shape[2]
+    L = np.zeros((p, p, m))
+    pivots = np.empty((p, m))
+    for j in range(p):
+        d = G[j, j] - np.einsum("km,km->m", L[j, :j], L[j, :j]) if j else G[j, j].copy()
+        pivots[j] = d
+        dj = np.sqrt(np.where(d > 0, d, 1.0))
+        L[j, j] = dj
+        if j + 1 < p:
+            below = G[j + 1 :, j]
+            if j:
+                below = below - np.einsum("ikm,km->im", L[j + 1 :, :j], L[j, :j])
+            L[j + 1 :, j] = below / dj
+    return L, pivots
+
+
+def cholesky_solve(L: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve (L L') x = rhs for each of the m systems; rhs and the result have shape (p, m)."""
+    p = L.shape[0]
+    z = np.empty_like(rhs)
+    for j in range(p):
+        s = rhs[j] - np.einsum("km,km->m", L[j, :j], z[:j]) if j else rhs[j]
+        z[j] = s / L[j, j]
+    x = np.empty_like(rhs)
+    for j in range(p - 1, -1, -1):
+        s = z[j] - np.einsum("km,km->m", L[j + 1 :, j], x[j + 1 :]) if j + 1 < p else z[j]
+        x[j] = s / L[j, j]
+    return x
+
+
+def lower_inverse(L: np.ndarray) -> np.ndarray:
+    """Inverses of the m lower-triangular factors, same (p, p, m) layout."""
+    p, _, m = L.shape
+    M = np.zeros_like(L)
+    for i in range(p):
+        M[i, i] = 1.0 / L[i, i]
+        if i:
+            M[i, :i] = -np.einsum("km,kjm->jm", L[i, :i], M[:i, :i]) * M[i, i]
+    return M
+
+
+def gram_solve(
+    qr: DesignQR,
+    L: np.ndarray,
+    Yz: np.ndarray,
+    observed: np.ndarray,
+    weights: np.ndarray | None = None,
+    refine: bool = True,
+):
+    """Least squares of each row of ``Yz`` (0 where not observed) through the Cholesky factor L of
+    its Gram matrix ``Q' W_i Q``: ``b_Q = G_i^-1 Q' W_i y_i``, optionally one step of iterative
+    refinement on the (weighted) residuals, ``b = R^-1 b_Q``.  ``weights`` None means weight 1 on
+    the observed samples.  Returns the coefficients (m x p) and the (weighted) residual sums of
+    squares."""
+
+    def weighted(a):
+        return a if weights is None else weights * a
+
+    bq = cholesky_solve(L, (weighted(Yz) @ qr.Q).T)
+    resid = np.where(observed, Yz - bq.T @ qr.Qt, 0.0)
+    if refine:
+        bq += cholesky_solve(L, (weighted(resid) @ qr.Q).T)
+        resid = np.where(observed, Yz - bq.T @ qr.Qt, 0.0)
+    coef = solve_triangular(qr.R, bq, check_finite=False).T
+    return coef, np.einsum("ij,ij->i", weighted(resid), resid)
