@@ -73,7 +73,12 @@ if workflow.is_main_process:
 
 
 ANALYSES = list(config["analyses"])
-CHUNKS = int(config["chunks"])
+if config["chunks"] == "auto":
+    from stacklm.workflow.chunks import auto_chunks
+
+    CHUNKS = auto_chunks(config["matrix"], config.get("matrix_format"))
+else:
+    CHUNKS = int(config["chunks"])
 
 
 wildcard_constraints:

@@ -80,3 +80,23 @@ def test_run_analysis_rejects_misspelled_keys():
         run_analysis(matrix, sheet, dict(BASE, surogate_variables="auto"))
     with pytest.raises(ConfigError, match="did you mean 'trend'"):
         run_analysis(matrix, sheet, dict(BASE, moderation={"trnd": True}))
+
+
+def test_auto_chunks_follow_the_data_size(tmp_path):
+    from stacklm.workflow.chunks import CHUNK_TARGET_MB, auto_chunks
+
+    assert (
+        validate_config({"matrix": "m", "samples": "s", "analyses": {"a": BASE}})["chunks"]
+        == "auto"
+    )
+    small = tmp_path / "m.tsv"
+    small.write_text("feature_id\ta\nf1\t1\n")
+    assert auto_chunks(small) == 1
+    big = tmp_path / "m.tsv.gz"
+    with open(big, "wb") as fh:  # 100 MB of gzip ~ 400 MB of values
+        fh.truncate(100 * 10**6)
+    assert auto_chunks(big) == -(-400 // CHUNK_TARGET_MB)
+    parquet = tmp_path / "m.parquet"
+    with open(parquet, "wb") as fh:
+        fh.truncate(64 * 10**6)
+    assert auto_chunks(parquet) == 1 and auto_chunks(parquet.with_suffix(".parquet")) == 1
