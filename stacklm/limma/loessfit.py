@@ -1,4 +1,5 @@
-"""limma's ``loessFit`` without weights, i.e. R's ``lowess`` with limma's span and iterations."""
+"""limma's ``loessFit`` without weights, i.e. R's ``lowess`` with limma's span and iterations, and
+limma's span rule ``chooseLowessSpan`` (used by voom and fitFDistUnequalDF1)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,11 @@ def loess_fit(y, x, span: float = 0.3, iterations: int = 4) -> np.ndarray:
     fit_obs[order] = smooth
     fitted[obs] = fit_obs
     return fitted
+
+
+def choose_lowess_span(
+    n: int, small_n: float = 50, min_span: float = 0.3, power: float = 1 / 3
+) -> float:
+    """limma's ``chooseLowessSpan(n, small.n, min.span, power)``:
+    ``min(min.span + (1 - min.span) * (small.n / n)^power, 1)``."""
+    return min(min_span + (1 - min_span) * (small_n / n) ** power, 1.0)

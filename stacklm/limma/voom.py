@@ -47,18 +47,12 @@ from stacklm.edger._rmath import r_mean, r_row_means
 from stacklm.edger.cpm import log_cpm_voom
 from stacklm.limma.glsseries import gls_series
 from stacklm.limma.lmfit import lm_fit
+from stacklm.limma.loessfit import choose_lowess_span
 from stacklm.limma.weightedfit import lm_wfit
 from stacklm.rstats.lowess import lowess
 
 #: rows per block when weights are computed (about this many values per block)
 VOOM_BLOCK_VALUES = 1 << 20
-
-
-def choose_lowess_span(
-    n: int, small_n: float = 50, min_span: float = 0.3, power: float = 1 / 3
-) -> float:
-    """limma's ``chooseLowessSpan``: ``min(min.span + (1 - min.span) * (small.n / n)^power, 1)``."""
-    return min(min_span + (1 - min_span) * (small_n / n) ** power, 1.0)
 
 
 @dataclass

@@ -18,9 +18,9 @@ from limma_columns import reference_columns
 from stacklm.edger.calcnormfactors import calc_norm_factors
 from stacklm.edger.filterbyexpr import filter_by_expr
 from stacklm.limma.ebayes import e_bayes
+from stacklm.limma.loessfit import choose_lowess_span
 from stacklm.limma.voom import (
     VoomTrend,
-    choose_lowess_span,
     voom,
     voom_trend,
     voom_trend_points,
