@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from stacklm.workflow.config import validate_analysis
+from stacklm.workflow.config import filter_by_expr_settings, validate_analysis
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,40 @@ class SurrogateSettings:
 
 
 @dataclass(frozen=True)
+class FilterByExpr:
+    """``analyses.<name>.filter_by_expr``: edgeR ``filterByExpr(min.count, min.total.count,
+    large.n, min.prop)``."""
+
+    min_count: float
+    min_total_count: float
+    large_n: float
+    min_prop: float
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """How an analysis weights and correlates its observations: ``weights`` (``voom``,
+    ``voom_quality`` or ``none``), prior ``sample_weights`` (a sample sheet column), ``array_weights``
+    (limma's arrayWeights), ``block`` (a sample sheet column) and a given ``correlation``."""
+
+    weights: str = "none"
+    sample_weights: str | None = None
+    array_weights: bool = False
+    block: str | None = None
+    correlation: float | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Neither weights nor blocks: the unweighted fit of the values as given."""
+        return (
+            self.weights == "none"
+            and self.sample_weights is None
+            and not self.array_weights
+            and self.block is None
+        )
+
+
+@dataclass(frozen=True)
 class AnalysisSpec:
     """One analysis, validated: the only object later steps read its settings from."""
 
@@ -61,6 +95,8 @@ class AnalysisSpec:
     confidence_level: float
     export_corrected: bool
     settings: Mapping = field(compare=False, repr=False)  # the validated dict, for provenance
+    filter_by_expr: FilterByExpr | None = None  # counts: edgeR filterByExpr (None = off)
+    weighting: Weighting = field(default_factory=Weighting)
 
     @classmethod
     def from_settings(cls, name: str, settings: Mapping) -> AnalysisSpec:
@@ -91,6 +127,14 @@ class AnalysisSpec:
             confidence_level=float(s["confidence_level"]),
             export_corrected=bool(s["export_corrected"]),
             settings=s,
+            filter_by_expr=_filter_by_expr(s.get("filter_by_expr")),
+            weighting=Weighting(
+                weights=s.get("weights") or "none",
+                sample_weights=s.get("sample_weights"),
+                array_weights=bool(s.get("array_weights")),
+                block=s.get("block"),
+                correlation=None if s.get("correlation") is None else float(s["correlation"]),
+            ),
         )
 
     @property
@@ -100,6 +144,11 @@ class AnalysisSpec:
     @property
     def contrasts_dict(self) -> dict[str, str]:
         return dict(self.contrasts)
+
+
+def _filter_by_expr(value) -> FilterByExpr | None:
+    params = filter_by_expr_settings(value)
+    return None if params is None else FilterByExpr(**{k: float(v) for k, v in params.items()})
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,41 @@ def validate_config(config: Mapping, what: str = "config") -> dict:
     # defaults that depend on the input (moderation.method: none for PLINK genotypes)
     for settings in (out.get("analyses") or {}).values():
         fill_moderation_default(settings, is_genotype_config(out))
+    return resolve_scale_defaults(out)
+
+
+def filter_by_expr_settings(value) -> dict | None:
+    """``analyses.<name>.filter_by_expr`` as the parameters of edgeR's filterByExpr (the schema's
+    defaults for those not given), or None when it is off (false / null)."""
+    if value is None or value is False:
+        return None
+    branches = analysis_schema()["properties"]["filter_by_expr"]["oneOf"]
+    branch = next(b for b in branches if b.get("type") == "object")
+    out = {k: sub["default"] for k, sub in branch["properties"].items()}
+    if isinstance(value, Mapping):
+        out.update(value)
     return out
+
+
+def resolve_scale_defaults(config: dict) -> dict:
+    """The schema's null defaults that depend on ``input_scale: counts``, made concrete (in place,
+    idempotent): ``normalize.method`` (TMM for counts, none otherwise), per analysis
+    ``filter_by_expr`` (for counts true, i.e. filterByExpr's parameters; false otherwise) and
+    ``weights`` (voom for counts, none otherwise)."""
+    counts = config.get("input_scale") == "counts"
+    normalize = config.get("normalize")
+    if isinstance(normalize, dict) and normalize.get("method") is None:
+        normalize["method"] = "TMM" if counts else "none"
+    for settings in (config.get("analyses") or {}).values():
+        if not isinstance(settings, dict):
+            continue
+        fbe = settings.get("filter_by_expr")
+        settings["filter_by_expr"] = (
+            filter_by_expr_settings(counts if fbe is None else fbe) or False
+        )
+        if settings.get("weights") is None:
+            settings["weights"] = "voom" if counts else "none"
+    return config
 
 
 def validate_analysis(settings: Mapping, name: str = "analysis") -> dict:

@@ -42,6 +42,8 @@ def transform_values(
     ``feature_ids`` / ``samples`` (the rows' ids, the columns' names) name the first value the
     scale cannot take in the error."""
     names = {"feature_ids": feature_ids, "samples": samples}
+    if input_scale == "counts":  # stored as counts (checked by normalize_matrix); voom logs them
+        return values
     if input_scale == "beta":
         return beta_to_m(values, eps=beta_epsilon, **names)
     if input_scale == "dosage":
@@ -83,10 +85,17 @@ def normalize_matrix(
             removed[k] = removed.get(k, 0) + int(v)
 
     with BinaryMatrixWriter(store_path, samples, dtype=precision) as writer:
-        if method == "none":
+        if method == "none" or input_scale == "counts":  # counts: normalized per analysis
             for block in read_matrix_blocks(matrix_path, matrix_format):
+                raw = block.values
+                if input_scale == "counts":
+                    from stacklm.workflow.counts_steps import check_count_block
+
+                    raw = check_count_block(
+                        raw, block.feature_ids, samples, matrix_path, matrix_format, block.first_row
+                    )
                 values = transform_values(
-                    block.values, input_scale, beta_epsilon, normalize, block.feature_ids, samples
+                    raw, input_scale, beta_epsilon, normalize, block.feature_ids, samples
                 )
                 keep, counts = feature_filter(values, **filters)
                 add_counts(counts)
