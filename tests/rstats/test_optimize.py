@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import TEST_DATA, assert_matches, read_json, read_table
 
-from stacklm.limma.fitfdistunequaldf1 import _r_lgamma_scalar
+from stacklm.rstats.gamma import lgamma_scalar
 from stacklm.rstats.optimize import DEFAULT_TOL, optimize
 
 DATA = TEST_DATA / "limma_current"
@@ -17,7 +17,7 @@ DATA = TEST_DATA / "limma_current"
 
 def _loglik_like(p):
     d = p / (1 - p)
-    return -2 * (d * math.log(d) - _r_lgamma_scalar(d) - 3 * d)
+    return -2 * (d * math.log(d) - lgamma_scalar(d) - 3 * d)
 
 
 FUNCTIONS = {
