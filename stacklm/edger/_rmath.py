@@ -1,6 +1,6 @@
-"""Small pieces of R arithmetic the edgeR ports need bit for bit.
+"""A piece of R arithmetic the edgeR ports need bit for bit (R's sums and means are in
+:mod:`stacklm.rstats.sums`).
 
-* :func:`r_mean`: R's ``mean`` of doubles (long double sum, divided, one refinement pass).
 * :func:`log2_libm`: ``log2`` as R computes it (the C library's ``log2``).  numpy's ``log2`` uses
   its own SIMD kernels on some CPUs (AVX-512), which differ from the C library in the last bit for
   about 1 value in 4,000.  Usually harmless, but edgeR's TMM trims by ranks and orders of log
@@ -18,18 +18,6 @@ import numpy as np
 
 #: values whose numpy log2 lies within this many ulps of a neighbour's are recomputed exactly
 _NEAR_TIE_ULPS = 4
-
-
-def r_mean(x) -> float:
-    """R's ``mean(x)`` for a double vector: long double accumulation, then ``s += sum(x - s) / n``."""
-    x = np.asarray(x, dtype=np.float64).ravel()
-    n = x.size
-    if n == 0:
-        return float("nan")
-    s = np.sum(x, dtype=np.longdouble) / n
-    if np.isfinite(s):
-        s = s + np.sum(x.astype(np.longdouble) - s) / n
-    return float(s)
 
 
 def log2_libm(x) -> np.ndarray:
@@ -68,24 +56,3 @@ def log2_libm(x) -> np.ndarray:
         pos = np.flatnonzero(members)
         flat[order[pos]] = exact[run[pos]]
     return flat.reshape(out.shape)
-
-
-def r_row_means(Y) -> np.ndarray:
-    """R's ``rowMeans(Y, na.rm = TRUE)``: long double sums accumulated column by column, divided by
-    the number of non-missing values (NaN for none), rounded to double.
-
-    The column-by-column order also makes each row's value independent of the other rows (numpy's
-    ``sum(axis=1)`` picks its summation order from the array's shape), which chunked results need.
-    """
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[None, :]
-    total = np.zeros(Y.shape[0], dtype=np.longdouble)
-    count = np.zeros(Y.shape[0], dtype=np.int64)
-    for j in range(Y.shape[1]):  # a loop over samples, vectorised over rows
-        col = Y[:, j]
-        ok = ~np.isnan(col)
-        total += np.where(ok, col, 0.0)
-        count += ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (total / count).astype(np.float64)

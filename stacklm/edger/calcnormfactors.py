@@ -12,54 +12,19 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
-from ._rmath import log2_libm, r_mean
+from ..rstats.basic import quantile7
+from ..rstats.sums import col_sums, r_mean, r_sum
+from ._rmath import log2_libm
 
 METHODS = ("TMM", "TMMwsp", "upperquartile", "none")
 
 
-def _quantile7(x: np.ndarray, prob: float) -> float:
-    """R's ``quantile(x, prob)`` (type 7) of one column."""
-    xs = np.sort(x)
-    n = xs.size
-    index = 1 + max(n - 1, 0) * prob
-    lo = math.floor(index)
-    hi = math.ceil(index)
-    qs = xs[lo - 1]
-    if index > lo and xs[hi - 1] != qs:
-        h = index - lo
-        qs = (1 - h) * qs + h * xs[hi - 1]
-    return float(qs)
-
-
 def _factor_quantile(x: np.ndarray, lib_size: np.ndarray, p: float) -> np.ndarray:
     """edgeR's ``.calcFactorQuantile``: the p-quantile of each column over its library size."""
-    f = np.array([_quantile7(x[:, j], p) for j in range(x.shape[1])])
+    f = np.array([quantile7(np.sort(x[:, j]), p) for j in range(x.shape[1])])
     return f / lib_size
-
-
-def _col_sums(x: np.ndarray) -> np.ndarray:
-    """R's ``colSums`` (long double accumulation, rounded to double)."""
-    return np.sum(x, axis=0, dtype=np.longdouble).astype(np.float64)
-
-
-def _rank_average(v: np.ndarray) -> np.ndarray:
-    """R's ``rank(v)`` (ties get the average of their positions) for finite values."""
-    order = np.argsort(v)
-    sv = v[order]
-    new = np.ones(v.size, dtype=bool)
-    new[1:] = sv[1:] != sv[:-1]
-    starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], v.size)  # exclusive
-    avg = (starts + 1 + ends) / 2.0  # mean of the 1-based positions start+1 .. end
-    ranks = np.empty(v.size)
-    ranks[order] = np.repeat(avg, ends - starts)
-    return ranks
-
-
-def _r_sum(x: np.ndarray) -> float:
-    """R's ``sum`` of doubles (long double accumulation)."""
-    return float(np.sum(x, dtype=np.longdouble))
 
 
 def _factor_tmm(
@@ -90,11 +55,11 @@ def _factor_tmm(
     hi_l = n + 1 - lo_l
     lo_s = math.floor(n * sum_trim) + 1
     hi_s = n + 1 - lo_s
-    rank_r = _rank_average(log_r)
-    rank_e = _rank_average(abs_e)
+    rank_r = rankdata(log_r)
+    rank_e = rankdata(abs_e)
     keep = (rank_r >= lo_l) & (rank_r <= hi_l) & (rank_e >= lo_s) & (rank_e <= hi_s)
     if do_weighting:
-        f = _r_sum(log_r[keep] / v[keep]) / _r_sum(1 / v[keep])
+        f = r_sum(log_r[keep] / v[keep]) / r_sum(1 / v[keep])
     else:
         f = r_mean(log_r[keep])
     if math.isnan(f):
@@ -163,7 +128,7 @@ def _factor_tmmwsp(
         ref_p = ref_p[keep]
         v = (1 - obs_p) / obs_p / lib_obs + (1 - ref_p) / ref_p / lib_ref
         w = (1 + 1e-6) / (v + 1e-6)
-        tmm = _r_sum(w * M) / _r_sum(w)
+        tmm = r_sum(w * M) / r_sum(w)
     else:
         tmm = r_mean(M)
     return 2.0**tmm
@@ -219,7 +184,7 @@ def calc_norm_factors(
         if ref_column is None:
             f75 = _factor_quantile(x, lib, 0.75)
             if np.median(f75) < 1e-20:
-                ref_column = int(np.argmax(_col_sums(np.sqrt(x))))
+                ref_column = int(np.argmax(col_sums(np.sqrt(x))))
             else:
                 ref_column = int(np.argmin(np.abs(f75 - r_mean(f75))))
         ref = x[:, ref_column]
@@ -240,7 +205,7 @@ def calc_norm_factors(
         )
     elif method == "TMMwsp":
         if ref_column is None:
-            ref_column = int(np.argmax(_col_sums(np.sqrt(x))))
+            ref_column = int(np.argmax(col_sums(np.sqrt(x))))
         ref = x[:, ref_column]
         f = np.array(
             [

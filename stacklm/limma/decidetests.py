@@ -17,7 +17,7 @@ from scipy import special, stats
 from stacklm.limma.ebayes import e_bayes
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.marraylm import LinearModelFit
-from stacklm.multiple_testing.padjust import p_adjust
+from stacklm.multiple_testing.padjust import harmonic_sum, p_adjust
 
 __all__ = ["classify_tests_f", "decide_tests", "summary_decide_tests"]
 
@@ -162,9 +162,7 @@ def _row_p_adjust(p: np.ndarray, method: str) -> np.ndarray:
         if method == "BH":
             scaled = nf / i * sorted_p
         elif method == "BY":
-            harmonic = float(
-                np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.float64), dtype=np.longdouble)[-1]
-            )
+            harmonic = harmonic_sum(n)
             scaled = harmonic * nf / i * sorted_p
         else:
             raise ValueError(f"unknown adjust method {method!r}")
@@ -207,9 +205,7 @@ def _threshold_factor(adjust_method: str, n_sel: int, n: int) -> float:
         return 1.0 / (n - n_sel + 1)
     if adjust_method == "BH":
         return n_sel / n
-    harmonic = float(
-        np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.float64), dtype=np.longdouble)[-1]
-    )
+    harmonic = harmonic_sum(n)
     return n_sel / n / harmonic  # BY
 
 

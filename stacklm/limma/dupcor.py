@@ -18,6 +18,7 @@ import pandas as pd
 
 from stacklm.limma.lmsolve import one_blas_thread
 from stacklm.rstats.qr import batched_qr
+from stacklm.rstats.sums import r_mean
 from stacklm.statmod.mixedmodel import DAMPED, MAXIT, mixed_model2_fit
 
 #: limma keeps the correlations inside [1/(1 - max block size) + 0.01, 0.99]
@@ -50,31 +51,6 @@ class DuplicateCorrelation:
     n_not_converged: int
     n_na: int
     rows: RowCorrelations | None = None
-
-
-def r_mean(x: np.ndarray, trim: float = 0.0, na_rm: bool = False) -> float:
-    """R's ``mean(x, trim, na.rm)``: trimmed by ``floor(n * trim)`` values at each end after a
-    sort, averaged as R's C code does (long double sum, then one correction pass)."""
-    x = np.asarray(x, dtype=np.float64).ravel()
-    if na_rm:
-        x = x[~np.isnan(x)]
-    n = x.size
-    if trim > 0 and n:
-        if np.isnan(x).any():
-            return float("nan")
-        if trim >= 0.5:
-            return float(np.median(x))
-        lo = int(np.floor(n * trim)) + 1
-        hi = n + 1 - lo
-        x = np.sort(x)[lo - 1 : hi]
-        n = x.size
-    if n == 0:
-        return float("nan")
-    xl = x.astype(np.longdouble)
-    s = np.cumsum(xl)[-1] / n  # sequential, as R's loop
-    if np.isfinite(s):
-        s = s + np.cumsum(xl - s)[-1] / n
-    return float(s)
 
 
 def consensus_correlation(atanh_correlations, trim: float = 0.15) -> float:

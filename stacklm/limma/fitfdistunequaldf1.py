@@ -27,6 +27,7 @@ from stacklm.multiple_testing.padjust import p_adjust
 from stacklm.rstats.basic import quantile7
 from stacklm.rstats.gamma import lgamma, lgamma_scalar, trigamma
 from stacklm.rstats.optimize import optimize
+from stacklm.rstats.sums import r_sum
 from stacklm.statmod.logmdigamma import logmdigamma
 
 _LD = np.longdouble
@@ -42,11 +43,6 @@ class FDistUnequalDF1Fit:
     df2: float
     df2_outlier: float | None = None
     df2_shrunk: np.ndarray | None = None
-
-
-def _r_sum(a: np.ndarray) -> float:
-    """R's ``sum`` of doubles: accumulated in long double, rounded once to double."""
-    return float(np.sum(a, dtype=_LD))
 
 
 def _pf_upper(x, df1, df2):
@@ -158,7 +154,7 @@ def fit_f_dist_unequal_df1(
             return _degenerate()
         w = w * pw
     if cov is None:
-        emean = _r_sum(w * e) / _r_sum(w)
+        emean = r_sum(w * e) / r_sum(w)
     else:
         span = choose_lowess_span(n, small_n=500)
         wq = quantile7(np.sort(w), 0.75)
@@ -183,7 +179,7 @@ def fit_f_dist_unequal_df1(
         term -= lgamma_scalar(d2)
         if has_pw:
             term *= pw
-        return -2 * _r_sum(term)
+        return -2 * r_sum(term)
 
     out = optimize(minus_twice_log_lik, (1 / 2, 0.9998))
     d2 = out.minimum / (1 - out.minimum)

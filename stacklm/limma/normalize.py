@@ -1,8 +1,8 @@
 """limma's between-sample normalizations: ``normalizeQuantiles`` (with its missing-value handling)
 and ``normalizeCyclicLoess`` (methods fast, pairs, affy).
 
-R's ``rowMeans`` accumulates in long double; so does this module (numpy ``longdouble``, 80-bit on
-x86-64), so the quantile target is the same double as R's."""
+R's ``rowMeans`` accumulates in long double; so does :func:`stacklm.rstats.sums.row_means` (numpy
+``longdouble``, 80-bit on x86-64), so the quantile target is the same double as R's."""
 
 from __future__ import annotations
 
@@ -12,27 +12,7 @@ from scipy.stats import rankdata
 from stacklm.limma.loessfit import loess_fit
 from stacklm.preprocess.scales import _as_matrix
 from stacklm.rstats.approx import approx
-
-# --------------------------------------------------------------------------------------------------
-# helpers mirroring R primitives
-
-
-def _row_means(x: np.ndarray, na_rm: bool = False) -> np.ndarray:
-    """R's ``rowMeans``: columns accumulated in order in long double, divided in long double."""
-    acc = np.zeros(x.shape[0], dtype=np.longdouble)
-    if not na_rm:
-        for j in range(x.shape[1]):
-            acc += x[:, j]
-        return (acc / x.shape[1]).astype(np.float64)
-    count = np.zeros(x.shape[0], dtype=np.int64)
-    for j in range(x.shape[1]):
-        col = x[:, j]
-        ok = ~np.isnan(col)
-        acc += np.where(ok, col, 0.0)
-        count += ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (acc / count).astype(np.float64)
-
+from stacklm.rstats.sums import row_means
 
 # --------------------------------------------------------------------------------------------------
 # quantile normalization
@@ -66,7 +46,7 @@ def quantile_normalize(values) -> np.ndarray:
             sorted_cols[:, j] = approx(np.arange(n_obs[j]) / (n_obs[j] - 1), s, grid)
         else:
             sorted_cols[:, j] = s
-    target = _row_means(sorted_cols)
+    target = row_means(sorted_cols)
     out = a
     for j in range(n):
         obs = observed[:, j]
@@ -101,7 +81,7 @@ def cyclic_loess(
                     x[:, j] = x[:, j] - f / 2
     elif method == "fast":
         for _ in range(iterations):
-            a = _row_means(x, na_rm=True)
+            a = row_means(x, na_rm=True)
             for i in range(n):
                 f = loess_fit(x[:, i] - a, a, span=span)
                 x[:, i] = x[:, i] - f

@@ -43,13 +43,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stacklm.edger._rmath import r_mean, r_row_means
 from stacklm.edger.cpm import log_cpm_voom
 from stacklm.limma.glsseries import gls_series
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.loessfit import choose_lowess_span
 from stacklm.limma.weightedfit import lm_wfit
 from stacklm.rstats.lowess import lowess
+from stacklm.rstats.sums import r_mean, row_means
 
 #: rows per block when weights are computed (about this many values per block)
 VOOM_BLOCK_VALUES = 1 << 20
@@ -245,7 +245,7 @@ def voom_trend_points(
     lib = effective_lib_size(y, lib_size, norm_factors)
     E = log_cpm_voom(y, lib)
     fit = _fit(E, X, weights, block, correlation)
-    amean = r_row_means(E)  # lmFit's Amean (rowMeans), in a row-local order
+    amean = row_means(E, na_rm=True)  # lmFit's Amean (rowMeans), in a row-local order
     n_with_reps = int(np.sum(fit.df_residual > 0))
     sx = amean + r_mean(np.log2(lib + 1)) - math.log2(1e6)
     sy = np.sqrt(fit.sigma)

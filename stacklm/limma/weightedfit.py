@@ -30,7 +30,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from stacklm.edger._rmath import r_row_means
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.lmsolve import (
     DesignQR,
@@ -45,6 +44,7 @@ from stacklm.limma.lmsolve import (
 )
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.rstats.qr import QR_TOLERANCE
+from stacklm.rstats.sums import row_means
 
 #: rows per block hold about this many float64 values (rows x samples)
 WFIT_BLOCK_VALUES = 1 << 18
@@ -292,7 +292,7 @@ def lm_wfit(
             "matrix contains infinite values; only finite values or NaN (missing) are allowed"
         )
     finite_y = ~np.isnan(Y)
-    amean = r_row_means(Y)  # rowMeans(Y, na.rm = TRUE), before weights remove any value
+    amean = row_means(Y, na_rm=True)  # rowMeans(Y, na.rm = TRUE), before weights remove any value
     w_ok = np.isfinite(W) & (W > 0)
 
     if sample_weights and w_ok.all() and finite_y.all():

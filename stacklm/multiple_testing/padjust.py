@@ -22,6 +22,12 @@ def _decreasing_order(p: np.ndarray) -> np.ndarray:
     return np.argsort(p)[::-1]
 
 
+def harmonic_sum(n: int) -> float:
+    """``sum(1 / (1:n))`` as R computes it for the BY method: accumulated in order in long double,
+    rounded once to double."""
+    return float(np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.float64), dtype=np.longdouble)[-1])
+
+
 def p_adjust(p, method: str = "BH", n: int | None = None) -> np.ndarray:
     """Adjusted p-values as R's ``p.adjust(p, method, n)``.
 
@@ -66,9 +72,7 @@ def p_adjust(p, method: str = "BH", n: int | None = None) -> np.ndarray:
         elif method == "BH":
             scaled = n_f / i * pv[order]
         else:  # BY: R's sum() accumulates in long double, in order
-            harmonic = float(
-                np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.float64), dtype=np.longdouble)[-1]
-            )
+            harmonic = harmonic_sum(n)
             scaled = harmonic * n_f / i * pv[order]
         adj = np.empty(lp)
         adj[order] = np.minimum(1.0, np.minimum.accumulate(scaled))

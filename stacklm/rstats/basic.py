@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from stacklm.rstats.sums import r_mean
+
 # --------------------------------------------------------------------------------------------
 # seq.int, dnorm, qnorm, sd, quantile, bw.nrd0, approx
 # --------------------------------------------------------------------------------------------
@@ -222,17 +224,13 @@ def qnorm(p: np.ndarray) -> np.ndarray:
 def sd(x: np.ndarray) -> float:
     """R's ``sd(x)``: C ``cov`` with extended-precision (x87 long double) sums, in R's order.
 
-    The mean is R's two-pass mean (``sum / n`` corrected by the mean of the residuals), both
-    sums accumulated in long double; the sum of squared deviations likewise.
+    The mean is R's two-pass mean (:func:`stacklm.rstats.sums.r_mean`: ``sum / n`` corrected by
+    the mean of the residuals, both sums accumulated in long double); the sum of squared deviations
+    likewise.
     """
     n = x.size
     ld = np.longdouble
-    total = np.cumsum(x.astype(ld))[-1]
-    tmp = total / ld(n)
-    if np.isfinite(tmp):
-        tmp = tmp + np.cumsum(x.astype(ld) - tmp)[-1] / ld(n)
-    mean = float(tmp)
-    dev = x - mean
+    dev = x - r_mean(x)
     ss = np.cumsum((dev * dev).astype(ld))[-1]
     return math.sqrt(float(ss / ld(n - 1)))
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from conftest import TEST_DATA, assert_matches, read_table
 
-from stacklm.edger._rmath import log2_libm, r_mean
+from stacklm.edger._rmath import log2_libm
 from stacklm.edger.calcnormfactors import calc_norm_factors
 from stacklm.edger.cpm import cpm, log_cpm_voom
+from stacklm.rstats.sums import r_mean
 
 DATA = TEST_DATA / "counts"
 RTOL = (

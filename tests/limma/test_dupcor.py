@@ -14,8 +14,8 @@ from stacklm.limma.dupcor import (
     consensus_correlation,
     duplicate_correlation,
     duplicate_correlation_rows,
-    r_mean,
 )
+from stacklm.rstats.sums import r_mean
 
 DATA = TEST_DATA / "dupcor"
 CASES = ["logcpm", "voom", "logcpm_na", "voom_na"]
