@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 from scipy.stats import rankdata
 
 from ..rstats.basic import quantile7
 from ..rstats.sums import col_sums, r_mean, r_sum
 from ._rmath import log2_libm
+from .cpm import count_matrix
 
 METHODS = ("TMM", "TMMwsp", "upperquartile", "none")
 
@@ -154,11 +154,7 @@ def calc_norm_factors(
     closest to their mean (or, when the median upper quartile is below 1e-20, the largest column sum
     of square roots, which is TMMwsp's choice); the factors are scaled to geometric mean 1.
     """
-    if isinstance(counts, pd.DataFrame):
-        counts = counts.to_numpy(dtype=np.float64)
-    x = np.asarray(counts, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError("counts must be a features x samples matrix")
+    x = count_matrix(counts)
     if np.isnan(x).any():
         raise ValueError("NA counts not permitted")
     nsamples = x.shape[1]

@@ -15,21 +15,32 @@ LN2 = math.log(2.0)
 LN_MILLION = math.log(1e6)
 
 
-def _as_matrix(counts) -> np.ndarray:
+def count_matrix(counts, vector_as_row: bool = False) -> np.ndarray:
+    """A features x samples count matrix (array or DataFrame) as float64; a 1-D ``counts`` is one
+    feature when ``vector_as_row``, else refused."""
     if isinstance(counts, pd.DataFrame):
         counts = counts.to_numpy(dtype=np.float64)
     y = np.asarray(counts, dtype=np.float64)
-    if y.ndim == 1:
+    if vector_as_row and y.ndim == 1:
         y = y[None, :]
+    if y.ndim != 2:
+        raise ValueError("counts must be a features x samples matrix")
     return y
 
 
-def _lib_sizes(y: np.ndarray, lib_size) -> np.ndarray:
+def library_sizes(y: np.ndarray, lib_size=None) -> np.ndarray:
+    """The library sizes of the count matrix ``y``: ``lib_size`` (one value per sample) or, by
+    default, the column sums (as a DGEList's ``lib.size``)."""
     if lib_size is None:
         return y.sum(axis=0)
     lib = np.asarray(lib_size, dtype=np.float64).ravel()
     if lib.size != y.shape[1]:
         raise ValueError(f"lib_size has {lib.size} values for {y.shape[1]} samples")
+    return lib
+
+
+def _lib_sizes(y: np.ndarray, lib_size) -> np.ndarray:
+    lib = library_sizes(y, lib_size)
     if not np.all(np.isfinite(lib)) or np.any(lib <= 0):
         raise ValueError("library sizes should be finite and non-negative")
     return lib
@@ -45,7 +56,7 @@ def cpm(counts, lib_size=None, log: bool = False, prior_count=2) -> np.ndarray:
     sizes, ``log2((count + prior_j) / (lib_j + 2 prior_j) * 1e6)``.  ``prior_count`` is a number or
     one value per feature.
     """
-    y = _as_matrix(counts)
+    y = count_matrix(counts, vector_as_row=True)
     lib = _lib_sizes(y, lib_size)
     if not log:
         return y * (1e6 / lib)
@@ -71,6 +82,6 @@ def cpm(counts, lib_size=None, log: bool = False, prior_count=2) -> np.ndarray:
 
 def log_cpm_voom(counts, lib_size=None) -> np.ndarray:
     """voom's log-CPM: ``log2((count + 0.5) / (lib.size + 1) * 1e6)`` (limma's ``voom``)."""
-    y = _as_matrix(counts)
+    y = count_matrix(counts, vector_as_row=True)
     lib = _lib_sizes(y, lib_size)
     return np.log2((y + 0.5) / (lib + 1) * 1e6)

@@ -13,15 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..rstats.qr import estimable_columns
-
-
-def _as_counts(counts) -> np.ndarray:
-    if isinstance(counts, pd.DataFrame):
-        counts = counts.to_numpy(dtype=np.float64)
-    y = np.asarray(counts, dtype=np.float64)
-    if y.ndim != 2:
-        raise ValueError("counts must be a features x samples matrix")
-    return y
+from .cpm import count_matrix, library_sizes
 
 
 def hat_values(design) -> np.ndarray:
@@ -59,14 +51,9 @@ def filter_by_expr(
     least that many samples (less 1e-14) reach ``min_count / median(lib_size) * 1e6`` counts per
     million, and its total count reaches ``min_total_count`` (less 1e-14).  Returns a boolean array.
     """
-    y = _as_counts(counts)
+    y = count_matrix(counts)
     n = y.shape[1]
-    if lib_size is None:
-        lib = y.sum(axis=0)
-    else:
-        lib = np.asarray(lib_size, dtype=np.float64).ravel()
-        if lib.size != n:
-            raise ValueError(f"lib_size has {lib.size} values for {n} samples")
+    lib = library_sizes(y, lib_size)
     if group is None:
         if design is None:
             min_sample_size = float(n)

@@ -43,11 +43,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stacklm.edger.cpm import log_cpm_voom
+from stacklm.edger.cpm import count_matrix, library_sizes, log_cpm_voom
 from stacklm.limma.glsseries import gls_series
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.loessfit import choose_lowess_span
 from stacklm.limma.weightedfit import lm_wfit
+from stacklm.rstats.approx import approx1, mean_ties
 from stacklm.rstats.lowess import lowess
 from stacklm.rstats.sums import r_mean, row_means
 
@@ -80,16 +81,7 @@ class VoomTrend:
         x, y = self.knots_x, self.knots_y
         if x.size == 1:
             return np.where(np.isnan(v), v, y[0])
-        i = self._interval(v)
-        j = i + 1
-        xi, xj, yi, yj = x[i], x[j], y[i], y[j]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = yi + (yj - yi) * ((v - xi) / (xj - xi))
-        out = np.where(v == xj, yj, out)
-        out = np.where(v == xi, yi, out)
-        out = np.where(v < x[0], y[0], out)
-        out = np.where(v > x[-1], y[-1], out)
-        return np.where(np.isnan(v), v, out)
+        return approx1(x, y, v, self._interval(v), rule=2)
 
     def _interval(self, v: np.ndarray) -> np.ndarray:
         """The knot interval approx1's bisection finds: the largest i <= K - 2 with x[i] <= v
@@ -174,11 +166,7 @@ class VoomResult:
 
 
 def _counts_matrix(counts) -> np.ndarray:
-    if isinstance(counts, pd.DataFrame):
-        counts = counts.to_numpy(dtype=np.float64)
-    y = np.asarray(counts, dtype=np.float64)
-    if y.ndim != 2:
-        raise ValueError("counts must be a features x samples matrix")
+    y = count_matrix(counts)
     if np.isnan(y).any():
         raise ValueError("NA counts not allowed")
     if y.size and y.min() < 0:
@@ -202,9 +190,7 @@ def _design_matrix(design, n: int) -> np.ndarray:
 def effective_lib_size(counts, lib_size=None, norm_factors=None) -> np.ndarray:
     """``lib.size * norm.factors`` as voom takes it from a DGEList (column sums by default)."""
     y = counts if isinstance(counts, np.ndarray) else _counts_matrix(counts)
-    lib = y.sum(axis=0) if lib_size is None else np.asarray(lib_size, dtype=np.float64).ravel()
-    if lib.size != y.shape[1]:
-        raise ValueError(f"lib_size has {lib.size} values for {y.shape[1]} samples")
+    lib = library_sizes(y, lib_size)
     if norm_factors is not None:
         nf = np.asarray(norm_factors, dtype=np.float64).ravel()
         if nf.size != lib.size:
@@ -262,21 +248,6 @@ def voom_trend_points(
     )
 
 
-def _tie_means(x: np.ndarray, y: np.ndarray):
-    """``regularize.values(x, y, ties = list("ordered", mean))``: x sorted; y averaged over ties
-    with R's ``mean`` (long double sum, divided, one refinement pass)."""
-    new = np.ones(x.size, dtype=bool)
-    new[1:] = x[1:] != x[:-1]
-    if new.all():
-        return x.copy(), y.copy()
-    starts = np.flatnonzero(new)
-    counts = np.diff(np.append(starts, x.size))
-    yl = y.astype(np.longdouble)
-    s = np.add.reduceat(yl, starts) / counts
-    s = s + np.add.reduceat(yl - np.repeat(s, counts), starts) / counts
-    return x[starts], s.astype(np.float64)
-
-
 def voom_trend(sx, sy, span: float = 0.5, n_with_reps: int | None = None) -> VoomTrend:
     """voom's global step: ``lowess(sx, sy, f = span)`` and its ``approxfun``.
 
@@ -301,7 +272,7 @@ def voom_trend(sx, sy, span: float = 0.5, n_with_reps: int | None = None) -> Voo
     yv = sy[order]
     delta = 0.01 * (x[-1] - x[0])
     line_y = lowess(x, yv, f=span, iterations=3, delta=delta)
-    kx, ky = _tie_means(x, line_y)
+    kx, ky = mean_ties(x, line_y)  # ties = list("ordered", mean): x is sorted
     return VoomTrend(line_x=x, line_y=line_y, knots_x=kx, knots_y=ky, span=float(span))
 
 

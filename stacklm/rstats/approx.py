@@ -42,6 +42,21 @@ def approx(x: np.ndarray, y: np.ndarray, xout: np.ndarray, rule: int = 1) -> np.
 
 
 def mean_ties(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """R's ``regularize.values(x, y, ties = mean)``: sorted distinct ``x`` and the mean ``y`` of each."""
-    ux, inv = np.unique(x, return_inverse=True)
-    return ux, np.bincount(inv, weights=y) / np.bincount(inv)
+    """R's ``regularize.values(x, y, ties = mean)``: sorted distinct ``x`` and, for each, R's
+    ``mean`` of its ``y`` values (in the order of a stable sort of ``x``: long double sum divided by
+    the count, plus one correction pass)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.size > 1 and np.any(x[1:] < x[:-1]):
+        order = np.argsort(x, kind="stable")  # R's order()
+        x, y = x[order], y[order]
+    new = np.ones(x.size, dtype=bool)
+    new[1:] = x[1:] != x[:-1]
+    if new.all():
+        return x.copy(), y.copy()
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, x.size))
+    yl = y.astype(np.longdouble)
+    s = np.add.reduceat(yl, starts) / counts
+    s = s + np.add.reduceat(yl - np.repeat(s, counts), starts) / counts
+    return x[starts], s.astype(np.float64)
