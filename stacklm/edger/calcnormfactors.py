@@ -176,36 +176,18 @@ def calc_norm_factors(
     if x.shape[0] == 0 or nsamples == 1:
         method = "none"
 
-    if method == "TMM":
+    if method in ("TMM", "TMMwsp"):
         if ref_column is None:
-            f75 = _factor_quantile(x, lib, 0.75)
-            if np.median(f75) < 1e-20:
+            f75 = _factor_quantile(x, lib, 0.75) if method == "TMM" else None
+            if method == "TMMwsp" or np.median(f75) < 1e-20:
                 ref_column = int(np.argmax(col_sums(np.sqrt(x))))
             else:
                 ref_column = int(np.argmin(np.abs(f75 - r_mean(f75))))
+        factor = _factor_tmm if method == "TMM" else _factor_tmmwsp
         ref = x[:, ref_column]
         f = np.array(
             [
-                _factor_tmm(
-                    x[:, i],
-                    ref,
-                    lib[i],
-                    lib[ref_column],
-                    logratio_trim,
-                    sum_trim,
-                    do_weighting,
-                    a_cutoff,
-                )
-                for i in range(nsamples)
-            ]
-        )
-    elif method == "TMMwsp":
-        if ref_column is None:
-            ref_column = int(np.argmax(col_sums(np.sqrt(x))))
-        ref = x[:, ref_column]
-        f = np.array(
-            [
-                _factor_tmmwsp(
+                factor(
                     x[:, i],
                     ref,
                     lib[i],
