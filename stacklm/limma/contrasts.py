@@ -125,24 +125,3 @@ def contrasts_fit(
         F=None,
         F_p_value=None,
     )
-
-
-def subset_coefficients(fit: LinearModelFit, names: Sequence[str]) -> LinearModelFit:
-    """Keep only some coefficients (limma's ``fit[, coef]``); moderated t/p/lods are kept, F is not."""
-    idx = fit.coef_index(list(names))
-
-    def take(a):
-        return None if a is None else a[:, idx]
-
-    return fit.replace(
-        coefficients=fit.coefficients[:, idx],
-        stdev_unscaled=fit.stdev_unscaled[:, idx],
-        cov_coefficients=fit.cov_coefficients[np.ix_(idx, idx)],
-        coef_names=[fit.coef_names[i] for i in idx],
-        t=take(fit.t),
-        p_value=take(fit.p_value),
-        lods=take(fit.lods),
-        var_prior=None if fit.var_prior is None else np.asarray(fit.var_prior)[idx],
-        F=None,
-        F_p_value=None,
-    )

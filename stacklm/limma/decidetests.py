@@ -173,24 +173,7 @@ def _row_p_adjust(p: np.ndarray, method: str) -> np.ndarray:
 
 def _subset_coefficients(fit: LinearModelFit, idx: list[int]) -> LinearModelFit:
     """``fit[, j]`` as limma's ``[.MArrayLM``: the per-coefficient fields subset, F recomputed."""
-
-    def take(a):
-        return None if a is None else np.asarray(a)[:, idx]
-
-    sub = fit.replace(
-        coefficients=fit.coefficients[:, idx],
-        stdev_unscaled=take(fit.stdev_unscaled),
-        cov_coefficients=None
-        if fit.cov_coefficients is None
-        else fit.cov_coefficients[np.ix_(idx, idx)],
-        coef_names=[fit.coef_names[i] for i in idx],
-        t=take(fit.t),
-        p_value=take(fit.p_value),
-        lods=take(fit.lods),
-        var_prior=None if fit.var_prior is None else np.asarray(fit.var_prior)[idx],
-        F=None,
-        F_p_value=None,
-    )
+    sub = fit.subset_coefficients(idx)
     if fit.F is not None and fit.t is not None and idx:
         sub.F, sub.F_p_value = moderated_f(sub, use_chisq_for_large_df=True)
     return sub

@@ -64,3 +64,27 @@ class LinearModelFit:
 
     def replace(self, **changes) -> LinearModelFit:
         return dataclasses.replace(self, **changes)
+
+    def subset_coefficients(self, idx: Sequence[int]) -> LinearModelFit:
+        """``fit[, j]`` as limma's ``[.MArrayLM``: the per-coefficient fields (coefficients,
+        stdev.unscaled, cov.coefficients, t, p.value, lods, var.prior) subset to the columns
+        ``idx``; the F statistic, which depends on all of them, is dropped."""
+        idx = list(idx)
+
+        def take(a):
+            return None if a is None else np.asarray(a)[:, idx]
+
+        return self.replace(
+            coefficients=self.coefficients[:, idx],
+            stdev_unscaled=take(self.stdev_unscaled),
+            cov_coefficients=None
+            if self.cov_coefficients is None
+            else self.cov_coefficients[np.ix_(idx, idx)],
+            coef_names=[self.coef_names[i] for i in idx],
+            t=take(self.t),
+            p_value=take(self.p_value),
+            lods=take(self.lods),
+            var_prior=None if self.var_prior is None else np.asarray(self.var_prior)[idx],
+            F=None,
+            F_p_value=None,
+        )

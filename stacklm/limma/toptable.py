@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from stacklm.limma.contrasts import subset_coefficients
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.toptableextras import confint_columns
@@ -40,7 +39,7 @@ def top_table(
     coef = list(dict.fromkeys(coef))
     index = pd.Index(fit.feature_ids, name="feature_id")
     if len(coef) > 1:
-        sub = subset_coefficients(fit, coef)
+        sub = fit.subset_coefficients(fit.coef_index(coef))
         F, p = moderated_f(sub)
         table = pd.DataFrame(sub.coefficients, index=index, columns=coef)
         table["AveExpr"] = fit.amean
