@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from stacklm.diagnostics.crossproducts import MATRICES, CrossProducts, sketch_matrix
+from stacklm.sva.linalg import orient_columns
 
 
 # --------------------------------------------------------------------------------------------
@@ -38,16 +39,6 @@ class SamplePCA:
         )
 
 
-def _orient(vectors: np.ndarray) -> np.ndarray:
-    """Signs fixed so each column's entry of largest magnitude is positive (deterministic)."""
-    if vectors.size == 0:
-        return vectors
-    idx = np.argmax(np.abs(vectors), axis=0)
-    signs = np.sign(vectors[idx, np.arange(vectors.shape[1])])
-    signs[signs == 0] = 1.0
-    return vectors * signs
-
-
 def gram_pca(
     gram: np.ndarray, samples: Sequence[str], n_components: int = 10, rtol: float = 1e-10
 ) -> SamplePCA:
@@ -71,7 +62,7 @@ def _sample_pca(values, vectors, samples, total, n_components, rtol, approximate
     keep = values > rtol * top if top > 0 else np.zeros(values.size, dtype=bool)
     values, vectors = values[keep], vectors[:, keep]
     k = min(n_components, values.size)
-    scores = _orient(vectors[:, :k]) * np.sqrt(values[:k])
+    scores = orient_columns(vectors[:, :k]) * np.sqrt(values[:k])
     total = float(total)
     return SamplePCA(
         scores=pd.DataFrame(

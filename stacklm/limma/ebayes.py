@@ -11,12 +11,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from stacklm.io.blocks import row_blocks
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.labels import labels_of, match_labels
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.squeezevar import squeeze_var
 from stacklm.rstats.distributions import _t_logsf, _t_sf2
 from stacklm.rstats.qr import estimable_columns
+
+#: rows of the element-wise passes hold about this many values (they stay in cache)
+ELEMENTWISE_BLOCK_VALUES = 1 << 16
 
 
 def _top_candidates(abs_t, lower, p_value, ntarget):
@@ -91,13 +95,6 @@ def _tmixture_vector(tstat, stdev_unscaled, df, proportion, v0_lim, p_value=None
     return float(np.mean(v0))
 
 
-def _row_blocks(n_rows: int, n_cols: int, values: int = 1 << 16):
-    """Row slices of about ``values`` elements: elementwise passes stay in cache."""
-    step = max(1, values // max(n_cols, 1))
-    for start in range(0, n_rows, step):
-        yield slice(start, min(start + step, n_rows))
-
-
 def e_bayes(
     fit: LinearModelFit,
     proportion: float = 0.01,
@@ -159,7 +156,7 @@ def e_bayes(
     sd_post = np.sqrt(s2_post)
     t = np.empty(coef.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        for rows in _row_blocks(n_rows, n_coef):
+        for rows in row_blocks(n_rows, n_coef, ELEMENTWISE_BLOCK_VALUES):
             np.divide(coef[rows], su[rows], out=t[rows])
             t[rows] /= sd_post[rows, None]
     df_total = dfr + df_prior
@@ -186,7 +183,7 @@ def e_bayes(
     log_odds_prior = np.log(proportion / (1 - proportion))
     lods = np.empty(coef.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        for rows in _row_blocks(n_rows, n_coef):
+        for rows in row_blocks(n_rows, n_coef, ELEMENTWISE_BLOCK_VALUES):
             su2 = su[rows] ** 2
             r = (su2 + var_prior[None, :]) / su2
             t2 = t[rows] ** 2

@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
 
+from stacklm.io.blocks import rows_per_block
 from stacklm.limma.dupcor import duplicate_correlation
 from stacklm.limma.lmsolve import (
     DesignQR,
     RowFits,
-    block_rows,
     fit_complete,
     fit_inputs,
     observed_row_means,
@@ -204,14 +204,14 @@ def gls_series(
         L, qr = _whitened_design(V, X)
         cov_shared = qr.cov_coefficients
         rows = np.flatnonzero(shared)
-        step = block_rows(n, BLOCK_VALUES)
+        step = rows_per_block(n, BLOCK_VALUES)
         for s0 in range(0, rows.size, step):
             r = rows[s0 : s0 + step]
             Ystar = solve_triangular(L, M[r].T, lower=True, check_finite=False).T
             out.store(r, *fit_complete(Ystar, qr))
 
     rest = np.flatnonzero(~shared)
-    step = block_rows(n * p, BLOCK_VALUES)
+    step = rows_per_block(n * p, BLOCK_VALUES)
     for s0 in range(0, rest.size, step):
         r = rest[s0 : s0 + step]
         o = obs[r]

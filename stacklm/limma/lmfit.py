@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from stacklm.io.blocks import rows_per_block
 from stacklm.limma.lmsolve import (
     DesignQR,
     RowFits,
     batched_cholesky,
-    block_rows,
     fit_complete,
     fit_inputs,
     gram_solve,
@@ -171,7 +171,7 @@ def lm_fit(
 
     # pass 1, block by block: Amean, the complete rows' fits, the partial rows' masks
     partial_rows, partial_masks = [], []
-    block = block_rows(n, BLOCK_VALUES, minimum=256)
+    block = rows_per_block(n, BLOCK_VALUES, minimum=256)
     for start in range(0, G, block):
         stop = min(start + block, G)
         Yb = Y[start:stop]
@@ -202,7 +202,7 @@ def lm_fit(
         by_qr = counts[gid] >= MIN_ROWS_FOR_PATTERN_QR
         # pass 2: rows with rare patterns, batched Gram solves block by block
         gram = np.flatnonzero(~by_qr)
-        gram_block = block_rows(n, BLOCK_VALUES, minimum=4096)
+        gram_block = rows_per_block(n, BLOCK_VALUES, minimum=4096)
         for start in range(0, gram.size, gram_block):
             sel = gram[start : start + gram_block]
             r = rows[sel]

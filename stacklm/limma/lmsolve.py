@@ -11,7 +11,8 @@
   over the p columns only);
 * :func:`observed_row_means` (Amean), :func:`sigma_from_rss`, :class:`RowFits` (the per-row arrays
   filled block by block and the :class:`~stacklm.LinearModelFit` they make);
-* :func:`one_blas_thread`, :func:`block_rows`: the threading and blocking of the row passes.
+* :func:`one_blas_thread`: the threading of the row passes (their blocks are sized by
+  :mod:`stacklm.io.blocks`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from stacklm.limma.qrrank import aliased_columns
 from stacklm.rstats.qr import estimable_columns
 
 # --------------------------------------------------------------------------------------------
-# threads and blocks
+# threads
 # --------------------------------------------------------------------------------------------
 _BLAS_CONTROLLER = None
 
@@ -51,12 +52,6 @@ def one_blas_thread(func):
             return func(*args, **kwargs)
 
     return wrapper
-
-
-def block_rows(width: int, values: int, minimum: int = 1) -> int:
-    """Rows per block so that a block of rows ``width`` values wide holds about ``values``
-    values (at least ``minimum`` rows)."""
-    return max(minimum, values // max(width, 1))
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from stacklm.edger.cpm import count_matrix, library_sizes, log_cpm_voom
+from stacklm.io.blocks import rows_per_block
 from stacklm.limma.glsseries import gls_series
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.loessfit import choose_lowess_span
@@ -280,7 +281,7 @@ def voom_weights(fitted_logcount, trend: VoomTrend) -> np.ndarray:
     """``1 / f(fitted.logcount)^4``: voom's observation weights from the global trend."""
     flc = np.asarray(fitted_logcount, dtype=np.float64)
     out = np.empty_like(flc)
-    rows = max(1, VOOM_BLOCK_VALUES // max(flc.shape[-1], 1)) if flc.ndim == 2 else flc.shape[0]
+    rows = rows_per_block(flc.shape[-1], VOOM_BLOCK_VALUES) if flc.ndim == 2 else flc.shape[0]
     for start in range(0, flc.shape[0], rows):
         f = trend(flc[start : start + rows])
         out[start : start + rows] = 1.0 / f**4

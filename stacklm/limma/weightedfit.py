@@ -30,12 +30,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from stacklm.io.blocks import rows_per_block
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.lmsolve import (
     DesignQR,
     RowFits,
     batched_cholesky,
-    block_rows,
     fit_inputs,
     gram_solve,
     one_blas_thread,
@@ -303,7 +303,7 @@ def lm_wfit(
 
     qr = DesignQR(X)
     out = RowFits(G, p)
-    block = block_rows(n, WFIT_BLOCK_VALUES, minimum=256)
+    block = rows_per_block(n, WFIT_BLOCK_VALUES, minimum=256)
     for start in range(0, G, block):
         stop = min(start + block, G)
         Yb = Y[start:stop]

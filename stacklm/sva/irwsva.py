@@ -12,12 +12,12 @@ from stacklm.sva.linalg import (
     _as_design,
     _as_expression,
     _complement_basis,
-    _orient_columns,
     _orthonormal_basis,
     _projected_sums_of_squares,
     _residual_sums_of_squares,
     _row_blocks,
     _top_eigenvectors,
+    orient_columns,
 )
 from stacklm.sva.numsv import _complete_subset, _residual_gram, num_sv
 
@@ -127,7 +127,7 @@ def sva(Y, mod, mod0=None, n_sv: int | None = None, B: int = 5, seed=None) -> Sv
         pprob_gam = 1.0 - edge_lfdr(p_gam)
         pprob = pprob_gam * (1.0 - pprob_b)
         _, vectors = _top_eigenvectors(_weighted_centered_gram(Yc, pprob, row_means), n_sv)
-    sv = _orient_columns(vectors.copy())
+    sv = orient_columns(vectors.copy())
 
     def expand(values: np.ndarray) -> np.ndarray:
         if values.shape[0] == G:

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from stacklm.io.blocks import row_blocks
+
 # number of matrix elements handled per row block (8 MB of float64 per temporary: small enough
 # for the element-wise work to stay in cache, large enough for efficient BLAS calls)
 _BLOCK_ELEMENTS = 1 << 20
@@ -18,9 +20,7 @@ _BLOCK_ELEMENTS = 1 << 20
 
 def _row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
     """Consecutive row slices holding about ``_BLOCK_ELEMENTS`` matrix elements each."""
-    step = max(1, _BLOCK_ELEMENTS // max(1, n_cols))
-    for start in range(0, n_rows, step):
-        yield slice(start, min(start + step, n_rows))
+    return row_blocks(n_rows, n_cols, _BLOCK_ELEMENTS)
 
 
 def _as_expression(Y) -> np.ndarray:
@@ -113,8 +113,9 @@ def _top_eigenvectors(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
     return values[::-1], vectors[:, ::-1][:, :k]
 
 
-def _orient_columns(v: np.ndarray) -> np.ndarray:
-    """Fix the arbitrary sign of each column: its largest-magnitude entry is positive."""
+def orient_columns(v: np.ndarray) -> np.ndarray:
+    """Fix the arbitrary sign of each column (eigenvectors, SVs, PCA scores): its largest-magnitude
+    entry is positive (the first of equal ones; a zero column stays)."""
     if v.size == 0:
         return v
     idx = np.argmax(np.abs(v), axis=0)
