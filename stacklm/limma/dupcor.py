@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stacklm.limma.lmsolve import one_blas_thread
+from stacklm.limma.lmsolve import matrix_weights, one_blas_thread
 from stacklm.rstats.qr import batched_qr
 from stacklm.rstats.sums import r_mean
 from stacklm.statmod.mixedmodel import DAMPED, MAXIT, mixed_model2_fit
@@ -71,27 +71,15 @@ def unwrap_dups(M: np.ndarray, ndups: int = 2, spacing: int = 1) -> np.ndarray:
     return A.reshape((spacing * ngroups, ndups * nslides), order="F")
 
 
-def _as_matrix_weights(weights, shape) -> np.ndarray:
-    """limma's ``asMatrixWeights`` for a full matrix or array weights (one per sample)."""
-    w = np.asarray(weights, dtype=np.float64)
-    m, n = shape
-    if w.shape == shape:
-        return w
-    if w.ndim == 1 and w.size == n:
-        return np.broadcast_to(w, shape)
-    if w.ndim == 2 and w.shape == (1, n):
-        return np.broadcast_to(w[0], shape)
-    raise ValueError(f"weights of shape {w.shape} do not match the matrix {shape} (or its samples)")
-
-
-def _block_codes(block, n: int):
-    """Codes of the block levels in R's ``factor()`` order (sorted values), and the number of levels."""
+def block_codes(block, n: int, sort: bool = True):
+    """Codes of the block levels, in R's ``factor()`` order (sorted values) or, without ``sort``, in
+    the order of ``unique(block)`` (gls.series'), and the number of levels."""
     values = np.asarray(block).ravel()
     if values.size != n:
         raise ValueError(f"block has {values.size} entries but the matrix has {n} sample columns")
     if pd.isna(pd.Series(values)).any():
         raise ValueError("block contains missing values")
-    codes, levels = pd.factorize(pd.Series(values), sort=True)
+    codes, levels = pd.factorize(pd.Series(values), sort=sort)
     return np.asarray(codes, dtype=np.int64), len(levels)
 
 
@@ -99,7 +87,7 @@ def block_structure_check(design: np.ndarray, block) -> str | None:
     """The reason limma sets the correlation to 0 without fitting (or None): all blocks of size 1,
     or the block factor already encoded in the design."""
     X = np.asarray(design, dtype=np.float64)
-    codes, nb = _block_codes(block, X.shape[0])
+    codes, nb = block_codes(block, X.shape[0])
     if np.bincount(codes).max() == 1:
         return "Blocks all of size 1: setting intrablock correlation to zero."
     # design.block = model.matrix(~factor(block))[, -1] (the first level in factor() order dropped)
@@ -170,7 +158,7 @@ def duplicate_correlation_rows(
 
     W = None
     if weights is not None:
-        W = np.array(_as_matrix_weights(weights, M.shape), dtype=np.float64)
+        W = np.array(np.broadcast_to(matrix_weights(weights, m, n)[0], (m, n)), dtype=np.float64)
         W[W <= 0] = np.nan
         M[~np.isfinite(W)] = np.nan
 
@@ -183,7 +171,7 @@ def duplicate_correlation_rows(
         X = np.kron(X, np.ones((ndups, 1)))
         nb = n
     else:
-        codes, nb = _block_codes(block, n)
+        codes, nb = block_codes(block, n)
         max_block = int(np.bincount(codes).max())
     rows_out, ncol = M.shape
     Z = (codes[:, None] == np.arange(nb)[None, :]).astype(np.float64)

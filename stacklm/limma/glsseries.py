@@ -21,16 +21,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 from scipy.linalg import solve_triangular
 
 from stacklm.io.blocks import rows_per_block
-from stacklm.limma.dupcor import duplicate_correlation
+from stacklm.limma.dupcor import block_codes, duplicate_correlation
 from stacklm.limma.lmsolve import (
     DesignQR,
     RowFits,
     fit_complete,
     fit_inputs,
+    matrix_weights,
     observed_row_means,
     one_blas_thread,
     require_full_rank,
@@ -44,14 +44,9 @@ BLOCK_VALUES = 1 << 20
 
 
 def _block_indicators(block, n: int):
-    values = np.asarray(block).ravel()
-    if values.size != n:
-        raise ValueError("Length of block does not match number of arrays")
-    if pd.isna(pd.Series(values)).any():
-        raise ValueError("block contains missing values")
-    codes, levels = pd.factorize(pd.Series(values), sort=False)  # R: unique(block) order
-    codes = np.asarray(codes, dtype=np.int64)
-    return (codes[:, None] == np.arange(len(levels))[None, :]).astype(np.float64)
+    """The block indicator matrix Z (n x blocks), blocks in ``unique(block)`` order as limma's."""
+    codes, nb = block_codes(block, n, sort=False)
+    return (codes[:, None] == np.arange(nb)[None, :]).astype(np.float64)
 
 
 def block_correlation_matrix(block, correlation: float) -> np.ndarray:
@@ -172,15 +167,14 @@ def gls_series(
     array_w = None
     W = None
     if weights is not None:
-        w = np.array(weights, dtype=np.float64)
+        w, sample_weights = matrix_weights(weights, G, n)  # a full matrix, or array weights
+        w = np.array(w, dtype=np.float64)
         w[np.isnan(w)] = 0.0
-        if w.shape == (G, n):  # asMatrixWeights: a full matrix first, then array weights
-            W = w
-        elif w.ndim == 1 and w.size == n or w.ndim == 2 and w.shape == (1, n):
+        if sample_weights:
             array_w = w.reshape(n)
             W = np.broadcast_to(array_w, (G, n))
         else:
-            raise ValueError(f"weights of shape {w.shape} do not match the matrix {M.shape}")
+            W = w
         small = W < 1e-15
         M = np.where(small, np.nan, M)
         if array_w is not None:

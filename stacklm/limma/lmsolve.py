@@ -2,8 +2,9 @@
 (``lm.series``), :func:`stacklm.limma.weightedfit.lm_wfit` (``lm.series`` with weights) and
 :func:`stacklm.limma.glsseries.gls_series` (``gls.series``).
 
-* :func:`fit_inputs`, :func:`require_full_rank`: the matrix and the design as arrays (DataFrames
-  matched by sample label), and the full-rank check that names the aliased columns;
+* :func:`fit_inputs`, :func:`matrix_weights`, :func:`require_full_rank`: the matrix, the design
+  and the weights as arrays (DataFrames matched by sample label; limma's ``asMatrixWeights``), and
+  the full-rank check that names the aliased columns;
 * :class:`DesignQR` and :func:`fit_complete`: the QR of one design and ``lm.fit`` of many rows on it;
 * :func:`batched_cholesky`, :func:`cholesky_solve`, :func:`lower_inverse`, :func:`gram_solve`,
   :meth:`DesignQR.gram_stdev`: per-row Gram matrices ``G_i = Q' W_i Q`` in the orthonormal basis of
@@ -103,6 +104,25 @@ def fit_inputs(Y, design, coef_names=None, feature_ids=None):
     coef_names = list(coef_names) if coef_names is not None else [f"x{j + 1}" for j in range(p)]
     feature_ids = np.asarray(feature_ids) if feature_ids is not None else np.arange(G)
     return Y, X, coef_names, feature_ids
+
+
+def matrix_weights(weights, G: int, n: int) -> tuple[np.ndarray, bool]:
+    """limma's ``asMatrixWeights``: a G x n matrix, or a length-n (or 1 x n) vector of sample
+    weights (broadcast; the second value says so).  A length-G vector when G == n would be probe
+    weights in R; here a 1-D vector of length n is always taken as sample weights."""
+    if isinstance(weights, pd.DataFrame | pd.Series):
+        weights = weights.to_numpy(dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 2 and w.shape == (G, n):
+        return w, False
+    if (w.ndim == 1 and w.size == n) or (w.ndim == 2 and w.shape == (1, n)):
+        return w.reshape(1, n), True
+    if w.ndim == 0 or w.size == 1:
+        return np.full((1, n), float(w.ravel()[0])), True
+    raise ValueError(
+        f"weights of shape {w.shape} do not fit a matrix of {G} features x {n} samples "
+        "(give a features x samples matrix or one weight per sample)"
+    )
 
 
 def require_full_rank(X: np.ndarray, coef_names: Sequence[str]) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
 from stacklm.io.blocks import rows_per_block
 from stacklm.limma.lmfit import lm_fit
@@ -38,6 +37,7 @@ from stacklm.limma.lmsolve import (
     batched_cholesky,
     fit_inputs,
     gram_solve,
+    matrix_weights,
     one_blas_thread,
     require_full_rank,
     sigma_from_rss,
@@ -56,25 +56,6 @@ WFIT_RANK_MARGIN = 1e-10
 #: (its condition number, up to a factor p): coefficients after refinement and stdev.unscaled then
 #: carry errors below ~1e-11 relative; other rows take the Householder path
 WFIT_MAX_CONDITION = 1e5
-
-
-def _as_weights(weights, G: int, n: int) -> tuple[np.ndarray, bool]:
-    """limma's ``asMatrixWeights``: a G x n matrix, or a length-n (or 1 x n) vector of sample
-    weights (broadcast; the second value says so).  A length-G vector when G == n would be probe
-    weights in R; here a 1-D vector of length n is always taken as sample weights."""
-    if isinstance(weights, pd.DataFrame | pd.Series):
-        weights = weights.to_numpy(dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim == 2 and w.shape == (G, n):
-        return w, False
-    if (w.ndim == 1 and w.size == n) or (w.ndim == 2 and w.shape == (1, n)):
-        return w.reshape(1, n), True
-    if w.ndim == 0 or w.size == 1:
-        return np.full((1, n), float(w.ravel()[0])), True
-    raise ValueError(
-        f"weights of shape {w.shape} do not fit a matrix of {G} features x {n} samples "
-        "(give a features x samples matrix or one weight per sample)"
-    )
 
 
 def _power_of_four_scale(wmax: np.ndarray) -> np.ndarray:
@@ -284,9 +265,7 @@ def lm_wfit(
     G, n = Y.shape
     p = X.shape[1]
     require_full_rank(X, coef_names)
-    if isinstance(weights, pd.DataFrame) and weights.shape == (G, n):
-        weights = weights.to_numpy(dtype=np.float64)
-    W, sample_weights = _as_weights(weights, G, n)
+    W, sample_weights = matrix_weights(weights, G, n)
     if np.isinf(Y).any():
         raise ValueError(
             "matrix contains infinite values; only finite values or NaN (missing) are allowed"
