@@ -10,8 +10,8 @@ import pandas as pd
 
 from stacklm.io.matrix import read_matrix_blocks, read_matrix_header
 from stacklm.io.store import open_binary_matrix
+from stacklm.preprocess.scales import transform_values
 from stacklm.rstats.basic import bw_nrd0
-from stacklm.workflow.pipeline import transform_values
 
 
 # --------------------------------------------------------------------------------------------

@@ -257,6 +257,18 @@ class BinaryMatrix:
     def n_samples(self) -> int:
         return len(self.samples)
 
+    def columns_of(self, samples: Sequence) -> list[int]:
+        """Column positions of ``samples`` (sample ids, compared as strings) in the store, in their
+        order; a sample the store lacks is named in the error."""
+        position = {s: i for i, s in enumerate(self.samples)}
+        missing = [str(s) for s in samples if str(s) not in position]
+        if missing:
+            raise MatrixInputError(
+                f"{self.path}: sample(s) {', '.join(missing[:5])} not in the stored matrix "
+                f"(it holds {len(self.samples)} samples; re-run the normalize step)"
+            )
+        return [position[str(s)] for s in samples]
+
     def rows(self, start: int, stop: int) -> np.ndarray:
         """A copy (in memory, writable, float64) of rows ``start:stop`` (clipped as a slice).
 

@@ -1,6 +1,9 @@
-"""Input scales: log2 with an offset, methylation beta -> M-values, genotype dosage checks."""
+"""Input scales: log2 with an offset, methylation beta -> M-values, genotype dosage checks, and
+:func:`transform_values` (the analysis scale of a block of input values, as configured)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -79,3 +82,27 @@ def check_dosage(values, feature_ids=None, samples=None) -> np.ndarray:
             "code genotypes as 0/1/2 copies of the effect allele (or expected dosages)"
         )
     return d
+
+
+def transform_values(
+    values: np.ndarray,
+    input_scale: str,
+    beta_epsilon: float,
+    normalize: Mapping,
+    feature_ids=None,
+    samples=None,
+) -> np.ndarray:
+    """Put values on the analysis scale: M-values for beta input, log2(x + offset) when asked.
+    ``feature_ids`` / ``samples`` (the rows' ids, the columns' names) name the first value the
+    scale cannot take in the error."""
+    names = {"feature_ids": feature_ids, "samples": samples}
+    if input_scale == "counts":  # stored as counts (checked by normalize_matrix); voom logs them
+        return values
+    if input_scale == "beta":
+        return beta_to_m(values, eps=beta_epsilon, **names)
+    if input_scale == "dosage":
+        check_dosage(values, **names)
+        return values
+    if normalize.get("log2"):
+        return log2_transform(values, offset=normalize.get("offset", 1.0), **names)
+    return values

@@ -69,8 +69,7 @@ def surrogate_variables_step(
     values = None
     if spec.surrogate.wanted:
         store = open_binary_matrix(store_path)
-        position = {s: i for i, s in enumerate(store.samples)}
-        values = np.asarray(store.values)[:, [position[s] for s in samples]]
+        values = np.asarray(store.values)[:, store.columns_of(samples)]
     sheet = read_sample_sheet(samples_path, sample_id)
     sv, associations = estimate_surrogate_variables(values, design, info, spec, sheet, log=log)
     write_tsv(sv, sv_path, index=True)

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from stacklm.diagnostics.associations import covariate_table
 from stacklm.diagnostics.crossproducts import chunk_cross_products, sketch_matrix
 from stacklm.diagnostics.pca import gram_pca, sketch_pca
+from stacklm.io.blocks import rows_per_block
 from stacklm.io.outputs import atomic_path
 from stacklm.io.samplesheet import read_sample_sheet
 from stacklm.io.store import open_binary_matrix
@@ -68,9 +69,8 @@ def corrected_step(
     )
     store = open_binary_matrix(store_path)
     samples = [str(s) for s in design.index]
-    position = {s: i for i, s in enumerate(store.samples)}
-    columns = [position[s] for s in samples]
-    step = max(1, FIT_BLOCK_VALUES // max(len(columns), 1))
+    columns = store.columns_of(samples)
+    step = rows_per_block(len(columns), FIT_BLOCK_VALUES)
     schema = pa.schema([("feature_id", pa.string())] + [(s, pa.float64()) for s in samples])
     cross = None
     ones = np.ones((len(samples), 1))

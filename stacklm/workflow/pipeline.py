@@ -15,6 +15,7 @@ from stacklm.diagnostics.crossproducts import (
     cross_products_path,
     save_cross_products,
 )
+from stacklm.io.blocks import rows_per_block
 from stacklm.io.matrix import read_matrix_blocks, read_matrix_header
 from stacklm.io.outputs import atomic_path
 from stacklm.io.store import BinaryMatrixWriter, chunk_bounds, open_binary_matrix
@@ -22,36 +23,12 @@ from stacklm.limma.fitstore import concat_fits, load_fit, save_fit
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.normalize import cyclic_loess, quantile_normalize
 from stacklm.preprocess.filters import feature_filter
-from stacklm.preprocess.scales import beta_to_m, check_dosage, log2_transform
+from stacklm.preprocess.scales import transform_values
 
 #: values (rows x samples) a fit job holds at once: 4M float64 = 32 MB
 FIT_BLOCK_VALUES = 1 << 22
 
 _log = logging.getLogger("stacklm")
-
-
-def transform_values(
-    values: np.ndarray,
-    input_scale: str,
-    beta_epsilon: float,
-    normalize: Mapping,
-    feature_ids=None,
-    samples=None,
-) -> np.ndarray:
-    """Put values on the analysis scale: M-values for beta input, log2(x + offset) when asked.
-    ``feature_ids`` / ``samples`` (the rows' ids, the columns' names) name the first value the
-    scale cannot take in the error."""
-    names = {"feature_ids": feature_ids, "samples": samples}
-    if input_scale == "counts":  # stored as counts (checked by normalize_matrix); voom logs them
-        return values
-    if input_scale == "beta":
-        return beta_to_m(values, eps=beta_epsilon, **names)
-    if input_scale == "dosage":
-        check_dosage(values, **names)
-        return values
-    if normalize.get("log2"):
-        return log2_transform(values, offset=normalize.get("offset", 1.0), **names)
-    return values
 
 
 def normalize_matrix(
@@ -172,13 +149,12 @@ def fit_chunk(
     store = open_binary_matrix(store_path, load_feature_ids=False)
     start, stop = chunk_bounds(store.n_features, chunks)[chunk]
     ids = store.read_feature_ids(start, stop)
-    position = {s: i for i, s in enumerate(store.samples)}
-    columns = [position[str(s)] for s in design.index]
+    columns = store.columns_of(design.index)
     X = design.to_numpy(dtype=np.float64)
     samples = [str(s) for s in design.index]
     # row blocks of a fixed number of values: memory does not grow with the chunk (every row's fit
     # is its own, and the cross-products are sums over rows)
-    step = max(1, FIT_BLOCK_VALUES // max(len(columns), 1))
+    step = rows_per_block(len(columns), FIT_BLOCK_VALUES)
     fits, cross = [], None
     for a in range(start, max(stop, start + 1), step):
         b = min(a + step, stop)
