@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
+from stacklm.io.blocks import rows_per_block
 from stacklm.rstats.qr import estimable_columns
 
 __all__ = ["array_weights", "contr_sum", "var_group_design"]
@@ -251,7 +252,7 @@ def _reml(y, design, Z2, prior_n, maxiter, tol, trace):
 
 def _block_genes(n: int, budget: int = 4_000_000) -> int:
     """Genes per block so that a block's stacked hat matrices (B x n x n) stay near 32 MB."""
-    return max(1, budget // (n * n))
+    return rows_per_block(n * n, budget)
 
 
 def _prior_weights_pass(y, design, weights, w, Z):

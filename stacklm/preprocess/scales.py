@@ -36,6 +36,20 @@ def _where_bad(bad: np.ndarray, x: np.ndarray, feature_ids=None, samples=None) -
     )
 
 
+def _in_range(values, upper: float, what: str, advice: str, feature_ids, samples) -> np.ndarray:
+    """``values`` as float64, refused unless they lie in [0, upper] (NaN allowed): the error counts
+    the values outside, gives their range and names the first by feature and sample."""
+    x = np.asarray(values, dtype=np.float64)
+    bad = (x < 0) | (x > upper)
+    if bad.any():
+        raise ValueError(
+            f"{what} must lie in [0, {upper:g}]: {int(bad.sum())} value(s) outside (range "
+            f"{np.nanmin(x):g} .. {np.nanmax(x):g}) {_where_bad(bad, x, feature_ids, samples)}; "
+            f"{advice}"
+        )
+    return x
+
+
 def log2_transform(values, offset: float = 1.0, feature_ids=None, samples=None) -> np.ndarray:
     """``log2(values + offset)``; NaN stays NaN.  Raises ValueError if ``values + offset <= 0`` anywhere
     (the log would be -Inf or undefined), naming how many values, and the first by feature and sample
@@ -58,14 +72,14 @@ def beta_to_m(values, eps: float = 1e-6, feature_ids=None, samples=None) -> np.n
     """Methylation beta values to M-values ``log2(b / (1 - b))`` after clipping ``b`` to
     ``[eps, 1 - eps]`` (as ``pmin(pmax(b, eps), 1 - eps)`` in R).  Raises ValueError for values
     outside [0, 1], naming the first by feature and sample; NaN stays NaN."""
-    b = np.asarray(values, dtype=np.float64)
-    bad = (b < 0) | (b > 1)
-    if bad.any():
-        raise ValueError(
-            f"beta values must lie in [0, 1]: {int(bad.sum())} value(s) outside (range "
-            f"{np.nanmin(b):g} .. {np.nanmax(b):g}) {_where_bad(bad, b, feature_ids, samples)}; "
-            "give beta values, or set the input scale to 'expression' if these are already M-values"
-        )
+    b = _in_range(
+        values,
+        1,
+        "beta values",
+        "give beta values, or set the input scale to 'expression' if these are already M-values",
+        feature_ids,
+        samples,
+    )
     clipped = np.clip(b, eps, 1.0 - eps)
     return np.log2(clipped / (1.0 - clipped))
 
@@ -73,14 +87,14 @@ def beta_to_m(values, eps: float = 1e-6, feature_ids=None, samples=None) -> np.n
 def check_dosage(values, feature_ids=None, samples=None) -> np.ndarray:
     """Check genotype dosages lie in [0, 2] (NaN allowed) and return them as float64; the error
     names the first value outside by feature and sample."""
-    d = np.asarray(values, dtype=np.float64)
-    bad = (d < 0) | (d > 2)
-    if bad.any():
-        raise ValueError(
-            f"dosages must lie in [0, 2]: {int(bad.sum())} value(s) outside (range "
-            f"{np.nanmin(d):g} .. {np.nanmax(d):g}) {_where_bad(bad, d, feature_ids, samples)}; "
-            "code genotypes as 0/1/2 copies of the effect allele (or expected dosages)"
-        )
+    d = _in_range(
+        values,
+        2,
+        "dosages",
+        "code genotypes as 0/1/2 copies of the effect allele (or expected dosages)",
+        feature_ids,
+        samples,
+    )
     return d
 
 
