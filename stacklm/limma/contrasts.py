@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from stacklm.design.contrasts import make_contrasts
-from stacklm.limma.labels import labels_of, match_labels
+from stacklm.limma.labels import align_by_label
 from stacklm.limma.marraylm import LinearModelFit
 
 
@@ -49,18 +49,14 @@ def contrasts_fit(
     if isinstance(contrasts, pd.DataFrame):
         if names is None:
             names = [str(c) for c in contrasts.columns]
-        row_labels = labels_of(contrasts.index)
-        if row_labels is not None:
-            # rows named by coefficient: matched to the fit's coefficients by name
-            order = match_labels(
-                [str(c) for c in fit.coef_names],
-                row_labels,
-                "the fit's coefficients",
-                "the contrast rows",
-                "coefficient names",
-            )
-            if order is not None:
-                contrasts = contrasts.iloc[order]
+        # rows named by coefficient: matched to the fit's coefficients by name
+        contrasts = align_by_label(
+            contrasts,
+            [str(c) for c in fit.coef_names],
+            "the fit's coefficients",
+            "the contrast rows",
+            "coefficient names",
+        )
         contrasts = contrasts.to_numpy(dtype=np.float64)
     C = np.asarray(contrasts, dtype=np.float64)
     if C.ndim == 1:

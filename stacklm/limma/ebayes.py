@@ -13,7 +13,7 @@ from scipy import stats
 
 from stacklm.io.blocks import row_blocks
 from stacklm.limma.ftest import moderated_f
-from stacklm.limma.labels import labels_of, match_labels
+from stacklm.limma.labels import align_by_label, labels_of
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.squeezevar import squeeze_var
 from stacklm.rstats.distributions import _t_logsf, _t_sf2
@@ -130,14 +130,14 @@ def e_bayes(
         covariate = np.asarray(fit.amean, dtype=np.float64) if trend else None
     else:
         if isinstance(trend, pd.Series):
-            trend_ids, fit_ids = labels_of(trend.index), labels_of(fit.feature_ids)
-            if trend_ids is not None and fit_ids is not None:
-                # a covariate named by feature id follows the fit's features
-                order = match_labels(
-                    fit_ids, trend_ids, "the fit's features", "the trend covariate", "feature ids"
-                )
-                if order is not None:
-                    trend = trend.iloc[order]
+            # a covariate named by feature id follows the fit's features
+            trend = align_by_label(
+                trend,
+                labels_of(fit.feature_ids),
+                "the fit's features",
+                "the trend covariate",
+                "feature ids",
+            )
         covariate = np.asarray(trend, dtype=np.float64)
         if covariate.size != sigma.size:
             raise ValueError("a numeric trend must have one value per feature")

@@ -61,3 +61,14 @@ def match_labels(want, have, want_what: str, have_what: str, noun: str) -> np.nd
             f"orders) cannot be matched by label; make the {noun} unique"
         )
     return have.get_indexer(want).astype(np.intp)
+
+
+def align_by_label(obj, want, want_what: str, have_what: str, noun: str):
+    """``obj`` (a DataFrame or Series) with its rows in the order of the labels ``want`` when both
+    carry labels (``want`` from :func:`labels_of`, None for none); unchanged otherwise.  Label sets
+    that differ are refused as in :func:`match_labels`."""
+    have = labels_of(obj.index)
+    if want is None or have is None:
+        return obj
+    order = match_labels(want, have, want_what, have_what, noun)
+    return obj if order is None else obj.iloc[order]

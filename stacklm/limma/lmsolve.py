@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
 
-from stacklm.limma.labels import labels_of, match_labels
+from stacklm.limma.labels import align_by_label, labels_of
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.qrrank import aliased_columns
 from stacklm.rstats.qr import estimable_columns
@@ -77,18 +77,10 @@ def fit_inputs(Y, design, coef_names=None, feature_ids=None):
     if isinstance(design, pd.DataFrame):
         if coef_names is None:
             coef_names = [str(c) for c in design.columns]
-        design_labels = labels_of(design.index)
-        if sample_labels is not None and design_labels is not None:
-            # both name the samples: the design rows follow the matrix columns
-            order = match_labels(
-                sample_labels,
-                design_labels,
-                "the matrix columns",
-                "the design rows",
-                "sample labels",
-            )
-            if order is not None:
-                design = design.iloc[order]
+        # when both name the samples, the design rows follow the matrix columns
+        design = align_by_label(
+            design, sample_labels, "the matrix columns", "the design rows", "sample labels"
+        )
         design = design.to_numpy(dtype=np.float64)
     X = np.asarray(design, dtype=np.float64)
     if X.ndim == 1:
