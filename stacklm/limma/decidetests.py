@@ -17,7 +17,7 @@ from scipy import special, stats
 from stacklm.limma.ebayes import e_bayes
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.marraylm import LinearModelFit
-from stacklm.multiple_testing.padjust import harmonic_sum, p_adjust
+from stacklm.multiple_testing.padjust import harmonic_sum, p_adjust, p_adjust_rows
 
 __all__ = ["classify_tests_f", "decide_tests", "summary_decide_tests"]
 
@@ -140,37 +140,6 @@ def classify_tests_f(
     return result
 
 
-def _row_p_adjust(p: np.ndarray, method: str) -> np.ndarray:
-    """``p.adjust`` of each row of a G x k matrix (no NaN), as R's p.adjust on ``p[g, ]``."""
-    n_rows, n = p.shape
-    if method == "none" or n <= 1:
-        return p.copy()
-    nf = float(n)
-    if method == "bonferroni":
-        return np.minimum(1.0, nf * p)
-    out = np.empty_like(p)
-    if method == "holm":
-        o = np.argsort(p, axis=1, kind="stable")
-        i = np.arange(1, n + 1, dtype=np.float64)
-        adj = np.minimum(
-            1.0, np.maximum.accumulate((nf + 1.0 - i) * np.take_along_axis(p, o, 1), 1)
-        )
-    else:
-        o = np.argsort(p, axis=1, kind="stable")[:, ::-1]
-        i = np.arange(n, 0, -1, dtype=np.float64)
-        sorted_p = np.take_along_axis(p, o, 1)
-        if method == "BH":
-            scaled = nf / i * sorted_p
-        elif method == "BY":
-            harmonic = harmonic_sum(n)
-            scaled = harmonic * nf / i * sorted_p
-        else:
-            raise ValueError(f"unknown adjust method {method!r}")
-        adj = np.minimum(1.0, np.minimum.accumulate(scaled, axis=1))
-    np.put_along_axis(out, o, adj, axis=1)
-    return out
-
-
 def _subset_coefficients(fit: LinearModelFit, idx: list[int]) -> LinearModelFit:
     """``fit[, j]`` as limma's ``[.MArrayLM``: the per-coefficient fields subset, F recomputed."""
     sub = fit.subset_coefficients(idx)
@@ -265,7 +234,7 @@ def decide_tests(
             else:  # .classifyTestsP
                 with np.errstate(invalid="ignore"):
                     pt = 2 * special.stdtr(df[:, None], -np.abs(sub_t))
-                padj = _row_p_adjust(pt, adjust_method)
+                padj = p_adjust_rows(pt, adjust_method)
                 results[sel] = _sign(sub_t) * (padj < p_value * a)
     if lfc > 0:
         with np.errstate(invalid="ignore"):
