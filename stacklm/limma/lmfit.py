@@ -12,7 +12,6 @@ from stacklm.io.blocks import rows_per_block
 from stacklm.limma.lmsolve import (
     DesignQR,
     RowFits,
-    batched_cholesky,
     fit_complete,
     fit_inputs,
     gram_solve,
@@ -22,6 +21,7 @@ from stacklm.limma.lmsolve import (
     sigma_from_rss,
 )
 from stacklm.limma.marraylm import LinearModelFit
+from stacklm.rstats.cholesky import batched_cholesky
 from stacklm.rstats.qr import QR_TOLERANCE, estimable_columns
 
 #: missingness patterns shared by at least this many rows are fitted with their own QR (below, the

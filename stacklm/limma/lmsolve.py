@@ -6,10 +6,9 @@
   and the weights as arrays (DataFrames matched by sample label; limma's ``asMatrixWeights``), and
   the full-rank check that names the aliased columns;
 * :class:`DesignQR` and :func:`fit_complete`: the QR of one design and ``lm.fit`` of many rows on it;
-* :func:`batched_cholesky`, :func:`cholesky_solve`, :func:`lower_inverse`, :func:`gram_solve`,
-  :meth:`DesignQR.gram_stdev`: per-row Gram matrices ``G_i = Q' W_i Q`` in the orthonormal basis of
-  the full design, factored and solved for all rows at once (numpy operations across rows, loops
-  over the p columns only);
+* :func:`gram_solve`, :meth:`DesignQR.gram_stdev`: per-row Gram matrices ``G_i = Q' W_i Q`` in the
+  orthonormal basis of the full design, factored and solved for all rows at once (the batched
+  Cholesky of :mod:`stacklm.rstats.cholesky`);
 * :func:`observed_row_means` (Amean), :func:`sigma_from_rss`, :class:`RowFits` (the per-row arrays
   filled block by block and the :class:`~stacklm.LinearModelFit` they make);
 * :func:`one_blas_thread`: the threading of the row passes (their blocks are sized by
@@ -28,6 +27,7 @@ from scipy.linalg import solve_triangular
 from stacklm.limma.labels import align_by_label, labels_of
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.qrrank import aliased_columns
+from stacklm.rstats.cholesky import cholesky_solve, lower_inverse
 from stacklm.rstats.qr import estimable_columns
 
 # --------------------------------------------------------------------------------------------
@@ -239,54 +239,6 @@ def fit_complete(Y: np.ndarray, qr: DesignQR):
 # --------------------------------------------------------------------------------------------
 # per-row Gram matrices, all rows at once
 # --------------------------------------------------------------------------------------------
-def batched_cholesky(G: np.ndarray, p: int):
-    """Cholesky factors of many p x p matrices at once, looping over the p columns only.
-
-    ``G`` holds the lower triangles, shape (p, p, m) with G[i, j] (i >= j) the m values of entry
-    (i, j).  Returns L (same layout) and the pivots (squared diagonal of L, before the square root);
-    non-positive pivots are replaced by 1 so the factor stays finite (the caller rejects those rows).
-    """
-    m = G.shape[2]
-    L = np.zeros((p, p, m))
-    pivots = np.empty((p, m))
-    for j in range(p):
-        d = G[j, j] - np.einsum("km,km->m", L[j, :j], L[j, :j]) if j else G[j, j].copy()
-        pivots[j] = d
-        dj = np.sqrt(np.where(d > 0, d, 1.0))
-        L[j, j] = dj
-        if j + 1 < p:
-            below = G[j + 1 :, j]
-            if j:
-                below = below - np.einsum("ikm,km->im", L[j + 1 :, :j], L[j, :j])
-            L[j + 1 :, j] = below / dj
-    return L, pivots
-
-
-def cholesky_solve(L: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve (L L') x = rhs for each of the m systems; rhs and the result have shape (p, m)."""
-    p = L.shape[0]
-    z = np.empty_like(rhs)
-    for j in range(p):
-        s = rhs[j] - np.einsum("km,km->m", L[j, :j], z[:j]) if j else rhs[j]
-        z[j] = s / L[j, j]
-    x = np.empty_like(rhs)
-    for j in range(p - 1, -1, -1):
-        s = z[j] - np.einsum("km,km->m", L[j + 1 :, j], x[j + 1 :]) if j + 1 < p else z[j]
-        x[j] = s / L[j, j]
-    return x
-
-
-def lower_inverse(L: np.ndarray) -> np.ndarray:
-    """Inverses of the m lower-triangular factors, same (p, p, m) layout."""
-    p, _, m = L.shape
-    M = np.zeros_like(L)
-    for i in range(p):
-        M[i, i] = 1.0 / L[i, i]
-        if i:
-            M[i, :i] = -np.einsum("km,kjm->jm", L[i, :i], M[:i, :i]) * M[i, i]
-    return M
-
-
 def gram_solve(
     qr: DesignQR,
     L: np.ndarray,

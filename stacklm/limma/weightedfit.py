@@ -34,7 +34,6 @@ from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.lmsolve import (
     DesignQR,
     RowFits,
-    batched_cholesky,
     fit_inputs,
     gram_solve,
     matrix_weights,
@@ -43,6 +42,7 @@ from stacklm.limma.lmsolve import (
     sigma_from_rss,
 )
 from stacklm.limma.marraylm import LinearModelFit
+from stacklm.rstats.cholesky import batched_cholesky
 from stacklm.rstats.qr import QR_TOLERANCE
 from stacklm.rstats.sums import row_means
 

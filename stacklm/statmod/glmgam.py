@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stacklm.rstats.cholesky import batched_cholesky, cholesky_solve
+
 #: stopping reasons (``GlmGamFit.status``)
 CONVERGED = 0  #: crossprod(dl, dbeta) < tol, or the deviance is ~0 (a perfect fit)
 MAXIT = 1  #: stopped because iter > maxit, not converged
@@ -54,25 +56,11 @@ def gamma_deviance(y: np.ndarray, mu: np.ndarray, count: np.ndarray) -> np.ndarr
 
 
 def _cholesky_solve(A: np.ndarray, b: np.ndarray):
-    """Solve A x = b for stacked symmetric p x p matrices as R's ``chol`` then two ``backsolve``
-    calls (LAPACK dpotrf's column order); rows whose A is not positive definite come back False."""
-    m, p, _ = A.shape
-    R = np.zeros_like(A)  # upper triangular, A = R'R
-    ok = np.ones(m, dtype=bool)
-    for j in range(p):
-        s = A[:, j, j] - np.sum(R[:, :j, j] ** 2, axis=1)
-        ok &= s > 0
-        rjj = np.sqrt(np.where(s > 0, s, 1.0))
-        R[:, j, j] = rjj
-        for k in range(j + 1, p):
-            R[:, j, k] = (A[:, j, k] - np.sum(R[:, :j, j] * R[:, :j, k], axis=1)) / rjj
-    z = np.empty_like(b)  # R'z = b
-    for j in range(p):
-        z[:, j] = (b[:, j] - np.sum(R[:, :j, j] * z[:, :j], axis=1)) / R[:, j, j]
-    x = np.empty_like(b)  # R x = z
-    for j in range(p - 1, -1, -1):
-        x[:, j] = (z[:, j] - np.sum(R[:, j, j + 1 :] * x[:, j + 1 :], axis=1)) / R[:, j, j]
-    return x, ok
+    """Solve A x = b for stacked symmetric p x p matrices (m x p x p) as R's ``chol`` then two
+    ``backsolve`` calls; rows whose A is not positive definite come back False."""
+    p = A.shape[1]
+    L, pivots = batched_cholesky(np.ascontiguousarray(A.transpose(1, 2, 0)), p)
+    return cholesky_solve(L, np.ascontiguousarray(b.T)).T, np.all(pivots > 0, axis=0)
 
 
 def _or_na(a: np.ndarray, a_na: np.ndarray, b: np.ndarray, b_na: np.ndarray):
