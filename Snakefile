@@ -87,10 +87,12 @@ wildcard_constraints:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/counts_common.smk"
 include: "workflow/rules/normalize.smk"
 include: "workflow/rules/base_design.smk"
 include: "workflow/rules/surrogate_variables.smk"
 include: "workflow/rules/design.smk"
+include: "workflow/rules/counts.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/moderate.smk"
 include: "workflow/rules/plots.smk"
@@ -106,6 +108,7 @@ rule all:
         expand("results/{analysis}/plots/{plot}.png", analysis=ANALYSES, plot=PLOTS),
         expand("results/{analysis}/top_table.tsv", analysis=ANALYSES),
         [f"results/{a}/plots/manhattan.png" for a in ANALYSES if GENOTYPE],
+        WEIGHTING_PLOT_TARGETS,  # counts / weights / block diagnostics (counts.smk)
         [
             f"results/{a}/corrected.parquet"
             for a in ANALYSES

@@ -11,12 +11,27 @@ from stacklm.workflow.steps import workflow_step
 with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     chunk = int(snakemake.wildcards.chunk)  # noqa: F821
     design = read_design(snakemake.input.design)  # noqa: F821
-    n = fit_chunk(
-        snakemake.input.store,  # noqa: F821
-        design,
-        chunk,
-        snakemake.params.chunks,  # noqa: F821
-        snakemake.output.fit,  # noqa: F821
-        snakemake.output.crossprod,  # noqa: F821
-    )
+    if "state" in snakemake.input.keys():  # noqa: F821  (counts, weights or blocks: counts.smk)
+        from stacklm.workflow.counts_steps import weighted_fit_chunk
+
+        n = weighted_fit_chunk(
+            snakemake.input.store,  # noqa: F821
+            snakemake.input.design,  # noqa: F821
+            snakemake.input.state,  # noqa: F821
+            chunk,
+            snakemake.params.chunks,  # noqa: F821
+            snakemake.output.fit,  # noqa: F821
+            snakemake.output.crossprod,  # noqa: F821
+            libraries_path=snakemake.input.get("libraries"),  # noqa: F821
+            keep_path=snakemake.input.get("keep"),  # noqa: F821
+        )
+    else:
+        n = fit_chunk(
+            snakemake.input.store,  # noqa: F821
+            design,
+            chunk,
+            snakemake.params.chunks,  # noqa: F821
+            snakemake.output.fit,  # noqa: F821
+            snakemake.output.crossprod,  # noqa: F821
+        )
     log.info("chunk %d: fitted %d features on %d samples x %d columns", chunk, n, *design.shape)

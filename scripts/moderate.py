@@ -16,6 +16,14 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
     step = moderate_step
     if snakemake.input.get("snps"):  # noqa: F821  (genotypes: the SNP columns, issue 18)
         step = functools.partial(genotype_moderate_step, snakemake.input.snps)  # noqa: F821
+    if snakemake.input.get("weighting_state"):  # noqa: F821  (counts, weights, blocks: summary)
+        from stacklm.workflow.counts_steps import weighting_moderate_extend
+
+        extend = weighting_moderate_extend(
+            snakemake.input.weighting_state,  # noqa: F821
+            snakemake.input.get("counts_summary"),  # noqa: F821
+        )
+        step = functools.partial(moderate_step, extend=extend)
     table, _ = step(
         snakemake.input.chunks,  # noqa: F821
         snakemake.input.design,  # noqa: F821

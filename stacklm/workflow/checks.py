@@ -14,6 +14,7 @@ from stacklm.io.matrix import read_matrix_header
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.config import ConfigError, validate_config
+from stacklm.workflow.weighting_plan import check_counts_config, check_weighting_analysis
 
 
 class ConfigCheckError(ValueError):
@@ -45,6 +46,7 @@ def check_config(config: Mapping) -> dict[str, AnalysisSpec]:
                 "(snakemake --directory)"
             )
     try:
+        check_counts_config(config)  # input_scale: counts and the settings that apply
         check_genotype_settings(config)  # PLINK input: its files and the settings that apply
         if is_genotype_config(config):
             matrix_samples = fam_samples(config["matrix"])  # the .fam's IIDs
@@ -66,6 +68,7 @@ def check_config(config: Mapping) -> dict[str, AnalysisSpec]:
                 make_contrasts(contrasts, list(design.columns))
             output_names(list(design.columns), contrasts)
             check_test(list(spec.test), list(design.columns), contrasts)
+            check_weighting_analysis(spec, config["input_scale"], sheet, design)  # counts, blocks
             n_sv = spec.surrogate.requested
             if isinstance(n_sv, int) and len(design) - design.shape[1] - n_sv < 1:
                 raise ValueError(

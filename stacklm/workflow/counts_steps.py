@@ -76,6 +76,12 @@ from stacklm.limma.voom import VoomTrend, voom, voom_trend, voom_trend_points, v
 from stacklm.limma.weightedfit import lm_wfit
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.pipeline import FIT_BLOCK_VALUES, read_design
+from stacklm.workflow.weighting_plan import (
+    block_of,
+    sample_weights_of,
+    values_kind,
+    weighting_rounds,
+)
 
 _log = logging.getLogger("stacklm")
 
@@ -87,41 +93,6 @@ VOOM_SPAN = 0.5
 DUPCOR_TRIM = 0.15
 #: values may differ from a whole number by this much (and are then rounded to it)
 COUNT_TOLERANCE = 1e-6
-
-
-# --------------------------------------------------------------------------------------------
-# which path and which rounds
-# --------------------------------------------------------------------------------------------
-def uses_weighted_path(spec: AnalysisSpec, input_scale: str) -> bool:
-    """Whether the analysis goes through the counts / weights steps (counts, sample or array
-    weights, or a block); otherwise the unweighted fit of the values as stored runs unchanged."""
-    return input_scale == "counts" or not spec.weighting.plain
-
-
-def values_kind(spec: AnalysisSpec, input_scale: str) -> str:
-    """What the fit models: ``voom`` (voom's log-CPM), ``logcpm`` (edgeR's log-CPM, prior count 2)
-    or ``input`` (the stored values)."""
-    if input_scale != "counts":
-        return "input"
-    return "logcpm" if spec.weighting.weights == "none" else "voom"
-
-
-def weighting_rounds(spec: AnalysisSpec, input_scale: str) -> list[str]:
-    """The rounds after setup, in order: ``voom`` (chunks give voom's trend points, then the global
-    lowess trend) or ``dupcor`` (chunks give per-feature correlations, then the consensus).
-
-    ``weights: voom`` with an estimated block correlation is the User's Guide recipe (voom,
-    duplicateCorrelation, voom with block and correlation, duplicateCorrelation); with a given
-    correlation voom's fit uses it (one round).  ``voom_quality`` runs whole in setup (its
-    arrayWeights are global), and so do its duplicateCorrelation rounds."""
-    w = spec.weighting
-    estimate = w.block is not None and w.correlation is None
-    kind = values_kind(spec, input_scale)
-    if kind == "voom" and w.weights == "voom":
-        return ["voom", "dupcor", "voom", "dupcor"] if estimate else ["voom"]
-    if kind == "voom":  # voom_quality: everything global, in setup
-        return []
-    return ["dupcor"] if estimate else []
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,7 +142,8 @@ def check_count_block(
 # --------------------------------------------------------------------------------------------
 def read_libraries(path) -> pd.DataFrame:
     """``libraries.tsv`` (indexed by sample id), floats read back bit-equal."""
-    table = pd.read_csv(path, sep="\t", dtype={"sample_id": str}, float_precision="round_trip")
+    kw = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+    table = pd.read_csv(path, sep="\t", dtype={"sample_id": str}, **kw)  # pandas 3: exact
     return table.set_index("sample_id")
 
 
@@ -448,52 +420,6 @@ class WeightingState:
         )
 
 
-def _sheet_sample_weights(sheet: pd.DataFrame, column: str, samples: Sequence[str]) -> np.ndarray:
-    if column not in sheet.columns:
-        raise ValueError(
-            f"sample_weights: column {column!r} is not in the sample sheet; columns: "
-            f"{', '.join(map(str, sheet.columns))}"
-        )
-    values = pd.to_numeric(sheet.loc[list(samples), column], errors="coerce")
-    w = values.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(w) | (w <= 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raw = sheet.loc[samples[i], column]
-        raise ValueError(
-            f"sample_weights: column {column!r} of the sample sheet has {raw!r} for sample "
-            f"{samples[i]!r}; sample weights must be positive finite numbers"
-        )
-    return w
-
-
-def _sheet_block(sheet: pd.DataFrame, column: str, samples: Sequence[str]) -> list:
-    if column not in sheet.columns:
-        raise ValueError(
-            f"block: column {column!r} is not in the sample sheet; columns: "
-            f"{', '.join(map(str, sheet.columns))}"
-        )
-    values = sheet.loc[list(samples), column]
-    missing = values.isna().to_numpy()
-    if missing.any():
-        i = int(np.flatnonzero(missing)[0])
-        raise ValueError(
-            f"block: column {column!r} of the sample sheet is missing for sample {samples[i]!r}; "
-            "every sample of the analysis needs a block (e.g. its donor)"
-        )
-    return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
-
-
-def check_weighting(spec: AnalysisSpec, sheet: pd.DataFrame, samples: Sequence[str]) -> None:
-    """The sample sheet columns an analysis' weighting names (``sample_weights``, ``block``) exist
-    and hold valid values for its samples; raises ValueError (one line) otherwise."""
-    w = spec.weighting
-    if w.sample_weights is not None:
-        _sheet_sample_weights(sheet, w.sample_weights, samples)
-    if w.block is not None:
-        _sheet_block(sheet, w.block, samples)
-
-
 def _values(kind: str, Y: np.ndarray, lib: np.ndarray | None) -> np.ndarray:
     """The modelled values of a block: edgeR's log-CPM or the input (voom's come with its points)."""
     if kind == "logcpm":
@@ -561,13 +487,13 @@ def setup_step(
     kind = values_kind(spec, input_scale)
     state = WeightingState(values=kind, samples=samples)
     if w.block is not None:
-        state.block = _sheet_block(sheet, w.block, samples)
+        state.block = block_of(sheet, w.block, samples)
         state.block_column = w.block
         if w.correlation is not None:
             state.correlation = float(w.correlation)
             state.history.append({"step": "correlation given", "correlation": state.correlation})
     if w.sample_weights is not None:
-        state.sample_weights = _sheet_sample_weights(sheet, w.sample_weights, samples)
+        state.sample_weights = sample_weights_of(sheet, w.sample_weights, samples)
         state.sample_weights_source = f"sample sheet column {w.sample_weights!r}"
         if kind == "voom":
             state.voom_prior_weights = state.sample_weights  # voom(y, design, weights = sw)
@@ -913,11 +839,12 @@ def weighting_moderate_extend(state_path, counts_summary_path=None):
     return extend
 
 
-def weighting_plot_step(
-    plot: str, state_path, png, data_path, libraries_path=None, analysis_name: str = ""
+def weighting_plots_step(
+    plots: Mapping, state_path, libraries_path=None, analysis_name: str = ""
 ) -> None:
-    """Draw one counts / weights diagnostic (``library_sizes``, ``voom_trend``, ``sample_weights``
-    or ``block_correlation``) from the analysis' final state and library sizes."""
+    """Draw an analysis' counts / weights diagnostics: ``plots`` maps each plot
+    (``library_sizes``, ``voom_trend``, ``sample_weights``, ``block_correlation``) to its (PNG,
+    data table) paths; from the final state and the library sizes."""
     from stacklm.plots.style import Labels, labelled
     from stacklm.plots.weighting import (
         plot_block_correlation,
@@ -928,26 +855,71 @@ def weighting_plot_step(
 
     state = WeightingState.load(state_path)
     with labelled(Labels(analysis=analysis_name)):
-        if plot == "library_sizes":
-            plot_library_sizes(read_libraries(libraries_path).reset_index(), png, data_path)
-        elif plot == "voom_trend":
-            plot_voom_trend(state.sx, state.sy, state.trend, png, data_path)
-        elif plot == "sample_weights":
-            plot_sample_weights(
-                state.samples, state.sample_weights, state.sample_weights_source, png, data_path
-            )
-        elif plot == "block_correlation":
-            plot_block_correlation(
-                state.atanh,
-                state.correlation,
-                state.atanh_ids,
-                state.n_not_converged,
-                state.correlation_estimated,
-                png,
-                data_path,
-            )
-        else:
-            raise ValueError(f"unknown counts / weights plot {plot!r}")
+        for plot, (png, data_path) in plots.items():
+            if plot == "library_sizes":
+                plot_library_sizes(read_libraries(libraries_path).reset_index(), png, data_path)
+            elif plot == "voom_trend":
+                plot_voom_trend(state.sx, state.sy, state.trend, png, data_path)
+            elif plot == "sample_weights":
+                plot_sample_weights(
+                    state.samples,
+                    state.sample_weights,
+                    state.sample_weights_source,
+                    png,
+                    data_path,
+                )
+            elif plot == "block_correlation":
+                plot_block_correlation(
+                    state.atanh,
+                    state.correlation,
+                    state.atanh_ids,
+                    state.n_not_converged,
+                    state.correlation_estimated,
+                    png,
+                    data_path,
+                )
+            else:
+                raise ValueError(f"unknown counts / weights plot {plot!r}")
+
+
+def setup_with_counts_step(
+    store_path,
+    design_path,
+    samples_path,
+    sample_id: str,
+    spec: AnalysisSpec,
+    input_scale: str,
+    state_path,
+    normalize_method: str | None = None,
+    libraries_path=None,
+    keep_path=None,
+    counts_summary_path=None,
+    log: logging.Logger = _log,
+) -> WeightingState:
+    """The workflow's setup job: :func:`counts_step` (counts input) then :func:`setup_step`."""
+    if input_scale == "counts":
+        counts_step(
+            store_path,
+            design_path,
+            spec,
+            normalize_method,
+            libraries_path,
+            keep_path,
+            counts_summary_path,
+            log=log,
+        )
+    return setup_step(
+        store_path,
+        design_path,
+        samples_path,
+        sample_id,
+        spec,
+        input_scale,
+        state_path,
+        libraries_path,
+        keep_path,
+        log=log,
+    )
 
 
 # --------------------------------------------------------------------------------------------

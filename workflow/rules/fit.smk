@@ -3,6 +3,7 @@ rule fit_chunk:
     un-moderated fit (coefficients, stdev.unscaled, sigma, df, Amean) as binary, and the chunk's
     sample cross-products of input, fitted values and residuals (for the PCA diagnostics)."""
     input:
+        unpack(weighted_fit_inputs),  # counts, weights or blocks: the state (counts.smk)
         store=rules.normalize.output.store,
         design=rules.design.output.design,
     output:

@@ -1,6 +1,7 @@
 rule moderate:
     """Merge the chunk fits, then moderate, test and control the FDR over all features at once."""
     input:
+        unpack(weighting_summary_inputs),  # counts, weights or blocks (counts.smk)
         chunks=chunk_files,
         design=rules.design.output.design,
         sv=rules.surrogate_variables.output.sv,

@@ -1,0 +1,50 @@
+"""Snakemake entry point: rules weights_setup, weights_chunk and weights_round (the weighting
+state of one analysis, its chunk passes and their global steps; see workflow/rules/counts.smk)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
+
+from stacklm.spec import AnalysisSpec
+from stacklm.workflow.counts_steps import (
+    round_chunk_step,
+    round_global_step,
+    setup_with_counts_step,
+)
+from stacklm.workflow.steps import workflow_step
+
+rule = snakemake.rule  # noqa: F821
+with workflow_step(rule, snakemake.log[0], snakemake.threads) as log:  # noqa: F821
+    inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+    w = snakemake.wildcards  # noqa: F821
+    if rule == "weights_setup":
+        setup_with_counts_step(
+            inp.store,
+            inp.design,
+            inp.samples,
+            p.sample_id,
+            AnalysisSpec.from_settings(w.analysis, p.analysis),
+            p.input_scale,
+            out.state,
+            p.normalize_method,
+            out.get("libraries"),
+            out.get("keep"),
+            out.get("summary"),
+            log=log,
+        )
+    elif rule == "weights_chunk":
+        n = round_chunk_step(
+            inp.store,
+            inp.design,
+            inp.state,
+            p.task,
+            int(w.chunk),
+            p.chunks,
+            out.part,
+            inp.get("libraries"),
+            inp.get("keep"),
+        )
+        log.info("round %s (%s), chunk %s: %d features", w.round, p.task, w.chunk, n)
+    else:
+        round_global_step(list(inp.parts), inp.state, p.task, out.state, log=log)

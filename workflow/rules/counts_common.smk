@@ -1,0 +1,133 @@
+# Helpers of workflow/rules/counts.smk (RNA-seq counts, sample weights and blocks of correlated
+# samples, issues 16 and 17; the steps are stacklm/workflow/counts_steps.py).  Per analysis that
+# needs them (counts input, sample_weights, array_weights or block): the counts step (library
+# sizes, filterByExpr, calcNormFactors), the setup step (sheet weights and blocks; arrayWeights and
+# voomWithQualityWeights, which are global), then rounds of a chunk pass and a small global step
+# (voom's trend, duplicateCorrelation's consensus), and the weighted fit in the fit_chunk rule
+# (workflow/rules/fit.smk).  Other analyses never run these rules.
+from types import SimpleNamespace
+
+from stacklm.workflow.weighting_plan import uses_weighted_path, values_kind, weighting_rounds
+
+INPUT_SCALE = config["input_scale"]
+COUNTS = INPUT_SCALE == "counts"
+WEIGHTED = {a: uses_weighted_path(SPECS[a], INPUT_SCALE) for a in ANALYSES}
+ROUNDS = {a: weighting_rounds(SPECS[a], INPUT_SCALE) if WEIGHTED[a] else [] for a in ANALYSES}
+
+
+def counts_inputs(wildcards):
+    """The counts step's outputs an analysis' later steps read (nothing without counts)."""
+    if not COUNTS:
+        return {}
+    return {
+        "libraries": rules.weights_setup.output.libraries.format(analysis=wildcards.analysis),
+        "keep": rules.weights_setup.output.keep.format(analysis=wildcards.analysis),
+    }
+
+
+def weighting_state(wildcards):
+    """The analysis' final weighting state: the last round's, or setup's without rounds."""
+    n = len(ROUNDS[wildcards.analysis])
+    if n == 0:
+        return rules.weights_setup.output.state.format(analysis=wildcards.analysis)
+    return rules.weights_round.output.state.format(analysis=wildcards.analysis, round=n)
+
+
+def previous_state(wildcards):
+    """The state a round starts from: setup's for round 1, else the round before's."""
+    r = int(wildcards.round)
+    if r == 1:
+        return rules.weights_setup.output.state.format(analysis=wildcards.analysis)
+    return rules.weights_round.output.state.format(analysis=wildcards.analysis, round=r - 1)
+
+
+def round_task(wildcards):
+    return ROUNDS[wildcards.analysis][int(wildcards.round) - 1]
+
+
+def round_chunk_files(wildcards):
+    return expand(
+        rules.weights_chunk.output.part,
+        analysis=wildcards.analysis,
+        round=wildcards.round,
+        chunk=range(CHUNKS),
+    )
+
+
+def weighted_fit_inputs(wildcards):
+    """Extra inputs of the fit_chunk rule for a weighted analysis (none for the unweighted fit)."""
+    if not WEIGHTED[wildcards.analysis]:
+        return {}
+    return {"state": weighting_state(wildcards), **counts_inputs(wildcards)}
+
+
+def weighting_summary_inputs(wildcards):
+    """Extra inputs of the moderate rule for a weighted analysis (its state and counts summary)."""
+    if not WEIGHTED[wildcards.analysis]:
+        return {}
+    out = {"weighting_state": weighting_state(wildcards)}
+    if COUNTS:
+        out["counts_summary"] = rules.weights_setup.output.summary.format(
+            analysis=wildcards.analysis
+        )
+    return out
+
+
+def _analysis_values_mb(wildcards, input):
+    """The analysis' matrix as float64 (all features x all samples of the store: an upper bound)."""
+    n_features, n_samples = _store_shape(input.store)
+    return n_features * n_samples * 8 / 1e6
+
+
+def setup_mem_mb(wildcards, input, attempt):
+    """arrayWeights / voomWithQualityWeights hold every feature's values, weights and fitted
+    values (~8 copies); calcNormFactors the kept counts (~3 copies); otherwise one block."""
+    spec = SPECS[wildcards.analysis]
+    if spec.weighting.array_weights or spec.weighting.weights == "voom_quality":
+        return int(PYTHON_MB + attempt * 8 * _analysis_values_mb(wildcards, input))
+    if COUNTS:
+        return int(PYTHON_MB + attempt * 3 * _analysis_values_mb(wildcards, input))
+    return PYTHON_MB + 200
+
+
+def setup_runtime(wildcards, input, attempt):
+    return int(attempt * (10 + _analysis_values_mb(wildcards, input) / 10))
+
+
+def weights_chunk_mem_mb(wildcards, input, attempt):
+    """One row block of the chunk (FIT_BLOCK_VALUES) and voom's / the REML's working copies."""
+    return int(PYTHON_MB + 400 + attempt * 4 * _chunk_values_mb(input.store))
+
+
+# Diagnostic plots of the counts and weights steps, per analysis where they apply (captions
+# workflow/report/<stem>.rst).
+WEIGHTING_PLOTS = ("library_sizes", "voom_trend", "sample_weights", "block_correlation")
+
+
+def weighting_plots(analysis) -> list[str]:
+    """The counts / weights plots of an analysis (stems of WEIGHTING_PLOTS)."""
+    if not WEIGHTED[analysis]:
+        return []
+    spec = SPECS[analysis]
+    w = spec.weighting
+    out = []
+    if COUNTS:
+        out.append("library_sizes")
+    if values_kind(spec, INPUT_SCALE) == "voom":
+        out.append("voom_trend")
+    if w.sample_weights is not None or w.array_weights or w.weights == "voom_quality":
+        out.append("sample_weights")
+    if w.block is not None:
+        out.append("block_correlation")
+    return out
+
+
+WEIGHTING_PLOT_TARGETS = [
+    f"results/{a}/plots/{stem}.png" for a in ANALYSES for stem in weighting_plots(a)
+]
+
+
+def weighting_plot_inputs(analysis) -> dict:
+    """The inputs of an analysis' weighting plots: its final state (and library sizes)."""
+    wildcards = SimpleNamespace(analysis=analysis)
+    return {"state": weighting_state(wildcards), **counts_inputs(wildcards)}
