@@ -35,18 +35,31 @@ def batched_cholesky(G: np.ndarray, p: int):
     return L, pivots
 
 
-def cholesky_solve(L: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve (L L') x = rhs for each of the m systems; rhs and the result have shape (p, m)."""
+def lower_solve(L: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve L z = rhs for each of the m lower-triangular factors (forward substitution); rhs and
+    the result have shape (p, m) or (p, c, m) (c right-hand sides per system)."""
     p = L.shape[0]
     z = np.empty_like(rhs)
     for j in range(p):
-        s = rhs[j] - np.einsum("km,km->m", L[j, :j], z[:j]) if j else rhs[j]
+        s = rhs[j] - np.einsum("km,k...m->...m", L[j, :j], z[:j]) if j else rhs[j]
         z[j] = s / L[j, j]
+    return z
+
+
+def lower_t_solve(L: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve L' x = rhs for each of the m factors (back substitution), shapes as
+    :func:`lower_solve`."""
+    p = L.shape[0]
     x = np.empty_like(rhs)
     for j in range(p - 1, -1, -1):
-        s = z[j] - np.einsum("km,km->m", L[j + 1 :, j], x[j + 1 :]) if j + 1 < p else z[j]
+        s = rhs[j] - np.einsum("km,k...m->...m", L[j + 1 :, j], x[j + 1 :]) if j + 1 < p else rhs[j]
         x[j] = s / L[j, j]
     return x
+
+
+def cholesky_solve(L: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve (L L') x = rhs for each of the m systems; rhs and the result have shape (p, m)."""
+    return lower_t_solve(L, lower_solve(L, rhs))
 
 
 def lower_inverse(L: np.ndarray) -> np.ndarray:

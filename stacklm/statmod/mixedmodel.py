@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stacklm.rstats.cholesky import batched_cholesky, cholesky_solve, lower_solve
 from stacklm.rstats.qr import QR_TOLERANCE, batched_qr, estimable_columns
 from stacklm.statmod.glmgam import CONVERGED, DAMPED, ERROR, MAXIT, ZERO, glmgam_fit
 
@@ -257,39 +258,15 @@ def _row_transform_gram(Y, Z, sw, basis: _DesignBasis):
     G = np.zeros((m, r, r))
     G[:, basis.tri[0], basis.tri[1]] = w @ basis.q_outer
     G[:, basis.tri[1], basis.tri[0]] = G[:, basis.tri[0], basis.tri[1]]
-    L = np.zeros((m, r, r))
-    pivots = np.empty((m, r))
-    for j in range(r):
-        dj = G[:, j, j] - np.sum(L[:, j, :j] ** 2, axis=1)
-        pivots[:, j] = dj
-        root = np.sqrt(np.where(dj > 0, dj, 1.0))
-        L[:, j, j] = root
-        if j + 1 < r:
-            L[:, j + 1 :, j] = (
-                G[:, j + 1 :, j] - np.einsum("mik,mk->mi", L[:, j + 1 :, :j], L[:, j, :j])
-            ) / root[:, None]
+    L, pivots = batched_cholesky(np.ascontiguousarray(G.transpose(1, 2, 0)), r)  # (r, r, m)
     col_sq = (w @ basis.x_sq).T  # squared norms of the weighted design's columns, r x m
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = basis.r_diag_sq[:, None] * pivots.T / col_sq
+        ratio = basis.r_diag_sq[:, None] * pivots / col_sq
     scale = np.max(np.diagonal(G, axis1=1, axis2=2), axis=1)
-    ok = np.all((pivots.T > 1e-6 * scale) & (ratio >= 1e-10) & (col_sq > 0), axis=0)
-
-    def solve_lower(b):  # L x = b, b m x r x k
-        x = np.empty_like(b)
-        for j in range(r):
-            x[:, j] = (b[:, j] - np.einsum("mk,mkc->mc", L[:, j, :j], x[:, :j])) / L[:, j, j, None]
-        return x
-
-    def solve_upper_t(b):  # L' x = b
-        x = np.empty_like(b)
-        for j in range(r - 1, -1, -1):
-            x[:, j] = (b[:, j] - np.einsum("mk,mkc->mc", L[:, j + 1 :, j], x[:, j + 1 :])) / L[
-                :, j, j, None
-            ]
-        return x
+    ok = np.all((pivots > 1e-6 * scale) & (ratio >= 1e-10) & (col_sq > 0), axis=0)
 
     F = (sw @ basis.qz).reshape(m, r, -1)  # Q0' diag(sw) Z
-    C = solve_lower(F)
+    C = lower_solve(L, np.ascontiguousarray(F.transpose(1, 2, 0))).transpose(2, 0, 1)
     obs = sw > 0
     if basis.ones:
         shift = np.sum(w * Y, axis=1) / np.sum(w, axis=1)
@@ -300,7 +277,7 @@ def _row_transform_gram(Y, Z, sw, basis: _DesignBasis):
     resid = yw
     for _ in range(2):  # the solve, then one step of iterative refinement
         z = (sw * resid) @ basis.Q0
-        a = solve_upper_t(solve_lower(z[:, :, None]))[:, :, 0]
+        a = cholesky_solve(L, np.ascontiguousarray(z.T)).T
         resid = resid - sw * (a @ basis.Q0.T)
     rss = np.einsum("ij,ij->i", resid, resid)
     return C, resid @ Z, rss, obs.sum(axis=1) - r, ok
