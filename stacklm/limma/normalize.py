@@ -55,6 +55,11 @@ def quantile_normalize(values) -> np.ndarray:
     return out
 
 
+def _pair_curve(x: np.ndarray, i: int, j: int, span: float) -> np.ndarray:
+    """The M-vs-A curve of columns i < j: ``loessFit(x[, j] - x[, i], (x[, j] + x[, i]) / 2)``."""
+    return loess_fit(x[:, j] - x[:, i], 0.5 * (x[:, j] + x[:, i]), span=span)
+
+
 def cyclic_loess(
     values, span: float = 0.7, iterations: int = 3, method: str = "fast"
 ) -> np.ndarray:
@@ -74,9 +79,7 @@ def cyclic_loess(
         for _ in range(iterations):
             for i in range(n - 1):
                 for j in range(i + 1, n):
-                    m = x[:, j] - x[:, i]
-                    a = 0.5 * (x[:, j] + x[:, i])
-                    f = loess_fit(m, a, span=span)
+                    f = _pair_curve(x, i, j, span)
                     x[:, i] = x[:, i] + f / 2
                     x[:, j] = x[:, j] - f / 2
     elif method == "fast":
@@ -90,9 +93,7 @@ def cyclic_loess(
             adjustment = np.zeros((g, n))
             for i in range(n - 1):
                 for j in range(i + 1, n):
-                    m = x[:, j] - x[:, i]
-                    a = 0.5 * (x[:, j] + x[:, i])
-                    f = loess_fit(m, a, span=span)
+                    f = _pair_curve(x, i, j, span)
                     adjustment[:, j] = adjustment[:, j] + f
                     adjustment[:, i] = adjustment[:, i] - f
             x = x - adjustment / n

@@ -23,6 +23,17 @@ def _decreasing_order(P: np.ndarray) -> np.ndarray:
     return np.argsort(P, axis=-1)[..., ::-1]
 
 
+def _method(method: str) -> str:
+    """The p.adjust method (``"fdr"`` is ``"BH"``), refusing unknown names."""
+    if method == "fdr":
+        return "BH"
+    if method not in P_ADJUST_METHODS:
+        raise ValueError(
+            f"p_adjust: unknown method {method!r}; choose one of {', '.join(P_ADJUST_METHODS)}"
+        )
+    return method
+
+
 def harmonic_sum(n: int) -> float:
     """``sum(1 / (1:n))`` as R computes it for the BY method: accumulated in order in long double,
     rounded once to double."""
@@ -39,12 +50,7 @@ def p_adjust(p, method: str = "BH", n: int | None = None) -> np.ndarray:
     the BY constant ``sum(1 / (1:n))`` is accumulated in extended precision as R's ``sum``), so
     the results are R's bit for bit.  Any array shape is accepted and kept.
     """
-    if method == "fdr":
-        method = "BH"
-    if method not in P_ADJUST_METHODS:
-        raise ValueError(
-            f"p_adjust: unknown method {method!r}; choose one of {', '.join(P_ADJUST_METHODS)}"
-        )
+    method = _method(method)
     p = np.asarray(p, dtype=np.float64)
     out = p.copy()
     flat = out.reshape(-1)
@@ -64,12 +70,7 @@ def p_adjust(p, method: str = "BH", n: int | None = None) -> np.ndarray:
 def p_adjust_rows(P, method: str = "BH") -> np.ndarray:
     """``p.adjust(P[g, ], method)`` for every row g of a matrix without NaN (each row its own set
     of ``ncol(P)`` tests), as limma's ``decideTests`` applies it across coefficients."""
-    if method == "fdr":
-        method = "BH"
-    if method not in P_ADJUST_METHODS:
-        raise ValueError(
-            f"p_adjust: unknown method {method!r}; choose one of {', '.join(P_ADJUST_METHODS)}"
-        )
+    method = _method(method)
     P = np.asarray(P, dtype=np.float64)
     if method == "none" or P.shape[1] <= 1:
         return P.copy()
