@@ -12,8 +12,6 @@ from scipy import special
 from stacklm.rstats.qr import estimable_columns
 from stacklm.rstats.splines import NaturalSplineBasis
 
-_EPS = np.finfo(float).eps
-
 
 # --------------------------------------------------------------------------------------------
 # special functions

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
 from stacklm.rstats.sums import r_mean
+
+#: C's DBL_EPSILON (2^-52), as R's C code uses it (optimize, uniroot, polygamma)
+DBL_EPSILON = sys.float_info.epsilon
 
 # --------------------------------------------------------------------------------------------
 # seq.int, dnorm, qnorm, sd, quantile, bw.nrd0, approx

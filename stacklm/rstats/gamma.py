@@ -15,6 +15,8 @@ import math
 import numpy as np
 from scipy import special
 
+from stacklm.rstats.basic import DBL_EPSILON
+
 # R's nmath gammafn / lgammacor Chebyshev coefficients (W. Fullerton), the terms R uses
 _GAMCS = (
     +0.8571195590989331421920062399942e-2,
@@ -138,7 +140,7 @@ def trigamma_scalar(x: float) -> float:
     if not x > 0:
         return math.nan
     xln = math.log(x)
-    if x > 1 / (2.0 * 2.220446049250313e-16):  # n * lrg with n = 1
+    if x > 1 / (2.0 * DBL_EPSILON):  # n * lrg with n = 1
         return math.exp(-xln)
     n = 1
     fn = 1

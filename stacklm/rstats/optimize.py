@@ -16,10 +16,11 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-_DBL_EPSILON = sys.float_info.epsilon
+from stacklm.rstats.basic import DBL_EPSILON
+
 _DBL_MAX = sys.float_info.max
 #: R's default ``tol = .Machine$double.eps^0.25`` (= 2^-13 exactly)
-DEFAULT_TOL = _DBL_EPSILON**0.25
+DEFAULT_TOL = DBL_EPSILON**0.25
 
 
 @dataclass
@@ -45,7 +46,7 @@ class OptimizeResult:
 def brent_fmin(ax: float, bx: float, f: Callable[[float], float], tol: float) -> float:
     """R's C ``Brent_fmin(ax, bx, f, info, tol)``: the same arithmetic in the same order."""
     c = (3.0 - math.sqrt(5.0)) * 0.5  # squared inverse of the golden ratio
-    eps = math.sqrt(_DBL_EPSILON)
+    eps = math.sqrt(DBL_EPSILON)
     a = ax
     b = bx
     v = a + c * (b - a)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 
-from stacklm.limma.fitfdist import _EPS
+from stacklm.rstats.basic import DBL_EPSILON
 
 
 def _zeroin(f, ax, bx, fa, fb, tol, maxit=1000):
@@ -21,7 +21,7 @@ def _zeroin(f, ax, bx, fa, fb, tol, maxit=1000):
         if abs(fc) < abs(fb):
             a, b, c = b, c, b
             fa, fb, fc = fb, fc, fb
-        tol_act = 2 * _EPS * abs(b) + tol / 2
+        tol_act = 2 * DBL_EPSILON * abs(b) + tol / 2
         new_step = (c - b) / 2
         if abs(new_step) <= tol_act or fb == 0.0:
             return b
