@@ -39,8 +39,8 @@ PHI_ASYMPTOTE, PHI_LOW, PHI_SCATTER = 0.03, 0.8, 0.35
 LIB_MEDIAN, LIB_SD = 5e6, 0.35
 #: a few low-quality samples: extra log-normal noise of this sd on every gene
 N_POOR_SAMPLES, POOR_SD = 3, 0.35
-#: composition: a handful of very abundant genes up 4x in a quarter of the samples (TMM's case)
-N_COMPOSITION_GENES, COMPOSITION_FOLD = 20, 4.0
+#: composition: 20 of the 200 most abundant genes up 3x in a quarter of the samples (TMM's case)
+N_COMPOSITION_GENES, COMPOSITION_POOL, COMPOSITION_FOLD = 20, 200, 3.0
 
 
 def simulate(n_genes: int, n_donors: int, seed: int):
@@ -105,7 +105,7 @@ def simulate(n_genes: int, n_donors: int, seed: int):
     log_mu = np.log(share)[:, None] + np.log(2.0) * log2_mean + donor_effect[:, donor_index]
     poor = rng.choice(n, size=N_POOR_SAMPLES, replace=False)
     log_mu[:, poor] += rng.normal(0.0, POOR_SD, size=(n_genes, N_POOR_SAMPLES))
-    top = np.argsort(-share)[:N_COMPOSITION_GENES]
+    top = rng.choice(np.argsort(-share)[:COMPOSITION_POOL], N_COMPOSITION_GENES, replace=False)
     shifted = rng.choice(n, size=n // 4, replace=False)
     log_mu[np.ix_(top, shifted)] += np.log(COMPOSITION_FOLD)
     lib = np.exp(np.log(LIB_MEDIAN) + rng.normal(0.0, LIB_SD, size=n))
