@@ -166,4 +166,8 @@ def stream_sample_distributions(
     size = min(reservoir_size(store.n_samples), store.n_features)
     rows = np.sort(np.random.default_rng(seed).choice(store.n_features, size, replace=False))
     after = np.asarray(store.values[rows], dtype=np.float64) if size else np.empty((0, 0))
+    if input_scale == "counts":  # counts are stored as counts: their densities on log2(count + 0.5)
+        return sample_distributions(
+            np.log2(before.values() + 0.5), np.log2(after + 0.5), samples, store.samples
+        )
     return sample_distributions(before.values(), after, samples, store.samples)

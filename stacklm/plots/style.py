@@ -93,6 +93,8 @@ def scale_labels(config: Mapping) -> tuple[str, str]:
         return "M-value", "M-value difference"
     if kind == "dosage":
         return "dosage", "dosage difference"
+    if kind == "counts":  # voom's (or edgeR's) log-CPM is what the analyses fit
+        return "log2 CPM", "log2 fold change"
     if norm.get("log2"):
         offset = float(norm.get("offset", 1))
         return f"log2(value + {offset:g})", "log2 fold change"
