@@ -30,6 +30,34 @@ def format_number(value, digits: int = 4) -> str:
     return str(value)
 
 
+def _weighting_rows(s: Mapping) -> list[str]:
+    """Rows for counts, weights and blocks (summary.json's ``counts``, ``weights``, ``block``)."""
+    rows = []
+    counts = s.get("counts")
+    if counts:
+        rows.append(
+            f"| counts: features removed by filterByExpr / normalization | "
+            f"{format_number(counts.get('n_removed_by_filter_by_expr'))} / "
+            f"{counts.get('normalize_method')} |"
+        )
+    weights = s.get("weights")
+    if weights:
+        rows.append(
+            f"| observation weights / sample weights | {weights.get('observation_weights') or 'none'}"
+            f" / {weights.get('sample_weights_source') or 'none'} |"
+        )
+    block = s.get("block")
+    if block:
+        how = "estimated" if block.get("estimated") else "given"
+        rows.append(
+            f"| block `{block.get('column')}` ({format_number(block.get('n_blocks'))} blocks): "
+            f"correlation ({how}; REML not converged) | "
+            f"{format_number(block.get('consensus_correlation'))} "
+            f"({format_number(block.get('n_not_converged'))}) |"
+        )
+    return rows
+
+
 def summary_markdown(
     analysis: str,
     summary: Mapping,
@@ -83,6 +111,7 @@ def summary_markdown(
         + (" (uninformative: see the notes)" if lambda_gc_uninformative(s) else "")
         + " |",
         f"| surrogate variables | {format_number(s.get('n_surrogate_variables'))} |",
+        *_weighting_rows(s),
         "",
         f"## Significant features ({s.get('fdr_method', 'BH')} FDR ≤ {format_number(alpha)})",
         "",
