@@ -160,14 +160,22 @@ def stream_sample_distributions(
 
     _, samples = read_matrix_header(matrix_path, matrix_format)
     before = RowReservoir(len(samples), reservoir_size(len(samples)), seed=seed)
+    lib = np.zeros(len(samples))
     for block in read_matrix_blocks(matrix_path, matrix_format):
         before.add(transform_values(block.values, input_scale, beta_epsilon, dict(normalize or {})))
+        if input_scale == "counts":
+            lib += block.values.sum(axis=0)
     store = open_binary_matrix(store_path)
     size = min(reservoir_size(store.n_samples), store.n_features)
     rows = np.sort(np.random.default_rng(seed).choice(store.n_features, size, replace=False))
     after = np.asarray(store.values[rows], dtype=np.float64) if size else np.empty((0, 0))
-    if input_scale == "counts":  # counts are stored as counts: their densities on log2(count + 0.5)
+    if input_scale == "counts":  # stored as counts: densities of voom's log-CPM (column sums)
+        position = {s: i for i, s in enumerate(samples)}
+        store_lib = lib[[position[s] for s in store.samples]]
         return sample_distributions(
-            np.log2(before.values() + 0.5), np.log2(after + 0.5), samples, store.samples
+            np.log2((before.values() + 0.5) / (lib + 1) * 1e6),
+            np.log2((after + 0.5) / (store_lib + 1) * 1e6),
+            samples,
+            store.samples,
         )
     return sample_distributions(before.values(), after, samples, store.samples)
