@@ -79,8 +79,9 @@ def match_samples(
     """Every matrix column must have a sheet row and vice versa; the error lists a few of each side."""
     in_matrix = [str(s) for s in matrix_samples]
     in_sheet = [str(s) for s in sheet.index]
-    only_matrix = [s for s in in_matrix if s not in set(in_sheet)]
-    only_sheet = [s for s in in_sheet if s not in set(in_matrix)]
+    sheet_ids, matrix_ids = set(in_sheet), set(in_matrix)  # once (was O(samples^2))
+    only_matrix = [s for s in in_matrix if s not in sheet_ids]
+    only_sheet = [s for s in in_sheet if s not in matrix_ids]
     if only_matrix or only_sheet:
         parts = []
         if only_matrix:
