@@ -453,7 +453,13 @@ def _values_and_weights(Y, X, state: WeightingState, lib):
         if state.sample_weights is not None:
             W = W * state.sample_weights
         return points.E, W
-    return _values(state.values, Y, lib), state.sample_weights
+    E = _values(state.values, Y, lib)
+    W = state.sample_weights
+    if W is not None and not state.complete and state.block is None:
+        # limma fits every row of a matrix with a missing value by lm.wfit (lm.series' loop),
+        # complete rows included: so do the chunks, also those without a missing value
+        W = np.broadcast_to(W, E.shape)
+    return E, W
 
 
 def _any_missing(rows: AnalysisRows) -> bool:
