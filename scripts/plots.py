@@ -30,5 +30,6 @@ with workflow_step("plots", snakemake.log[0], snakemake.threads) as log:  # noqa
         summary_md_path=out.summary_md,
         summary_html_path=out.summary_html,
         analysis_name=snakemake.wildcards.analysis,  # noqa: F821
+        workers=snakemake.threads,  # noqa: F821
     )
     log.info("plots of %s written", snakemake.wildcards.analysis)  # noqa: F821

@@ -29,14 +29,17 @@ from stacklm.plots.samples import (
     plot_sv_associations,
 )
 from stacklm.plots.statistics import plot_md, plot_pvalue_histogram, plot_qq, plot_sa, plot_volcano
-from stacklm.plots.style import analysis_labels, labelled
+from stacklm.plots.style import _labels, analysis_labels, labelled
 from stacklm.spec import AnalysisSpec, DesignInfo
 from stacklm.workflow.pipeline import read_design
 
 matplotlib.use("Agg")
 
+import functools
 import json
+import multiprocessing
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np  # noqa: E402
@@ -65,6 +68,7 @@ def analysis_plots(
     features: pd.DataFrame | None = None,
     n_components: int = 10,
     analysis_name: str = "",
+    workers: int = 1,
 ) -> list[tuple]:
     """Draw every plot of an analysis into ``outdir`` (see :data:`PLOTS`).
 
@@ -81,12 +85,12 @@ def analysis_plots(
     with labelled(labels):
         return _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_products,
                                surrogate_variables, sv_associations, densities, features,
-                               n_components)  # fmt: skip
+                               n_components, workers)  # fmt: skip
 
 
 def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_products,
                     surrogate_variables, sv_associations, densities, features,
-                    n_components):  # fmt: skip
+                    n_components, workers=1):  # fmt: skip
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -104,20 +108,25 @@ def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_p
     names = [n for n in reported_names(results) if n not in sv_names]
     all_names = reported_names(results)
 
+    draws = []
+
+    def draw(func, *args, **kwargs):  # drawn below, on `workers` processes
+        draws.append(functools.partial(func, *args, **kwargs))
+
     p = results["p_value"].to_numpy(dtype=float)
-    plot_pvalue_histogram(p, summary.get("pi0"), test_label, *path("pvalue_histogram"))
-    plot_qq(p, summary.get("lambda_gc"), test_label, *path("qq"))
-    plot_volcano(results, names, alpha, *path("volcano"))
-    plot_md(results, names, alpha, *path("md"))
-    plot_sa(results, spec.moderation.trend, spec.moderation.robust, *path("sa"))
-    plot_estimate_trend(results, names, *path("estimate_trend"))
+    draw(plot_pvalue_histogram, p, summary.get("pi0"), test_label, *path("pvalue_histogram"))
+    draw(plot_qq, p, summary.get("lambda_gc"), test_label, *path("qq"))
+    draw(plot_volcano, results, names, alpha, *path("volcano"))
+    draw(plot_md, results, names, alpha, *path("md"))
+    draw(plot_sa, results, spec.moderation.trend, spec.moderation.robust, *path("sa"))
+    draw(plot_estimate_trend, results, names, *path("estimate_trend"))
 
     estimates = results[[f"estimate_{n}" for n in all_names]].set_axis(all_names, axis=1)
     observed = estimate_correlation(estimates)
     expected = design_estimate_correlation(design, all_names, spec.contrasts_dict)
-    plot_estimate_correlation(observed, expected, *path("estimate_correlation"))
+    draw(plot_estimate_correlation, observed, expected, *path("estimate_correlation"))
     if features is not None:
-        plot_estimate_annotation(results, names, features, *path("estimate_annotation"))
+        draw(plot_estimate_annotation, results, names, features, *path("estimate_annotation"))
 
     samples = [str(s) for s in design.index]
     covariates = covariate_table(sheet, samples, spec.levels_dict,
@@ -127,15 +136,16 @@ def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_p
     associations = {
         name: component_associations(pca.scores, covariates) for name, pca in pcas.items()
     }
-    plot_pca_scree(pcas, *path("pca_scree"))
+    draw(plot_pca_scree, pcas, *path("pca_scree"))
     in_design = list(info.variables) + sv_names
-    plot_pca_associations(pcas, associations, *path("pca_associations"), in_design=in_design)
+    draw(plot_pca_associations, pcas, associations, *path("pca_associations"), in_design=in_design)
     for name, pca in pcas.items():
-        plot_pca_scores(pca, covariates, name, *path(f"pca_{name}"))
-    plot_sv_associations(sv_associations, *path("sv_associations"),
+        draw(plot_pca_scores, pca, covariates, name, *path(f"pca_{name}"))
+    draw(plot_sv_associations, sv_associations, *path("sv_associations"),
                          requested=spec.surrogate.requested)  # fmt: skip
-    plot_sample_density(densities, samples, *path("sample_density"))
+    draw(plot_sample_density, densities, samples, *path("sample_density"))
 
+    draw_all(draws, workers, labels=_labels())
     structure = []
     for name, pca in pcas.items():
         best = strongest_associations(associations[name])
@@ -182,6 +192,7 @@ def run_plots(
     summary_md_path=None,
     summary_html_path=None,
     analysis_name: str = "",
+    workers: int = 1,
 ) -> None:
     """The workflow's plot step from files: read the analysis outputs, draw every plot, write
     summary.md (and its HTML rendering for the report)."""
@@ -213,6 +224,7 @@ def run_plots(
         densities,
         features,
         analysis_name=analysis_name,
+        workers=workers,
     )
     if summary_md_path:
         text = summary_markdown(
@@ -225,3 +237,29 @@ def run_plots(
         write_text(text, summary_md_path)
         if summary_html_path:
             write_text(markdown_table_html(text, f"stacklm {analysis_name}"), summary_html_path)
+
+
+_PENDING: list = []
+
+
+def _draw_one(i: int) -> None:
+    labels, func = _PENDING[i]
+    with labelled(labels):
+        func()
+
+
+def draw_all(draws: Sequence, workers: int = 1, labels=None) -> None:
+    """Draw the figures: in this process, or spread over ``workers`` forked processes (each figure
+    is drawn and written by one of them; the files are the same bytes either way)."""
+    if workers <= 1 or len(draws) < 2:
+        for func in draws:
+            func()
+        return
+    global _PENDING
+    _PENDING = [(labels, func) for func in draws]
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            list(pool.map(_draw_one, range(len(draws))))
+    finally:
+        _PENDING = []

@@ -99,7 +99,7 @@ rule plots:
         "logs/{analysis}/plots.log",
     benchmark:
         "logs/{analysis}/plots.benchmark.tsv",
-    threads: 1
+    threads: 2  # the figures are drawn on two processes
     resources:
         # the results table (~8x its gzip size in memory), three n x n matrices, matplotlib
         mem_mb=lambda wildcards, input, attempt: int(
