@@ -89,8 +89,6 @@ wildcard_constraints:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/counts_common.smk"
 include: "workflow/rules/normalize.smk"
-include: "workflow/rules/base_design.smk"
-include: "workflow/rules/surrogate_variables.smk"
 include: "workflow/rules/design.smk"
 include: "workflow/rules/counts.smk"
 include: "workflow/rules/fit.smk"

@@ -1,12 +1,24 @@
-"""Snakemake entry point: rule design (base design + surrogate variables)."""
+"""Snakemake entry point: rule design (base design, surrogate variables, the design as fitted; see
+workflow/rules/design.smk)."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
-from stacklm.workflow.analysis_steps import design_with_svs
+from stacklm.spec import AnalysisSpec
+from stacklm.workflow.analysis_steps import design_step
 from stacklm.workflow.steps import workflow_step
 
-with workflow_step("design", snakemake.log[0]) as log:  # noqa: F821
-    design_with_svs(snakemake.input.base, snakemake.input.sv, snakemake.output.design, log=log)  # noqa: F821
+with workflow_step("design", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
+    design_step(
+        snakemake.input.samples,  # noqa: F821
+        snakemake.params.sample_id,  # noqa: F821
+        snakemake.input.store,  # noqa: F821
+        AnalysisSpec.from_settings(snakemake.wildcards.analysis, snakemake.params.analysis),  # noqa: F821
+        snakemake.output.design,  # noqa: F821
+        snakemake.output.info,  # noqa: F821
+        snakemake.output.sv,  # noqa: F821
+        snakemake.output.associations,  # noqa: F821
+        log=log,
+    )

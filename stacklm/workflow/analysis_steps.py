@@ -29,63 +29,47 @@ _log = logging.getLogger("stacklm")
 
 
 def design_step(
-    samples_path, sample_id: str, store_path, spec: AnalysisSpec, design_path, info_path, log=_log
+    samples_path,
+    sample_id: str,
+    store_path,
+    spec: AnalysisSpec,
+    design_path,
+    info_path,
+    sv_path,
+    associations_path,
+    log: logging.Logger = _log,
 ) -> tuple[pd.DataFrame, DesignInfo]:
-    """The base design of an analysis (before SVs) from the sample sheet and the store's samples;
-    writes ``design_path`` (TSV, sample id first) and ``info_path`` (:class:`DesignInfo` as JSON)."""
+    """The design of an analysis as fitted, in one job: the base design from the sample sheet and the
+    store's samples (:func:`stacklm.design.analysis.analysis_design`; ``info_path`` gets its
+    :class:`DesignInfo`), the surrogate variables when the analysis asks for them (the store's
+    values of the analysis' samples are read once, then
+    :func:`stacklm.analysis.estimate_surrogate_variables`; ``sv_path`` and ``associations_path`` get
+    the SV table and the SV-by-covariate associations), and ``design_path``: the base design with
+    the SVs appended (TSV, sample id first)."""
     sheet = read_sample_sheet(samples_path, sample_id)
     store = open_binary_matrix(store_path, load_feature_ids=False)
     match_samples(store.samples, sheet, "the matrix", samples_path)
-    design, info = analysis_design(sheet, store.samples, spec)
+    base, info = analysis_design(sheet, store.samples, spec)
     if info.dropped_samples:
         log.warning(
             "dropped %d sample(s) with missing formula variables: %s",
             len(info.dropped_samples),
             ", ".join(info.dropped_samples),
         )
-    log.info("design: %d samples x %d columns (%s)", *design.shape, ", ".join(design.columns))
-    write_tsv(design.rename_axis("sample_id"), design_path, index=True)
+    log.info("design: %d samples x %d columns (%s)", *base.shape, ", ".join(base.columns))
     write_json(info.to_json(), info_path)
-    return design, info
-
-
-def surrogate_variables_step(
-    store_path,
-    design_path,
-    info_path,
-    samples_path,
-    sample_id: str,
-    spec: AnalysisSpec,
-    sv_path,
-    associations_path,
-    log: logging.Logger = _log,
-) -> pd.DataFrame:
-    """The SV step: read the analysis' samples of the whole normalized matrix once (only when SVs are
-    asked for), estimate them (:func:`stacklm.analysis.estimate_surrogate_variables`) and write the
-    SV table (sample id, sv1..svK) and the SV-by-covariate association table."""
-    design = read_design(design_path)
-    info = DesignInfo.read(info_path)
-    samples = [str(s) for s in design.index]
     values = None
     if spec.surrogate.wanted:
-        store = open_binary_matrix(store_path)
-        values = np.asarray(store.values)[:, store.columns_of(samples)]
-    sheet = read_sample_sheet(samples_path, sample_id)
-    sv, associations = estimate_surrogate_variables(values, design, info, spec, sheet, log=log)
+        values = np.asarray(store.values)[:, store.columns_of([str(s) for s in base.index])]
+    sv, associations = estimate_surrogate_variables(values, base, info, spec, sheet, log=log)
     write_tsv(sv, sv_path, index=True)
     write_tsv(associations, associations_path)
-    return sv
-
-
-def design_with_svs(base_path, sv_path, design_path, log=_log) -> pd.DataFrame:
-    """The design as fitted: the base design and the surrogate variables."""
-    design = read_design(base_path)
-    sv = read_design(sv_path)
+    design = base
     if sv.shape[1]:
-        design = design.join(sv.loc[design.index])
+        design = base.join(sv.loc[base.index])
         log.info("appended %d surrogate variables", sv.shape[1])
     write_tsv(design.rename_axis("sample_id"), design_path, index=True)
-    return design
+    return design, info
 
 
 def moderate_step(

@@ -23,7 +23,7 @@ import stacklm
 
 CHUNKS = 2
 #: rules every analysis runs (at least; the plan is compared with the full plan of the analysis)
-ANALYSIS_RULES = {"base_design", "surrogate_variables", "design", "fit_chunk", "moderate"}
+ANALYSIS_RULES = {"design", "fit_chunk", "moderate"}
 
 
 def planned_jobs(workdir: Path, configfile: Path, *extra: str) -> Counter:

@@ -4,7 +4,7 @@ rule corrected:
     input:
         store=rules.normalize.output.store,
         design=rules.design.output.design,
-        info=rules.base_design.output.info,
+        info=rules.design.output.info,
         samples=config["samples"],
     output:
         parquet="results/{analysis}/corrected.parquet",

@@ -1,17 +1,28 @@
 rule design:
-    """The design as fitted: the base design plus the analysis' surrogate variables."""
+    """The design of one analysis, in one job: the base design from the sample sheet (subset,
+    formula, levels) and what later steps need from the formula (base_design.json: variables,
+    numeric covariates, the null design of sva, dropped samples; the formula is parsed only here),
+    the surrogate variables (sva on the whole normalized matrix; none unless the analysis asks), and
+    the design as fitted (base design + SVs)."""
     input:
-        base=rules.base_design.output.design,
-        sv=rules.surrogate_variables.output.sv,
+        samples=config["samples"],
+        store=rules.normalize.output.store,
     output:
         design="results/{analysis}/design.tsv",
+        info="results/{analysis}/intermediate/base_design.json",
+        sv="results/{analysis}/surrogate_variables.tsv",
+        associations="results/{analysis}/sv_associations.tsv",
+    params:
+        analysis=analysis_settings,
+        sample_id=config["sample_id"],
     log:
         "logs/{analysis}/design.log",
     benchmark:
         "logs/{analysis}/design.benchmark.tsv",
+    threads: 2
     resources:
-        mem_mb=500,
-        runtime=10,
+        mem_mb=sv_mem_mb,
+        runtime=sv_runtime,
     conda:
         "../../envs/stacklm.yaml"
     script:

@@ -4,8 +4,8 @@ rule moderate:
         unpack(weighting_summary_inputs),  # counts, weights or blocks (counts.smk)
         chunks=chunk_files,
         design=rules.design.output.design,
-        sv=rules.surrogate_variables.output.sv,
-        design_info=rules.base_design.output.info,
+        sv=rules.design.output.sv,
+        design_info=rules.design.output.info,
         normalized=rules.normalize.output.summary,
         features=feature_annotation_input,
         **({"snps": "results/normalized/snps.tsv.gz"} if GENOTYPE else {}),
