@@ -225,6 +225,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.snps, args.samples = 100_000, 1_000
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    print(f"# run: {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, code at commit {commit}")
     for line in bench_compute.machine():
         print(f"# {line}")
     print(
@@ -237,8 +240,10 @@ def main(argv=None) -> int:
           f"(generated or cached in {time.perf_counter() - t0:.0f} s); cores {args.cores}, "
           f"chunks {args.chunks}")  # fmt: skip
 
+    print(f"# load average before plink2: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     plink = run_plink2(prefix, args.workdir, args.cores)
     print(f"\nplink2 --glm: {plink['s']:.1f} s wall, peak RSS {plink['rss_mib']:.0f} MiB")
+    print(f"# load average before stacklm: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     results = run_workflow(prefix, args.workdir, "stacklm_results", args.cores, args.chunks,
                            ["results/A/results.tsv.gz", "results/A/summary.json",
                             "results/A/plots/manhattan.png"])  # fmt: skip
