@@ -149,7 +149,7 @@ def normalize_genotypes(
             try:
                 writer.append(ids, g[keep])
             except ValueError as err:
-                if "already written" not in str(err):
+                if "already written" not in str(err) and "duplicated feature" not in str(err):
                     raise
                 raise ValueError(
                     f"{files['bim']}: SNP ids must be unique ({err}); give every SNP its own id "
