@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib
 
 from stacklm.design.factors import is_factor
+from stacklm.genotype.inputs import is_genotype_config
 from stacklm.plots.names import ANNOTATION_PLOTS, PLOTS
 from stacklm.spec import DesignInfo
 
@@ -91,7 +92,7 @@ def scale_labels(config: Mapping) -> tuple[str, str]:
     norm = config.get("normalize") or {}
     if kind == "beta":
         return "M-value", "M-value difference"
-    if kind == "dosage":
+    if kind == "dosage" or is_genotype_config(config):  # PLINK input: allele counts
         return "dosage", "dosage difference"
     if kind == "counts":  # voom's (or edgeR's) log-CPM is what the analyses fit
         return "log2 CPM", "log2 fold change"

@@ -117,3 +117,9 @@ def test_duplicated_snp_ids_and_short_bim_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match=r"has 1983 lines but .*1986 SNPs"):
         normalize_genotypes(tmp_path / "d.bed", tmp_path / "s", tmp_path / "snps.tsv.gz")
     assert not (tmp_path / "s").exists()
+
+
+def test_plots_label_genotype_estimates_as_dosage_differences():
+    from stacklm.plots.style import scale_labels
+
+    assert scale_labels(config()) == ("dosage", "dosage difference")
