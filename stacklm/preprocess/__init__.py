@@ -1,1 +1,2 @@
-"""Input scales (log2, beta -> M-values, dosage checks) and feature filters."""
+"""Input scales (log2, beta -> M-values, dosage checks), the check of read counts, and feature
+filters."""

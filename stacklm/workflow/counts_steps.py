@@ -57,11 +57,9 @@ from stacklm.diagnostics.crossproducts import (
 from stacklm.edger.calcnormfactors import calc_norm_factors
 from stacklm.edger.cpm import cpm
 from stacklm.edger.filterbyexpr import filter_by_expr
-from stacklm.io.formats import MatrixInputError, _text_compression, matrix_format
 from stacklm.io.outputs import atomic_path, write_json, write_tsv
 from stacklm.io.samplesheet import read_sample_sheet
 from stacklm.io.store import chunk_bounds, open_binary_matrix
-from stacklm.io.text import _where
 from stacklm.limma.arrayweights import array_weights
 from stacklm.limma.dupcor import (
     consensus_correlation,
@@ -91,50 +89,6 @@ PRIOR_COUNT = 2.0
 VOOM_SPAN = 0.5
 #: duplicateCorrelation's trim of the atanh correlations (limma's default)
 DUPCOR_TRIM = 0.15
-#: values may differ from a whole number by this much (and are then rounded to it)
-COUNT_TOLERANCE = 1e-6
-
-
-# --------------------------------------------------------------------------------------------
-# input: counts are checked while the matrix is read (normalize step)
-# --------------------------------------------------------------------------------------------
-def check_count_block(
-    values: np.ndarray, feature_ids, samples: Sequence[str], path, fmt: str | None, first_row: int
-) -> np.ndarray:
-    """A block of the input matrix as counts: non-negative whole numbers (within
-    :data:`COUNT_TOLERANCE`, then rounded), finite and not missing.  Otherwise a
-    :class:`~stacklm.io.formats.MatrixInputError` naming the file, line, column, sample and feature
-    of the first bad value and how many there are.  ``first_row``: the block's first data row
-    (0-based)."""
-    x = np.asarray(values, dtype=np.float64)
-    rounded = np.round(x)
-    with np.errstate(invalid="ignore"):
-        missing = ~np.isfinite(x)
-        negative = x < 0
-        fractional = np.abs(x - rounded) > COUNT_TOLERANCE
-    bad = missing | negative | fractional
-    if not bad.any():
-        return rounded
-    r, c = np.argwhere(bad)[0]
-    value = x[r, c]
-    if missing[r, c]:
-        what = "missing (NA) or not finite"
-    elif negative[r, c]:
-        what = f"negative ({value:g})"
-    else:
-        what = f"not a whole number ({value:.10g})"
-    path_obj = Path(path)
-    fmt = matrix_format(path_obj, fmt)
-    compression = None if fmt == "parquet" else _text_compression(path_obj)
-    (where,) = _where(path_obj, fmt, compression, [first_row + int(r)])
-    n_bad = int(bad.sum())
-    raise MatrixInputError(
-        f"{path}: {where}, column {c + 2} ({samples[c]!r}): the count of feature "
-        f"{str(feature_ids[r])!r} is {what}; input_scale: counts needs non-negative whole numbers "
-        f"(read counts) in every cell ({n_bad} bad value(s) in this block of {x.shape[0]} rows): "
-        "give the raw counts (featureCounts, or tximport's counts rounded), or set input_scale: "
-        "expression for values that are not counts"
-    )
 
 
 # --------------------------------------------------------------------------------------------

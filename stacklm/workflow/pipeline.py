@@ -22,6 +22,7 @@ from stacklm.io.store import BinaryMatrixWriter, chunk_bounds, open_binary_matri
 from stacklm.limma.fitstore import concat_fits, load_fit, save_fit
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.normalize import cyclic_loess, quantile_normalize
+from stacklm.preprocess.counts import check_count_block
 from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
 
@@ -66,8 +67,6 @@ def normalize_matrix(
             for block in read_matrix_blocks(matrix_path, matrix_format):
                 raw = block.values
                 if input_scale == "counts":
-                    from stacklm.workflow.counts_steps import check_count_block
-
                     raw = check_count_block(
                         raw, block.feature_ids, samples, matrix_path, matrix_format, block.first_row
                     )
