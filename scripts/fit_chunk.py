@@ -12,7 +12,8 @@ with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # 
     chunk = int(snakemake.wildcards.chunk)  # noqa: F821
     design = read_design(snakemake.input.design)  # noqa: F821
     if "state" in snakemake.input.keys():  # noqa: F821  (counts, weights or blocks: counts.smk)
-        from stacklm.workflow.counts_steps import weighted_fit_chunk
+        # imported here: the unweighted fit jobs do not load the weighting modules
+        from stacklm.workflow.weighting.fit import weighted_fit_chunk
 
         n = weighted_fit_chunk(
             snakemake.input.store,  # noqa: F821

@@ -17,7 +17,7 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
     if snakemake.input.get("snps"):  # noqa: F821  (genotypes: the SNP columns, issue 18)
         step = functools.partial(genotype_moderate_step, snakemake.input.snps)  # noqa: F821
     if snakemake.input.get("weighting_state"):  # noqa: F821  (counts, weights, blocks: summary)
-        from stacklm.workflow.counts_steps import weighting_moderate_extend
+        from stacklm.workflow.weighting.summary import weighting_moderate_extend
 
         extend = weighting_moderate_extend(
             snakemake.input.weighting_state,  # noqa: F821

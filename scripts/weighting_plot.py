@@ -6,8 +6,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
-from stacklm.workflow.counts_steps import weighting_plots_step
 from stacklm.workflow.steps import workflow_step
+from stacklm.workflow.weighting.plots import weighting_plots_step
 
 with workflow_step("weighting_plots", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821

@@ -7,12 +7,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
 from stacklm.spec import AnalysisSpec
-from stacklm.workflow.counts_steps import (
-    round_chunk_step,
-    round_global_step,
-    setup_with_counts_step,
-)
 from stacklm.workflow.steps import workflow_step
+from stacklm.workflow.weighting.rounds import round_chunk_step, round_global_step
+from stacklm.workflow.weighting.setup_step import setup_with_counts_step
 
 rule = snakemake.rule  # noqa: F821
 with workflow_step(rule, snakemake.log[0], snakemake.threads) as log:  # noqa: F821

@@ -14,7 +14,7 @@ from stacklm.io.matrix import read_matrix_header
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.config import ConfigError, validate_config
-from stacklm.workflow.weighting_plan import check_counts_config, check_weighting_analysis
+from stacklm.workflow.weighting.plan import check_counts_config, check_weighting_analysis
 
 
 class ConfigCheckError(ValueError):

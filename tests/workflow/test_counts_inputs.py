@@ -10,6 +10,7 @@ import pytest
 from workflow_helpers import REPO
 
 from stacklm.io.formats import MatrixInputError
+from stacklm.io.store import open_binary_matrix
 from stacklm.workflow.checks import ConfigCheckError, check_config
 from stacklm.workflow.config import validate_config
 from stacklm.workflow.pipeline import normalize_matrix
@@ -45,8 +46,6 @@ def test_bad_count_names_file_line_column_and_feature(tmp_path, bad, what):
 
 
 def test_counts_within_tolerance_are_stored_rounded(tmp_path):
-    from stacklm.io.store import open_binary_matrix
-
     path = _matrix(tmp_path, [["g1", "1.0000000001", 2, 3], ["g2", 4, "4.9999999999", 6]])
     normalize_matrix(path, tmp_path / "store", input_scale="counts", filters={})
     store = open_binary_matrix(tmp_path / "store")

@@ -1,4 +1,4 @@
-"""The workflow's counts / weights / block steps (stacklm.workflow.counts_steps) run as the rules run
+"""The workflow's counts / weights / block steps (stacklm.workflow.weighting) run as the rules run
 them, chunk by chunk, without Snakemake: against R (edgeR 3.40.2 + limma 3.63.2 on the 2,000-gene
 counts subset, tests/data/counts and tests/data/counts_workflow/make_reference.R; the continuous
 block references of tests/data/dupcor) and against the one-shot library calls for several numbers
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import read_table
+from conftest import assert_matches, read_table
 
 from stacklm.analysis import moderate_and_test
 from stacklm.design.analysis import analysis_design
@@ -21,6 +21,7 @@ from stacklm.edger.filterbyexpr import filter_by_expr
 from stacklm.io.matrix import read_matrix
 from stacklm.io.outputs import write_tsv
 from stacklm.io.samplesheet import read_sample_sheet
+from stacklm.io.store import open_binary_matrix
 from stacklm.limma.dupcor import duplicate_correlation
 from stacklm.limma.glsseries import gls_series
 from stacklm.limma.voom import voom
@@ -28,8 +29,12 @@ from stacklm.limma.voomquality import voom_with_quality_weights
 from stacklm.limma.weightedfit import lm_wfit
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.config import validate_config
-from stacklm.workflow.counts_steps import WeightingState, run_weighted_chunks, weighting_summary
 from stacklm.workflow.pipeline import merge_chunk_fits, normalize_matrix
+from stacklm.workflow.weighting.counts import counts_step
+from stacklm.workflow.weighting.rows import read_keep, read_libraries
+from stacklm.workflow.weighting.run import run_weighted_chunks
+from stacklm.workflow.weighting.state import WeightingState
+from stacklm.workflow.weighting.summary import weighting_summary
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 COUNTS = DATA / "counts"
@@ -82,8 +87,6 @@ def _run(store, work, chunks, input_scale="counts", sheet=SHEET, **settings):
     spec, config = _spec(input_scale, **settings)
     samples = read_matrix(COUNTS / "counts.tsv.gz")[1] if input_scale == "counts" else None
     if samples is None:
-        from stacklm.io.store import open_binary_matrix
-
         samples = open_binary_matrix(store, load_feature_ids=False).samples
     work.mkdir(parents=True, exist_ok=True)
     design, design_path = _design(spec, sheet, work, samples)
@@ -137,8 +140,6 @@ def _assert_same(a: pd.DataFrame, b: pd.DataFrame, lods_rtol: float = CHUNK_RTOL
     on complete counts.  With missing values eBayes' prior (R's optimize in fitFDistUnequalDF1)
     turns last-bit differences of the chunks' sigma (<= 4e-16) into ~4e-13 of s2.post, and the
     B-statistics' var.prior into ~7e-12 of lods (``lods_rtol``)."""
-    from conftest import assert_matches
-
     assert list(a.columns) == list(b.columns)
     assert (a["feature_id"].to_numpy() == b["feature_id"].to_numpy()).all()
     for c in a.columns[1:]:
@@ -161,8 +162,6 @@ def _scalars():
 def test_library_sizes_and_keep_flags_are_edgers(count_store, tmp_path, method):
     spec, _ = _spec()
     design, design_path = _design(spec, SHEET, tmp_path, read_matrix(COUNTS / "counts.tsv.gz")[1])
-    from stacklm.workflow.counts_steps import counts_step, read_keep, read_libraries
-
     summary = counts_step(
         count_store,
         design_path,

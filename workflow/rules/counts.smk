@@ -1,5 +1,5 @@
 # RNA-seq counts, sample weights and blocks of correlated samples (issues 16, 17): the rules of
-# stacklm/workflow/counts_steps.py (helpers and what runs for which analysis: counts_common.smk).
+# stacklm/workflow/weighting/ (helpers and what runs for which analysis: counts_common.smk).
 
 
 rule weights_setup:

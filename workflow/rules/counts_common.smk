@@ -1,5 +1,5 @@
 # Helpers of workflow/rules/counts.smk (RNA-seq counts, sample weights and blocks of correlated
-# samples, issues 16 and 17; the steps are stacklm/workflow/counts_steps.py).  Per analysis that
+# samples, issues 16 and 17; the steps are stacklm/workflow/weighting/).  Per analysis that
 # needs them (counts input, sample_weights, array_weights or block): the counts step (library
 # sizes, filterByExpr, calcNormFactors), the setup step (sheet weights and blocks; arrayWeights and
 # voomWithQualityWeights, which are global), then rounds of a chunk pass and a small global step
@@ -7,7 +7,7 @@
 # (workflow/rules/fit.smk).  Other analyses never run these rules.
 from types import SimpleNamespace
 
-from stacklm.workflow.weighting_plan import uses_weighted_path, values_kind, weighting_rounds
+from stacklm.workflow.weighting.plan import uses_weighted_path, values_kind, weighting_rounds
 
 INPUT_SCALE = config["input_scale"]
 COUNTS = INPUT_SCALE == "counts"

@@ -1,6 +1,8 @@
 """Which steps a counts / weights / block analysis runs, and the checks of those settings against
 the config and the sample sheet, before any job runs.  Light on imports (the Snakefile reads it
-when it parses the workflow); the steps themselves are :mod:`stacklm.workflow.counts_steps`."""
+when it parses the workflow: beyond what the config checks import, only limma's duplicateCorrelation
+module for its block-structure check); the steps themselves are the other modules of
+:mod:`stacklm.workflow.weighting`."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from stacklm.limma.dupcor import block_structure_check
 from stacklm.spec import AnalysisSpec
 
 #: normalize.method values that are edgeR calcNormFactors methods (counts only)
@@ -148,8 +151,6 @@ def check_weighting_analysis(
                 "(e.g. the donor), or remove block"
             )
         if w.correlation is None:
-            from stacklm.limma.dupcor import block_structure_check
-
             reason = block_structure_check(design.to_numpy(dtype=np.float64), labels)
             if reason is not None and "encoded" in reason:
                 raise ValueError(

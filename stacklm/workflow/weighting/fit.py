@@ -1,0 +1,105 @@
+"""Step 4 of a weighted analysis: the fit of a chunk's rows under the final state (lm_wfit,
+gls.series or lmFit), written as the chunk fit file the unweighted fit writes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stacklm.diagnostics.crossproducts import (
+    chunk_cross_products,
+    cross_products_path,
+    save_cross_products,
+)
+from stacklm.io.outputs import atomic_path
+from stacklm.io.store import chunk_bounds
+from stacklm.limma.fitstore import concat_fits, save_fit
+from stacklm.limma.glsseries import gls_series
+from stacklm.limma.lmfit import lm_fit
+from stacklm.limma.marraylm import LinearModelFit
+from stacklm.limma.weightedfit import lm_wfit
+from stacklm.workflow.pipeline import read_design
+from stacklm.workflow.weighting.rows import AnalysisRows
+from stacklm.workflow.weighting.state import WeightingState
+from stacklm.workflow.weighting.values import values_and_weights
+
+
+def _fit(E, X, W, state: WeightingState, coef_names, feature_ids) -> LinearModelFit:
+    if state.block is not None:
+        return gls_series(
+            E,
+            X,
+            block=state.block,
+            correlation=state.correlation,
+            weights=W,
+            coef_names=coef_names,
+            feature_ids=feature_ids,
+        )
+    if W is not None:
+        return lm_wfit(E, X, W, coef_names=coef_names, feature_ids=feature_ids)
+    return lm_fit(E, X, coef_names=coef_names, feature_ids=feature_ids)
+
+
+def _reference_fit(X, state: WeightingState, coef_names) -> LinearModelFit:
+    """A one-row fit of the analysis' kind whose ``cov_coefficients`` is the one limma gives the
+    whole matrix: weighted by the sample weights only when no value is missing anywhere (R's
+    NoProbeWts in lm.series / gls.series), else the design's (observation weights: always)."""
+    n = X.shape[0]
+    row = np.zeros((1, n)) if state.complete else np.full((1, n), np.nan)
+    if state.values == "voom":
+        W = np.ones((1, n))
+    else:
+        W = state.sample_weights
+    return _fit(row, X, W, state, coef_names, np.array(["reference"]))
+
+
+def weighted_fit_chunk(
+    store_path,
+    design_path,
+    state_path,
+    chunk: int,
+    chunks: int,
+    out_path,
+    crossprod_path=None,
+    libraries_path=None,
+    keep_path=None,
+) -> int:
+    """Fit the kept rows of chunk ``chunk`` (of ``chunks``) with the analysis' final state and
+    write the un-moderated fit and the sample cross-products of E, fitted values and residuals (the
+    PCA diagnostics), as :func:`stacklm.workflow.pipeline.fit_chunk` does for unweighted fits.
+    Returns the number of rows fitted."""
+    design = read_design(design_path)
+    X = design.to_numpy(dtype=np.float64)
+    names = [str(c) for c in design.columns]
+    state = WeightingState.load(state_path)
+    if state.samples != [str(s) for s in design.index]:
+        raise ValueError(f"{state_path} was made for other samples than {design_path}")
+    rows = AnalysisRows(store_path, design, libraries_path, keep_path)
+    start, stop = chunk_bounds(rows.n_features, chunks)[chunk]
+    reference = _reference_fit(X, state, names)
+    fits, cross = [], None
+    for ids, Y in rows.blocks(start, stop):
+        if not len(ids):
+            continue
+        E, W = values_and_weights(Y, X, state, rows.lib)
+        block_fit = _fit(E, X, W, state, names, ids).replace(
+            cov_coefficients=reference.cov_coefficients
+        )
+        block_cross = chunk_cross_products(E, X, block_fit.coefficients, rows.samples)
+        cross = block_cross if cross is None else cross + block_cross
+        fits.append(block_fit)
+    if not fits:  # no kept row in this chunk: an empty fit of the same design
+        empty = {
+            k: getattr(reference, k)[:0]
+            for k in ("coefficients", "stdev_unscaled", "sigma", "df_residual", "amean")
+        }
+        fits = [reference.replace(feature_ids=np.empty(0, dtype=str), extra={}, **empty)]
+        cross = chunk_cross_products(
+            np.empty((0, X.shape[0])), X, np.empty((0, X.shape[1])), rows.samples
+        )
+    fit = fits[0] if len(fits) == 1 else concat_fits(fits)
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
+        save_fit(fit, fh)
+    crossprod_path = crossprod_path or cross_products_path(out_path)
+    with atomic_path(crossprod_path) as tmp, open(tmp, "wb") as fh:
+        save_cross_products(cross, fh)
+    return fit.n_features

@@ -1,0 +1,56 @@
+"""The values a weighted analysis models in a row block and their weights, recomputed from the
+block's counts (or values) and the state: voom's log-CPM and weights, edgeR's log-CPM, or the
+stored values, times the sample weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stacklm.edger.cpm import cpm
+from stacklm.limma.voom import voom_trend_points, voom_weights
+from stacklm.workflow.weighting.state import WeightingState
+
+#: edgeR's log-CPM of limma-trend (weights: none on counts): cpm(y, log = TRUE, prior.count = 2)
+PRIOR_COUNT = 2.0
+
+
+def modelled_values(kind: str, Y: np.ndarray, lib: np.ndarray | None) -> np.ndarray:
+    """The modelled values of a block: edgeR's log-CPM or the input (voom's come with its points)."""
+    if kind == "logcpm":
+        return cpm(Y, lib_size=lib, log=True, prior_count=PRIOR_COUNT)
+    return Y
+
+
+def voom_points(Y, X, state: WeightingState, lib, correlation=None):
+    """voom's share of a block under the state: its fit uses the prior sample weights and, with a
+    correlation (default: ``voom_correlation``, the one the state's trend was fitted with), the
+    block (``voom(y, design, weights, block, correlation)``)."""
+    if correlation is None:
+        correlation = state.voom_correlation
+    block = state.block if correlation is not None else None
+    return voom_trend_points(
+        Y,
+        X,
+        lib_size=lib,
+        weights=state.voom_prior_weights,
+        block=block,
+        correlation=correlation,
+    )
+
+
+def values_and_weights(Y, X, state: WeightingState, lib):
+    """(E, weights) of a block: voom's E and weights (times the sample weights), or the values with
+    the sample weights (None without)."""
+    if state.values == "voom":
+        points = voom_points(Y, X, state, lib)
+        W = voom_weights(points.fitted_logcount, state.trend)
+        if state.sample_weights is not None:
+            W = W * state.sample_weights
+        return points.E, W
+    E = modelled_values(state.values, Y, lib)
+    W = state.sample_weights
+    if W is not None and not state.complete and state.block is None:
+        # limma fits every row of a matrix with a missing value by lm.wfit (lm.series' loop),
+        # complete rows included: so do the chunks, also those without a missing value
+        W = np.broadcast_to(W, E.shape)
+    return E, W
