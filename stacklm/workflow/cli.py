@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from stacklm.io.matrix import read_matrix_header
+
 #: Snakemake options (argparse dests) that ``stacklm run`` hands to the API; any other option that
 #: a profile or the pass-through arguments set is refused with a message, never silently ignored.
 _HANDLED = {
@@ -343,8 +345,6 @@ analyses:
 def init_project(directory, matrix, matrix_format=None, force: bool = False) -> tuple[Path, Path]:
     """Write ``config.yaml`` and a sample sheet template ``samples.tsv`` (the matrix's sample ids,
     an empty ``group`` column) into ``directory``; returns their paths."""
-    from stacklm.io.matrix import read_matrix_header
-
     directory = Path(directory)
     matrix = Path(matrix).resolve()
     if not matrix.is_file():
