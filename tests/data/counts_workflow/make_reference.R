@@ -1,4 +1,4 @@
-# R references for the workflow's counts and block paths (stacklm.workflow.counts_steps): the whole
+# R references for the workflow's counts and block paths (stacklm.workflow.weighting): the whole
 # recipes of README "RNA-seq counts" and "Paired and repeated samples", on the 2,000-gene counts
 # subset of ../counts (counts.tsv.gz, samples.tsv: 12 donors x before/after, 3 regions).
 # R 4.2.2, limma 3.63.2 (R_LIBS=/root/R/limma-3.63.2), edgeR 3.40.2, statmod 1.5.0 (Debian).
