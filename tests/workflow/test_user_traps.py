@@ -13,6 +13,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from workflow_helpers import REPO, example_config, write_config
@@ -74,8 +75,13 @@ def test_find_snakefile_in_the_checkout_and_in_an_installed_package(tmp_path, mo
     import stacklm.workflow.cli as cli
 
     monkeypatch.delenv("STACKLM_SNAKEFILE", raising=False)
-    # this checkout (the editable install the tests run from)
-    assert cli.find_snakefile() == REPO / "Snakefile"
+    # the tests run from this checkout: with an editable install stacklm is imported from it (its
+    # Snakefile); with `pip install .` (CI, README) from site-packages (the packaged copy)
+    if "site-packages" not in Path(cli.__file__).resolve().parts:
+        assert cli.find_snakefile() == REPO / "Snakefile"
+    else:
+        assert cli.find_snakefile() == cli.packaged_snakefile()
+        assert (cli.packaged_snakefile().parent / "workflow" / "rules").is_dir()
     # a non-editable install: the copy in the package
     site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
     monkeypatch.setattr(cli, "__file__", _fake_install(site, checkout=False, packaged=True))
