@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
-from stacklm.workflow.genotype_steps import manhattan_step
+from stacklm.workflow.manhattan_step import manhattan_step
 from stacklm.workflow.steps import workflow_step
 
 with workflow_step("manhattan", snakemake.log[0], snakemake.threads) as log:  # noqa: F821

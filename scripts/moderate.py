@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stackl
 from stacklm.io.outputs import write_tsv
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.analysis_steps import aligned_annotation, moderate_step
-from stacklm.workflow.genotype_steps import genotype_moderate_step
+from stacklm.workflow.genotype_results import genotype_moderate_step
 from stacklm.workflow.steps import workflow_step
 
 with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # noqa: F821

@@ -16,15 +16,13 @@ Snakemake; the scripts in ``scripts/`` pass Snakemake's paths and params to thes
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stacklm.genotype.gwas import gwas_from_stacked
+from stacklm.diagnostics.distributions import reservoir_size, sample_quantiles
 from stacklm.genotype.inputs import plink_files
 from stacklm.genotype.plink import BIM_COLUMNS, bed_shape, read_fam, read_genotypes
 from stacklm.genotype.qc import qc_filter, snp_qc
@@ -39,10 +37,6 @@ QC_CHUNK_VALUES = 1 << 24
 #: per-SNP columns of the results, before the analysis test's five final columns
 SNP_COLUMNS = ["chromosome", "position", "allele1", "allele2", "counted_allele", "maf", "call_rate"]
 SNP_TABLE_COLUMNS = ["feature_id", *SNP_COLUMNS, "allele_freq", "n_called", "hwe_p"]
-
-#: a stacked fit whose residual standard deviation is below this has a constant dosage on the
-#: analysis' called samples (a dosage that varies has sigma >= ~1 / sqrt(n) > 1e-4): no GWAS effect
-CONSTANT_SIGMA = 1e-8
 
 
 def iter_bim(path, chunk_snps: int) -> Iterator[pd.DataFrame]:
@@ -249,8 +243,6 @@ def genotype_sample_distributions(
     index).  A kernel density of 0/1/2 values would only blur three points, so the "densities"
     are the fractions of each sample's calls with 0, 1, 2 copies (:func:`genotype_fractions`): 3
     rows per sample and stage, whatever the number of samples."""
-    from stacklm.diagnostics.distributions import reservoir_size, sample_quantiles
-
     files = plink_files(bed_path)
     fam = read_fam(files["fam"])
     n_samples, n_snps = bed_shape(files["bed"], len(fam))
@@ -284,139 +276,3 @@ def read_snp_table(path) -> pd.DataFrame:
     return pd.read_csv(
         path, sep="\t", dtype=text, keep_default_na=False, na_values=["NA"], engine="c"
     )
-
-
-def gwas_phenotype(test, design_columns) -> tuple[str | None, str]:
-    """The design column whose GWAS effects (beta_snp, se_snp) an analysis reports, or None with
-    the reason: the analysis must test exactly one column of its design (not a contrast, not the
-    intercept)."""
-    test = list(test)
-    if len(test) != 1:
-        return (
-            None,
-            f"the analysis tests {len(test)} columns jointly (an F test); beta_snp needs one",
-        )
-    name = test[0]
-    if name not in list(design_columns):
-        return None, f"{name!r} is a contrast, not a design column; beta_snp needs a design column"
-    if name in ("(Intercept)", "Intercept"):
-        return None, "the intercept is not a phenotype"
-    return name, ""
-
-
-def snp_result_columns(
-    table: pd.DataFrame, fit, snps: pd.DataFrame, test, log: logging.Logger = _log
-) -> tuple[pd.DataFrame, dict]:
-    """Add the SNP columns to a results table (before its final five columns, the results
-    contract's place for new columns), and say what they are for summary.json.
-
-    Columns: ``chromosome, position, allele1, allele2, counted_allele`` (the .bim's fields; the
-    counted allele's letter), ``maf, call_rate`` (QC statistics on all samples of the .fam), ``n``
-    (samples of this analysis with a call, ``df_residual + rank`` of the SNP's fit), and, when the
-    analysis tests one design column (the phenotype), ``beta_snp, se_snp``: the coefficient of the
-    dosage and its standard error in ``lm(phenotype ~ dosage + other design columns)`` on those
-    samples (:func:`stacklm.genotype.gwas.gwas_from_stacked`, exact, from the stacked estimate,
-    stdev_unscaled, sigma and df_residual; NaN where the dosage is constant on the analysis'
-    called samples).  ``fit``: the merged, un-moderated chunk fit (its design columns).
-    """
-    ids = table["feature_id"].astype(str).to_numpy()
-    snps = snps.set_index("feature_id")
-    missing = ~pd.Index(ids).isin(snps.index)
-    if missing.any():
-        raise ValueError(
-            f"{int(missing.sum())} results features are not SNPs of snps.tsv.gz (e.g. "
-            f"{ids[missing][0]}); re-run the normalize step"
-        )
-    snps = snps.loc[ids]
-    rank = np.isfinite(fit.coefficients).sum(axis=1)
-    df = table["df_residual"].to_numpy(dtype=float)
-    new: dict[str, np.ndarray] = {c: snps[c].to_numpy() for c in SNP_COLUMNS}
-    new["n"] = (df + rank).astype(np.int64)
-    phenotype, reason = gwas_phenotype(test, fit.coef_names)
-    info: dict = {
-        "n_snps": int(len(table)),
-        "columns": [*SNP_COLUMNS, "n"],
-        "maf_call_rate": "QC statistics on all samples of the .fam (before the analysis' subset)",
-        "n": "samples of this analysis with a call (df_residual + rank)",
-    }
-    if phenotype is not None:
-        sigma = table["sigma"].to_numpy(dtype=float)
-        gw = gwas_from_stacked(
-            table[f"estimate_{phenotype}"].to_numpy(dtype=float),
-            table[f"stdev_unscaled_{phenotype}"].to_numpy(dtype=float),
-            sigma,
-            df,
-        )
-        constant = ~(sigma > CONSTANT_SIGMA)
-        new["beta_snp"] = np.where(constant, np.nan, gw["beta_snp"])
-        new["se_snp"] = np.where(constant, np.nan, gw["se_snp"])
-        design = np.asarray(fit.design) if fit.design is not None else np.zeros((0, 0))
-        ones = {
-            n for j, n in enumerate(fit.coef_names) if design.size and (design[:, j] == 1).all()
-        }
-        others = [c for c in fit.coef_names if c != phenotype and c not in ones]
-        rhs = " + ".join(["dosage", *others]) + ("" if ones else " - 1")
-        info["beta_snp"] = {
-            "phenotype": phenotype,
-            "model": f"lm({phenotype} ~ {rhs}) per SNP on its called samples (the other design "
-            "columns as covariates)",
-            "derived_from": "the stacked fit dosage ~ design: beta_snp = b / (sigma^2 df s^2 + b^2),"
-            " se_snp = sigma s / (sigma^2 df s^2 + b^2) (b = estimate, s = stdev_unscaled of "
-            "the phenotype; README, SNP genotypes)",
-            "n_constant": int(np.sum(constant)),
-        }
-        info["columns"] += ["beta_snp", "se_snp"]
-    else:
-        info["beta_snp"] = None
-        info["beta_snp_reason"] = reason
-        log.info("no beta_snp / se_snp: %s", reason)
-    at = list(table.columns).index("statistic")
-    out = pd.concat(
-        [table.iloc[:, :at], pd.DataFrame(new, index=table.index), table.iloc[:, at:]], axis=1
-    )
-    return out, info
-
-
-def genotype_moderate_step(snps_path, *args, **kwargs):
-    """:func:`stacklm.workflow.analysis_steps.moderate_step` for a genotype analysis: the same
-    moderation and tests, with :func:`snp_result_columns` added to the results and top table and
-    a ``genotype`` entry in summary.json (QC counts, counted allele, beta_snp's model)."""
-    from stacklm.workflow.analysis_steps import moderate_step
-
-    snps = read_snp_table(snps_path)
-    log = kwargs.get("log", _log)
-
-    def extend(table, fit, spec, normalized):
-        table, info = snp_result_columns(table, fit, snps, spec.test, log=log)
-        geno = dict(normalized.get("genotype") or {})
-        geno.update(info)
-        geno["moderation"] = spec.moderation.method
-        return table, {"genotype": geno}
-
-    return moderate_step(*args, extend=extend, **kwargs)
-
-
-def manhattan_step(results_path, summary_path, png_path, data_path, analysis_name: str = ""):
-    """The Manhattan plot of an analysis from its results table (rule manhattan)."""
-    from stacklm.plots.manhattan import plot_manhattan
-    from stacklm.plots.style import Labels, labelled
-
-    summary = json.loads(Path(summary_path).read_text())
-    columns = ["feature_id", "chromosome", "position", "p_value"]
-    results = pd.read_csv(
-        results_path,
-        sep="\t",
-        usecols=columns,
-        dtype={"feature_id": str, "chromosome": str},
-        keep_default_na=False,
-        na_values=["NA"],
-    )
-    test = ", ".join(summary.get("test") or [])
-    with labelled(Labels(analysis=analysis_name)):
-        plot_manhattan(
-            results,
-            png_path,
-            data_path,
-            title=f"{summary.get('test_statistic', 'test')} of {test}; "
-            f"λGC = {summary.get('lambda_gc', float('nan')):.3f}",
-        )
