@@ -2,8 +2,8 @@
 read (before the matrix is normalized), the same on every machine.
 
 The rule: one job per :data:`CHUNK_TARGET_MB` of the matrix as float64 (estimated from the file:
-text ~1x its bytes, gzip ~4x, Parquet ~2x; a PLINK .bed exactly, 8 bytes per genotype), at least
-one. The example (12,000 x 96, ~9 MB) is one job, 10^6 x 100 (800 MB) seven, 850,000 x 400 (2.7 GB)
+text ~1x its bytes, gzip ~4x, Parquet ~2x; a PLINK .bed as the int8 store the fit jobs read, 1 byte
+per genotype), at least one. The example (12,000 x 96, ~9 MB) is one job, 10^6 x 100 (800 MB) seven, 850,000 x 400 (2.7 GB)
 22. The count does not depend on ``--cores`` or the executor, so a laptop and a cluster run of one
 config fit the same chunks (results do not depend on the chunking anyway, to 1e-12); on a cluster
 each job then holds ~128 MB of values, a useful size for a scheduler.
@@ -21,12 +21,13 @@ CHUNK_TARGET_MB = 128
 def estimated_values_mb(
     path, matrix_format: str | None = None, n_samples: int | None = None
 ) -> float:
-    """The matrix as float64, in MB, estimated from its file."""
+    """The matrix as the fit jobs read it, in MB: float64 values estimated from the file, or for a
+    PLINK .bed its int8 store (1 byte per genotype; the jobs decode it in blocks)."""
     name = str(path).lower()
     size = os.path.getsize(path) / 1e6
     if name.endswith(".bed") or matrix_format == "plink":
-        # 2 bits per genotype: 4 genotypes per byte, 8 bytes each as float64
-        return size * 4 * 8
+        # 2 bits per genotype on disk, 1 byte in the int8 store
+        return size * 4
     if name.endswith((".parquet", ".pq")) or matrix_format == "parquet":
         return 2 * size
     if name.endswith((".gz", ".bgz", ".bz2", ".xz", ".zst")):
