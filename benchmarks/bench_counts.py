@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import bench_compute  # noqa: E402  (machine description, max_rel_diff)
-from bench_dupcor import R_LIBS, print_steps, r_versions, run_snakemake  # noqa: E402
+from bench_dupcor import R_LIBS, print_steps, r_versions, run_snakemake, time_library  # noqa: E402
 from bench_workflow import summarize_steps  # noqa: E402
 
 DATA_VERSION = 1
@@ -252,18 +252,6 @@ def library_child(matrix: str, samples: str, out: str) -> dict:
     }
 
 
-def time_library(matrix: Path, samples: Path, out: Path) -> dict:
-    res = subprocess.run(
-        [sys.executable, __file__, "--library-child", str(matrix), str(samples), str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"library child failed:\n{res.stderr[-4000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
 def workflow_config(matrix: Path, samples: Path, chunks) -> dict:
     return {
         "matrix": str(matrix),
@@ -364,7 +352,7 @@ def main(argv=None) -> int:
         row["workflow"]["n_chunks"] = summarize_steps(row["workflow"]["steps"])["fit_chunk"]["jobs"]
         print(f"# {g}x{n}: workflow {row['workflow']['s']:.1f} s "
               f"(load {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
-        row["library"] = time_library(matrix, samples, d / "lib_out")
+        row["library"] = time_library(matrix, samples, d / "lib_out", script=__file__)
         print(f"# {g}x{n}: library {row['library']['s']:.2f} s "
               f"(load {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
         wf_values = workflow_values(wd, row["library"]["n_kept"])

@@ -47,7 +47,6 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +57,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import bench_compute  # noqa: E402  (machine description, max_rel_diff)
-from bench_workflow import collect_steps, summarize_steps  # noqa: E402
+from bench_workflow import collect_steps, summarize_steps, write_gzip_tsv  # noqa: E402
 
 DATA_VERSION = 1
 SEED = 20170301
@@ -144,8 +143,6 @@ def simulate(n: int, rows, seed: int) -> np.ndarray:
 
 
 def make_data(directory: Path, n_features: int) -> tuple[Path, Path]:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     directory.mkdir(parents=True, exist_ok=True)
     matrix, samples, stamp = (
@@ -162,24 +159,15 @@ def make_data(directory: Path, n_features: int) -> tuple[Path, Path]:
         w.writeheader()
         w.writerows(rows)
     names = [r["sample_id"] for r in rows]
-    options = pacsv.WriteOptions(
-        delimiter="\t", quoting_style="none", quoting_header="none", include_header=False
-    )
     t0 = time.perf_counter()
     tmp = matrix.with_suffix(".tmp")
-    block = 100_000
-    with open(tmp, "wb") as raw:
-        gz = zlib.compressobj(1, zlib.DEFLATED, 31)
-        raw.write(gz.compress(("\t".join(["feature_id", *names]) + "\n").encode()))
-        for start in range(0, n_features, block):
-            stop = min(start + block, n_features)
-            values = np.round(simulate(stop - start, rows, SEED + start), 6)
-            cols = {"feature_id": pa.array([f"F{i:07d}" for i in range(start, stop)])}
-            cols.update({name: values[:, j] for j, name in enumerate(names)})
-            sink = pa.BufferOutputStream()
-            pacsv.write_csv(pa.table(cols), sink, options)
-            raw.write(gz.compress(sink.getvalue().to_pybytes()))
-        raw.write(gz.flush())
+    write_gzip_tsv(
+        tmp,
+        names,
+        n_features,
+        100_000,
+        lambda start, stop: np.round(simulate(stop - start, rows, SEED + start), 6),
+    )
     tmp.rename(matrix)
     stamp.write_text(json.dumps(spec))
     print(f"# generated {matrix} ({matrix.stat().st_size / 2**20:.0f} MiB) in "
@@ -234,9 +222,10 @@ def library_child(matrix: str, samples: str, out: str) -> dict:
     }
 
 
-def time_library(matrix: Path, samples: Path, out: Path) -> dict:
+def time_library(matrix: Path, samples: Path, out: Path, script: str = __file__) -> dict:
+    """The library one-shot in a fresh process (``script --library-child``): its own peak RSS."""
     res = subprocess.run(
-        [sys.executable, __file__, "--library-child", str(matrix), str(samples), str(out)],
+        [sys.executable, script, "--library-child", str(matrix), str(samples), str(out)],
         capture_output=True,
         text=True,
         check=False,

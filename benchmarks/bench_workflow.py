@@ -90,10 +90,33 @@ cat("\n")
 # ------------------------------------------------------------------------------------------
 # data
 # ------------------------------------------------------------------------------------------
-def make_data(directory: Path, n_features: int, n_samples: int) -> tuple[Path, Path]:
-    """The gzipped matrix and the sample sheet, made once per (size, DATA_VERSION)."""
+
+
+def write_gzip_tsv(path: Path, names, n_features: int, block: int, values_of) -> None:
+    """A gzipped (level 1) features x samples TSV with ids ``F0000000...``, written block by block:
+    ``values_of(start, stop)`` gives the rows of one block (shortest round-trip numbers by arrow)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
+
+    options = pacsv.WriteOptions(
+        delimiter="\t", quoting_style="none", quoting_header="none", include_header=False
+    )
+    with open(path, "wb") as raw:
+        gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip container, level 1
+        raw.write(gz.compress(("\t".join(["feature_id", *names]) + "\n").encode()))
+        for start in range(0, n_features, block):
+            stop = min(start + block, n_features)
+            values = values_of(start, stop)
+            cols = {"feature_id": pa.array([f"F{i:07d}" for i in range(start, stop)])}
+            cols.update({name: values[:, j] for j, name in enumerate(names)})
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(pa.table(cols), sink, options)
+            raw.write(gz.compress(sink.getvalue().to_pybytes()))
+        raw.write(gz.flush())
+
+
+def make_data(directory: Path, n_features: int, n_samples: int) -> tuple[Path, Path]:
+    """The gzipped matrix and the sample sheet, made once per (size, DATA_VERSION)."""
 
     directory.mkdir(parents=True, exist_ok=True)
     matrix = directory / "matrix.tsv.gz"
@@ -112,25 +135,14 @@ def make_data(directory: Path, n_features: int, n_samples: int) -> tuple[Path, P
         for j in range(n_samples):
             sex = "M" if X[j, 3] == 1 else "F"
             w.writerow([names[j], group[j], sex, int(batch[j]), f"{X[j, 7]:.1f}"])
-    block = 50_000
-    options = pacsv.WriteOptions(
-        delimiter="\t", quoting_style="none", quoting_header="none", include_header=False
-    )
     t0 = time.perf_counter()
+
+    def blocks(start, stop):
+        values = bench_compute.synthetic(stop - start, X, 0.0, seed=SEED + start)
+        return np.round(values, 6, out=values)
+
     tmp = matrix.with_suffix(".tmp")
-    with open(tmp, "wb") as raw:
-        gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip container, level 1
-        raw.write(gz.compress(("\t".join(["feature_id", *names]) + "\n").encode()))
-        for start in range(0, n_features, block):
-            stop = min(start + block, n_features)
-            values = bench_compute.synthetic(stop - start, X, 0.0, seed=SEED + start)
-            np.round(values, 6, out=values)
-            cols = {"feature_id": pa.array([f"F{i:07d}" for i in range(start, stop)])}
-            cols.update({name: values[:, j] for j, name in enumerate(names)})
-            sink = pa.BufferOutputStream()
-            pacsv.write_csv(pa.table(cols), sink, options)
-            raw.write(gz.compress(sink.getvalue().to_pybytes()))
-        raw.write(gz.flush())
+    write_gzip_tsv(tmp, names, n_features, 50_000, blocks)
     tmp.rename(matrix)
     stamp.write_text(json.dumps(spec))
     print(
