@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -59,3 +60,24 @@ def quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+@functools.cache
+def _limma_results_inputs():
+    data = TEST_DATA / "limma_results"
+    expr = read_table(data / "expression.tsv.gz", index_col=0)
+    samples = read_table(data / "samples.tsv", index_col=0)
+    mask = read_table(data / "na_mask.tsv.gz")
+    values = expr.to_numpy(copy=True)
+    rows = expr.index.get_indexer(mask.feature_id)
+    values[rows, expr.columns.get_indexer(mask.sample_id)] = np.nan
+    with_na = pd.DataFrame(values, index=expr.index, columns=expr.columns)
+    return expr, with_na, samples
+
+
+def limma_results_inputs():
+    """tests/data/limma_results' inputs (its make_reference.R): the 1,500-probe matrix, the same
+    with its NA mask applied, and the sample sheet (with the design columns). Copies: callers may
+    change them."""
+    expr, with_na, samples = _limma_results_inputs()
+    return expr.copy(), with_na.copy(), samples.copy()

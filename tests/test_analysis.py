@@ -6,9 +6,8 @@ ordinary t, topTable's order, and moderation.method none."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import TEST_DATA, assert_matches, read_table
+from conftest import TEST_DATA, assert_matches, limma_results_inputs, read_table
 
 from stacklm.analysis import moderate_and_test, run_analysis, top_table
 from stacklm.limma.lmfit import lm_fit
@@ -25,16 +24,8 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def data():
-    expr = read_table(DATA / "expression.tsv.gz", index_col=0)
-    sheet = read_table(DATA / "samples.tsv", index_col=0)
-    mask = read_table(DATA / "na_mask.tsv.gz")
-    values = expr.to_numpy(copy=True)
-    rows = expr.index.get_indexer(mask.feature_id)
-    values[rows, expr.columns.get_indexer(mask.sample_id)] = np.nan
-    return {
-        "complete": expr,
-        "na": pd.DataFrame(values, index=expr.index, columns=expr.columns),
-    }, sheet
+    expr, with_na, sheet = limma_results_inputs()
+    return {"complete": expr, "na": with_na}, sheet
 
 
 @pytest.mark.parametrize("which", ["complete", "na", "na_legacy"])

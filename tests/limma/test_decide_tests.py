@@ -5,9 +5,8 @@ on 1500 bladderbatch probes, complete and with 2% NA (current prior, and legacy=
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import TEST_DATA, read_table
+from conftest import TEST_DATA, limma_results_inputs, read_table
 
 from stacklm.limma.decidetests import classify_tests_f, decide_tests, summary_decide_tests
 from stacklm.limma.ebayes import e_bayes
@@ -72,16 +71,10 @@ def _rows(fit, keep):
 
 @pytest.fixture(scope="module", params=list(SETS))
 def case(request):
-    expr = read_table(DATA / "expression.tsv.gz", index_col=0)
-    design = read_table(DATA / "samples.tsv", index_col=0)[DESIGN]
+    complete, with_na, samples = limma_results_inputs()
+    design = samples[DESIGN]
     has_na, legacy = SETS[request.param]
-    if has_na:
-        mask = read_table(DATA / "na_mask.tsv.gz")
-        values = expr.to_numpy(copy=True)
-        values[
-            expr.index.get_indexer(mask.feature_id), expr.columns.get_indexer(mask.sample_id)
-        ] = np.nan
-        expr = pd.DataFrame(values, index=expr.index, columns=expr.columns)
+    expr = with_na if has_na else complete
     fit = lm_fit(expr, design)
     fits = {
         "eb": e_bayes(fit, legacy=legacy),

@@ -6,9 +6,8 @@ prior and legacy=TRUE)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import TEST_DATA, assert_matches, read_table
+from conftest import TEST_DATA, assert_matches, limma_results_inputs, read_table
 
 from stacklm.limma.ebayes import e_bayes
 from stacklm.limma.lmfit import lm_fit
@@ -23,16 +22,10 @@ SETS = {"complete": (False, None), "na": (True, None), "na_legacy": (True, True)
 
 @pytest.fixture(scope="module", params=list(SETS))
 def case(request):
-    expr = read_table(DATA / "expression.tsv.gz", index_col=0)
-    design = read_table(DATA / "samples.tsv", index_col=0)[DESIGN]
+    complete, with_na, samples = limma_results_inputs()
+    design = samples[DESIGN]
     has_na, legacy = SETS[request.param]
-    if has_na:
-        mask = read_table(DATA / "na_mask.tsv.gz")
-        values = expr.to_numpy(copy=True)
-        values[
-            expr.index.get_indexer(mask.feature_id), expr.columns.get_indexer(mask.sample_id)
-        ] = np.nan
-        expr = pd.DataFrame(values, index=expr.index, columns=expr.columns)
+    expr = with_na if has_na else complete
     fit = lm_fit(expr, design)
     eb = e_bayes(fit, legacy=legacy)
     ebr = e_bayes(fit, robust=True, legacy=legacy)

@@ -5,9 +5,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import TEST_DATA, assert_matches, read_table
+from conftest import TEST_DATA, assert_matches, limma_results_inputs, read_table
 
 from stacklm.limma.ebayes import e_bayes
 from stacklm.limma.lmfit import lm_fit
@@ -24,14 +23,7 @@ SETS = {"complete": (False, None), "na": (True, None), "na_legacy": (True, True)
 
 @pytest.fixture(scope="module")
 def inputs():
-    expr = read_table(DATA / "expression.tsv.gz", index_col=0)
-    samples = read_table(DATA / "samples.tsv", index_col=0)
-    mask = read_table(DATA / "na_mask.tsv.gz")
-    values = expr.to_numpy(copy=True)
-    values[expr.index.get_indexer(mask.feature_id), expr.columns.get_indexer(mask.sample_id)] = (
-        np.nan
-    )
-    with_na = pd.DataFrame(values, index=expr.index, columns=expr.columns)
+    expr, with_na, samples = limma_results_inputs()
     return {False: expr, True: with_na}, samples[DESIGN]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import TEST_DATA, assert_matches, read_table
+from conftest import TEST_DATA, assert_matches, limma_results_inputs, read_table
 from workflow_helpers import EXAMPLE, example_config, snakemake, write_config
 
 from stacklm.io.store import open_binary_matrix
@@ -22,15 +22,8 @@ KEPT, ADJ = DESIGN[:3], DESIGN[3:]
 
 @pytest.mark.parametrize("which", ["complete", "na"])
 def test_adjustment_effects_removed_as_limma(which):
-    expr = read_table(DATA / "expression.tsv.gz", index_col=0).iloc[:60]
-    sheet = read_table(DATA / "samples.tsv", index_col=0)
-    values = expr.to_numpy(copy=True)
-    if which == "na":
-        mask = read_table(DATA / "na_mask.tsv.gz")
-        mask = mask[mask.feature_id.isin(expr.index)]
-        values[
-            expr.index.get_indexer(mask.feature_id), expr.columns.get_indexer(mask.sample_id)
-        ] = np.nan
+    complete, with_na, sheet = limma_results_inputs()
+    values = (with_na if which == "na" else complete).iloc[:60].to_numpy()
     ref = read_table(DATA / f"rbe_{which}_covariates.tsv.gz", index_col=0)
     out = remove_adjustment_effects(values, sheet[DESIGN], KEPT, ADJ)
     assert_matches(out, ref.to_numpy(), f"removeBatchEffect {which}")
