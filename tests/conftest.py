@@ -81,3 +81,29 @@ def limma_results_inputs():
     change them."""
     expr, with_na, samples = _limma_results_inputs()
     return expr.copy(), with_na.copy(), samples.copy()
+
+
+def dupcor_inputs(case: str):
+    """tests/data/dupcor's inputs (its make_reference.R) for a case named ``logcpm...`` or
+    ``voom...``: the matrix (DataFrame; with ``_na`` in the name its NA cells set, and the voom
+    weights' zero cells), the observation weights (voom) or None, the design without the block
+    column, and the block (donor) codes."""
+    data = TEST_DATA / "dupcor"
+    design = read_table(data / "design.tsv", index_col=0)
+    block = design.pop("donor").to_numpy()
+    if case.startswith("voom"):
+        M = read_table(data / "voom_E.tsv.gz", index_col=0)
+        W = read_table(data / "voom_weights.tsv.gz", index_col=0).to_numpy()
+    else:
+        M = read_table(data / "logcpm.tsv.gz", index_col=0)
+        W = None
+    if "_na" in case:
+        na = read_table(data / "na_cells.tsv")
+        values = M.to_numpy().copy()
+        values[na["row"] - 1, na["col"] - 1] = np.nan
+        M = pd.DataFrame(values, index=M.index, columns=M.columns)
+        if W is not None:
+            zero = read_table(data / "zero_weight_cells.tsv")
+            W = W.copy()
+            W[zero["row"] - 1, zero["col"] - 1] = 0.0
+    return M, W, design, block

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import TEST_DATA, assert_matches, read_table
+from conftest import TEST_DATA, assert_matches, dupcor_inputs, read_table
 
 from stacklm.limma.dupcor import (
     consensus_correlation,
@@ -30,24 +30,8 @@ def _scalars():
 
 
 def _inputs(case):
-    design = read_table(DATA / "design.tsv", index_col=0)
-    block = design.pop("donor").to_numpy()
-    if case.startswith("voom"):
-        M = read_table(DATA / "voom_E.tsv.gz", index_col=0)
-        W = read_table(DATA / "voom_weights.tsv.gz", index_col=0).to_numpy()
-    else:
-        M = read_table(DATA / "logcpm.tsv.gz", index_col=0)
-        W = None
-    M = M.to_numpy()
-    if case.endswith("_na"):
-        na = read_table(DATA / "na_cells.tsv")
-        M = M.copy()
-        M[na["row"] - 1, na["col"] - 1] = np.nan
-        if W is not None:
-            zero = read_table(DATA / "zero_weight_cells.tsv")
-            W = W.copy()
-            W[zero["row"] - 1, zero["col"] - 1] = 0.0
-    return M, W, design, block
+    M, W, design, block = dupcor_inputs(case)
+    return M.to_numpy(), W, design, block
 
 
 @pytest.fixture(scope="module", params=CASES)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TEST_DATA, assert_matches, read_table
+from conftest import TEST_DATA, assert_matches, dupcor_inputs, read_table
 
 from stacklm.limma.dupcor import duplicate_correlation
 from stacklm.limma.ebayes import e_bayes
@@ -24,24 +24,7 @@ def _scalars():
 
 
 def _inputs(case):
-    design = read_table(DATA / "design.tsv", index_col=0)
-    block = design.pop("donor").to_numpy()
-    if case.startswith("voom"):
-        M = read_table(DATA / "voom_E.tsv.gz", index_col=0)
-        W = read_table(DATA / "voom_weights.tsv.gz", index_col=0).to_numpy()
-    else:
-        M = read_table(DATA / "logcpm.tsv.gz", index_col=0)
-        W = None
-    if "_na" in case:
-        na = read_table(DATA / "na_cells.tsv")
-        values = M.to_numpy().copy()
-        values[na["row"] - 1, na["col"] - 1] = np.nan
-        M = M.copy()
-        M.iloc[:, :] = values
-        if W is not None:
-            zero = read_table(DATA / "zero_weight_cells.tsv")
-            W = W.copy()
-            W[zero["row"] - 1, zero["col"] - 1] = 0.0
+    M, W, design, block = dupcor_inputs(case)
     if "_aw" in case:
         W = read_table(DATA / "array_weights.tsv")["weight"].to_numpy()
     return M, W, design, block

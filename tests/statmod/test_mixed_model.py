@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TEST_DATA, assert_matches, read_table
+from conftest import TEST_DATA, assert_matches, dupcor_inputs, read_table
 
 from stacklm.rstats.qr import batched_qr
 from stacklm.statmod.glmgam import CONVERGED, MAXIT, glmgam_fit
@@ -60,24 +60,8 @@ def test_glmgam_count_groups_components():
 
 
 def _dupcor_inputs(case):
-    design = read_table(DATA / "design.tsv", index_col=0)
-    block = design.pop("donor").to_numpy()
-    X = design.to_numpy()
-    if case.startswith("voom"):
-        M = read_table(DATA / "voom_E.tsv.gz", index_col=0).to_numpy()
-        W = read_table(DATA / "voom_weights.tsv.gz", index_col=0).to_numpy()
-    else:
-        M = read_table(DATA / "logcpm.tsv.gz", index_col=0).to_numpy()
-        W = None
-    if case.endswith("_na"):
-        na = read_table(DATA / "na_cells.tsv")
-        M = M.copy()
-        M[na["row"] - 1, na["col"] - 1] = np.nan
-        if W is not None:
-            zero = read_table(DATA / "zero_weight_cells.tsv")
-            W = W.copy()
-            W[zero["row"] - 1, zero["col"] - 1] = 0.0
-    return M, W, X, block
+    M, W, design, block = dupcor_inputs(case)
+    return M.to_numpy(), W, design.to_numpy(), block
 
 
 @pytest.mark.parametrize(
