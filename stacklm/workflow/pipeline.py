@@ -163,13 +163,21 @@ def fit_chunk(
         cross = block_cross if cross is None else cross + block_cross
         fits.append(block_fit)
         del Y
+    write_chunk_fit(fits, cross, out_path, crossprod_path)
+    return stop - start
+
+
+def write_chunk_fit(fits: Sequence, cross, out_path, crossprod_path=None):
+    """Write one chunk's fit (its row blocks' fits concatenated) and its sample cross-products
+    (default path: beside the fit, :func:`stacklm.diagnostics.crossproducts.cross_products_path`),
+    each atomically. Returns the chunk's fit."""
     fit = fits[0] if len(fits) == 1 else concat_fits(fits)
     with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
         save_fit(fit, fh)
     crossprod_path = crossprod_path or cross_products_path(out_path)
     with atomic_path(crossprod_path) as tmp, open(tmp, "wb") as fh:
         save_cross_products(cross, fh)
-    return stop - start
+    return fit
 
 
 def merge_chunk_fits(paths: Sequence):

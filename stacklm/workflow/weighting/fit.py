@@ -7,17 +7,13 @@ import numpy as np
 
 from stacklm.diagnostics.crossproducts import (
     chunk_cross_products,
-    cross_products_path,
-    save_cross_products,
 )
-from stacklm.io.outputs import atomic_path
 from stacklm.io.store import chunk_bounds
-from stacklm.limma.fitstore import concat_fits, save_fit
 from stacklm.limma.glsseries import gls_series
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.weightedfit import lm_wfit
-from stacklm.workflow.pipeline import read_design
+from stacklm.workflow.pipeline import read_design, write_chunk_fit
 from stacklm.workflow.weighting.rows import AnalysisRows
 from stacklm.workflow.weighting.state import WeightingState
 from stacklm.workflow.weighting.values import values_and_weights
@@ -96,10 +92,4 @@ def weighted_fit_chunk(
         cross = chunk_cross_products(
             np.empty((0, X.shape[0])), X, np.empty((0, X.shape[1])), rows.samples
         )
-    fit = fits[0] if len(fits) == 1 else concat_fits(fits)
-    with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
-        save_fit(fit, fh)
-    crossprod_path = crossprod_path or cross_products_path(out_path)
-    with atomic_path(crossprod_path) as tmp, open(tmp, "wb") as fh:
-        save_cross_products(cross, fh)
-    return fit.n_features
+    return write_chunk_fit(fits, cross, out_path, crossprod_path).n_features
