@@ -98,9 +98,15 @@ include: "workflow/rules/genotype.smk"
 include: "workflow/rules/corrected.smk"
 
 
+from stacklm.workflow.targets import wants_results_tsv  # noqa: E402
+
+RESULTS_TSV = wants_results_tsv(config["results_tsv"], config["matrix"], config.get("matrix_format"))
+
+
 rule all:
     input:
-        expand("results/{analysis}/results.tsv.gz", analysis=ANALYSES),
+        expand("results/{analysis}/results.parquet", analysis=ANALYSES),
+        expand("results/{analysis}/results.tsv.gz", analysis=ANALYSES) if RESULTS_TSV else [],
         expand("results/{analysis}/summary.json", analysis=ANALYSES),
         expand("results/{analysis}/summary.md", analysis=ANALYSES),
         expand("results/{analysis}/plots/{plot}.png", analysis=ANALYSES, plot=PLOTS),

@@ -28,7 +28,7 @@ Timed, one size after the other:
   (timed); the child's peak RSS (VmHWM) including the matrix.
 * ``workflow``: ``snakemake --cores C`` on the gzipped TSV, continuous input, ``chunks: auto``, one
   analysis ``~ treatment + group + sex`` with ``block: donor``, test ``treatmentafter``; targets
-  results.tsv.gz and summary.json.  Per job: seconds from the rules' ``benchmark:`` files and the
+  results.parquet and summary.json.  Per job: seconds from the rules' ``benchmark:`` files and the
   peak RSS each step's log reports.
 
 Checked: the consensus correlation and the per-feature atanh correlations of the library and the
@@ -358,7 +358,7 @@ def compare(out_a: Path, out_b: Path, what: str) -> float:
 def workflow_values(workdir: Path):
     import pandas as pd
 
-    res = pd.read_csv(workdir / "results/A/results.tsv.gz", sep="\t")
+    res = pd.read_parquet(workdir / "results/A/results.parquet")
     summary = json.loads((workdir / "results/A/summary.json").read_text())
     return res, summary
 
@@ -436,7 +436,7 @@ def stacklm_parts(data, args) -> list:
         wd = base / f"run_{g}"
         cfg = workflow_config(matrix, samples)
         row["workflow"] = run_snakemake(
-            cfg, wd, args.cores, ["results/A/results.tsv.gz", "results/A/summary.json"]
+            cfg, wd, args.cores, ["results/A/results.parquet", "results/A/summary.json"]
         )
         res, summary = workflow_values(wd)
         row["workflow"]["consensus"] = summary["block"]["consensus_correlation"]

@@ -20,7 +20,7 @@ Timed, each in its own process, one after the other:
 * ``workflow``: ``snakemake --cores C --configfile cfg.yaml`` from an empty working directory with
   ``chunks`` fit jobs and one analysis ``A``: ``~ group + sex + batch + age`` (8 columns), moderated F
   over groupB and groupC.  Run twice, each from scratch: with the targets
-  ``results/A/results.tsv.gz results/A/summary.json`` (no plots) and with the default target ``all``
+  ``results/A/results.parquet results/A/summary.json`` (no plots) and with the default target ``all``
   (plots, sample densities, summary.md/html).  Per-step seconds come from the rules' ``benchmark:``
   files (``logs/**/*.benchmark.tsv``: the job's wall time including interpreter start-up); each
   step's peak RSS from the ``peak memory`` its log reports (the job process's ru_maxrss, exact; the
@@ -390,7 +390,7 @@ def main(argv=None) -> int:
             base / f"run_{g}_results",
             args.chunks,
             args.cores,
-            ["results/A/results.tsv.gz", "results/A/summary.json"],
+            ["results/A/results.parquet", "results/A/summary.json"],
         )
         print(f"# {g}: workflow (results) {row['workflow']['s']:.2f} s", flush=True)
         if not args.no_plots:

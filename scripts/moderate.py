@@ -38,7 +38,6 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
         workflow_dir=Path(snakemake.scriptdir).parent,  # noqa: F821
         top_table_path=snakemake.output.top_table,  # noqa: F821
         features_path=snakemake.input.features[0] if snakemake.input.features else None,  # noqa: F821
-        threads=snakemake.threads,  # noqa: F821
         log=log,
     )
     if snakemake.input.features:  # noqa: F821  (features: null writes no annotation table)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 
 def current_umask() -> int:
@@ -71,6 +72,32 @@ GZIP_LEVEL = 1
 GZIP_BLOCK_CELLS = 1 << 21
 
 
+def arrow_table(table: pd.DataFrame, index: bool = False, int8_columns=()) -> pa.Table:
+    """The table as typed Arrow columns, the same for every writer: floats as float64 (NaN as
+    null), integers and booleans as they are, anything else as strings; ``int8_columns`` (floats
+    holding only small whole numbers and NaN, such as decisions -1/0/1) as int8 with nulls."""
+    if index:
+        table = table.reset_index()
+    columns = {}
+    small = set(int8_columns)
+    for name in table.columns:
+        col = table[name]
+        if name in small:
+            values = col.to_numpy(dtype=np.float64)
+            missing = np.isnan(values)
+            whole = np.where(missing, 0.0, values)
+            if np.any(whole != np.round(whole)) or np.any(np.abs(whole) > 127):
+                raise ValueError(f"column {name!r} does not hold int8 values")
+            columns[str(name)] = pa.array(whole.astype(np.int8), mask=missing)
+        elif pd.api.types.is_float_dtype(col):
+            columns[str(name)] = pa.array(col.to_numpy(dtype=np.float64), from_pandas=True)
+        elif pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col):
+            columns[str(name)] = pa.array(col.to_numpy())
+        else:
+            columns[str(name)] = pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
+    return pa.table(columns)
+
+
 def write_tsv(table: pd.DataFrame, path, index: bool = False, threads: int = 1) -> None:
     """Write a table as TSV (gzip when the name ends in .gz), atomically.
 
@@ -80,18 +107,11 @@ def write_tsv(table: pd.DataFrame, path, index: bool = False, threads: int = 1) 
     zcat, pandas, R and arrow read them as one file), formatted and compressed by ``threads``
     threads; the bytes are the same for any number of threads.
     """
-    if index:
-        table = table.reset_index()
-    columns = {}
-    for name in table.columns:
-        col = table[name]
-        if pd.api.types.is_float_dtype(col):
-            columns[str(name)] = pa.array(col.to_numpy(dtype=np.float64), from_pandas=True)
-        elif pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col):
-            columns[str(name)] = pa.array(col.to_numpy())
-        else:
-            columns[str(name)] = pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
-    arrow = pa.table(columns)
+    write_arrow_tsv(arrow_table(table, index=index), path, threads=threads)
+
+
+def write_arrow_tsv(arrow: pa.Table, path, threads: int = 1) -> None:
+    """:func:`write_tsv` of an Arrow table."""
     options = pacsv.WriteOptions(
         delimiter="\t", quoting_style="none", quoting_header="none", null_string="NA"
     )
@@ -102,6 +122,53 @@ def write_tsv(table: pd.DataFrame, path, index: bool = False, threads: int = 1) 
                     raw.write(member)
         else:
             pacsv.write_csv(arrow, str(tmp), options)
+
+
+#: rows per Parquet row group of a results table (readers can take a range of row groups)
+PARQUET_ROW_GROUP = 131072
+
+
+def write_parquet(table: pd.DataFrame, path, int8_columns=()) -> None:
+    """Write a table as Parquet, atomically: the columns typed as :func:`arrow_table` types them
+    (float64 with missing values as nulls, integers, strings, ``int8_columns`` as int8 with nulls),
+    zstd-compressed, row groups of :data:`PARQUET_ROW_GROUP` rows, no pandas index.  pandas
+    (``pd.read_parquet``; an int8 column with nulls reads as float64 with NaN), R
+    (``arrow::read_parquet``: integer with NA) and polars read it with the same column names."""
+    arrow = arrow_table(table, int8_columns=int8_columns)
+    with atomic_path(path) as tmp:
+        pq.write_table(
+            arrow,
+            str(tmp),
+            compression="zstd",
+            row_group_size=PARQUET_ROW_GROUP,
+            use_dictionary=False,
+            write_statistics=False,
+        )
+
+
+def parquet_to_tsv(parquet_path, tsv_path, threads: int = 1) -> int:
+    """Write a Parquet table (:func:`write_parquet`) as TSV with :func:`write_tsv`'s format; the
+    bytes equal those :func:`write_tsv` writes from the same DataFrame. Returns the row count."""
+    arrow = pq.read_table(str(parquet_path))
+    write_arrow_tsv(arrow, tsv_path, threads=threads)
+    return arrow.num_rows
+
+
+def read_table(path, columns=None) -> pd.DataFrame:
+    """A results table written by :func:`write_parquet` or :func:`write_tsv` (chosen by the file
+    name), optionally only some ``columns``; ``feature_id`` and ``chromosome`` stay strings (an id
+    such as ``1e5`` is not read as a number)."""
+    name = str(path)
+    if name.endswith((".parquet", ".pq")):
+        return pq.read_table(name, columns=None if columns is None else list(columns)).to_pandas()
+    return pd.read_csv(
+        name,
+        sep="\t",
+        usecols=None if columns is None else list(columns),
+        dtype={"feature_id": str, "chromosome": str},
+        keep_default_na=False,
+        na_values=["NA"],
+    )
 
 
 def _gzip_members(arrow: pa.Table, options, threads: int):

@@ -13,7 +13,7 @@ from stacklm.diagnostics.crossproducts import CrossProducts, sum_cross_products
 from stacklm.diagnostics.features import design_estimate_correlation, estimate_correlation
 from stacklm.diagnostics.pca import cross_product_pcas
 from stacklm.diagnostics.summary import markdown_table_html, reviewer_notes, summary_markdown
-from stacklm.io.outputs import write_text
+from stacklm.io.outputs import read_table, write_text
 from stacklm.plots.common import reported_names
 from stacklm.plots.estimates import (
     plot_estimate_annotation,
@@ -197,7 +197,7 @@ def run_plots(
     """The workflow's plot step from files: read the analysis outputs, draw every plot, write
     summary.md (and its HTML rendering for the report)."""
 
-    results = _read_tsv(results_path, dtype={"feature_id": str})
+    results = read_table(results_path)
     summary = json.loads(Path(summary_path).read_text())
     design = read_design(design_path)
     info = DesignInfo.read(design_info_path)

@@ -18,7 +18,7 @@ from stacklm.analysis import (
     moderate_and_test,
     top_table,
 )
-from stacklm.io.outputs import write_json, write_tsv
+from stacklm.io.outputs import write_json, write_parquet, write_tsv
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
 from stacklm.io.store import open_binary_matrix
 from stacklm.spec import AnalysisSpec, DesignInfo
@@ -86,12 +86,11 @@ def moderate_step(
     workflow_dir,
     top_table_path=None,
     features_path=None,
-    threads: int = 1,
     log: logging.Logger = _log,
     extend=None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Merge the chunk fits, moderate and test all features at once, write the results table and
-    summary.json (the test's numbers, design, SVs, normalization, versions, config, provenance).
+    """Merge the chunk fits, moderate and test all features at once, write the results table
+    (Parquet, :func:`stacklm.io.outputs.write_parquet`) and summary.json (the test's numbers, design, SVs, normalization, versions, config, provenance).
 
     ``extend``: optional ``extend(table, fit, spec, normalized) -> (table, summary_entries)`` that
     adds an input's own columns (before the final five) and summary.json entries (SNP genotypes:
@@ -138,7 +137,8 @@ def moderate_step(
         table, entries = extend(table, fit, spec, normalized)
         summary.update(entries)
     # --------------------------------------------------------------------------------------------
-    write_tsv(table, results_path, threads=threads)
+    decisions = [c for c in table.columns if str(c).startswith("decision_")]
+    write_parquet(table, results_path, int8_columns=decisions)
     write_json(summary, summary_path)
     if top_table_path:
         top = top_table(table, eb, list(spec.test), fdr["alpha"])

@@ -308,7 +308,7 @@ def cmd_run(args) -> int:
         config = yaml.safe_load(Path(args.config).read_text()) or {}
         base = Path(args.directory or ".")
         for name in config.get("analyses") or {}:
-            print(f"results: {base / 'results' / name / 'results.tsv.gz'}", file=sys.stderr)
+            print(f"results: {base / 'results' / name / 'results.parquet'}", file=sys.stderr)
     return 0
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-
+from stacklm.io.outputs import read_table
 from stacklm.plots.manhattan import plot_manhattan
 from stacklm.plots.style import Labels, labelled
 
@@ -16,14 +15,7 @@ def manhattan_step(results_path, summary_path, png_path, data_path, analysis_nam
     """The Manhattan plot of an analysis from its results table (rule manhattan)."""
     summary = json.loads(Path(summary_path).read_text())
     columns = ["feature_id", "chromosome", "position", "p_value"]
-    results = pd.read_csv(
-        results_path,
-        sep="\t",
-        usecols=columns,
-        dtype={"feature_id": str, "chromosome": str},
-        keep_default_na=False,
-        na_values=["NA"],
-    )
+    results = read_table(results_path, columns)
     test = ", ".join(summary.get("test") or [])
     with labelled(Labels(analysis=analysis_name)):
         plot_manhattan(

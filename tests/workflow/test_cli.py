@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import assert_matches, read_table
+from conftest import assert_matches
 from workflow_helpers import EXAMPLE, REPO
 
 from stacklm.analysis import run_analysis
@@ -100,15 +100,15 @@ def test_init_errors_are_one_line(tmp_path, capsys):
 def test_run_results_equal_the_python_api(project):
     project, run = project
     assert "stacklm run = snakemake --snakefile" in run.stderr
-    assert f"results: {project / 'results' / 'main' / 'results.tsv.gz'}" in run.stderr
+    assert f"results: {project / 'results' / 'main' / 'results.parquet'}" in run.stderr
     config = yaml.safe_load((project / "config.yaml").read_text())
     store = open_binary_matrix(project / "results" / "normalized" / "matrix")
     matrix = pd.DataFrame(np.asarray(store.values), index=store.feature_ids, columns=store.samples)
     sheet = read_sample_sheet(project / "samples.tsv")
     with pytest.warns(UserWarning, match="dropping 2 sample"):
         table, stats, _ = run_analysis(matrix, sheet, config["analyses"]["main"])
-    res = read_table(project / "results" / "main" / "results.tsv.gz")
-    assert list(res["feature_id"].astype(str)) == list(table["feature_id"])
+    res = pd.read_parquet(project / "results" / "main" / "results.parquet")
+    assert list(res["feature_id"]) == list(table["feature_id"])
     assert "estimate_groupcase" in res.columns and "estimate_age" in res.columns
     for col in table.columns[1:]:
         assert_matches(res[col].to_numpy(), table[col].to_numpy(dtype=float), col, rtol=1e-12)

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import assert_matches, read_table
 from workflow_helpers import EXAMPLE, REPO, example_config, snakemake, write_config
@@ -56,6 +57,36 @@ def example_run(tmp_path_factory):
     out = snakemake(work, cfg)
     assert out.returncode == 0, out.stderr[-4000:]
     return work, cfg
+
+
+def test_results_parquet_is_the_typed_results_table(example_run):
+    # results.parquet is the primary table; results.tsv.gz (in the default target for small
+    # inputs, results_tsv: auto) is the same table as text, value for value
+    work, _ = example_run
+    parquet = pd.read_parquet(work / "results" / "geography" / "results.parquet")
+    text = read_table(work / "results" / "geography" / "results.tsv.gz")
+    assert list(parquet.columns) == list(text.columns) and len(parquet) == len(text) == 11970
+    assert parquet["feature_id"].tolist() == text["feature_id"].astype(str).tolist()
+    for col in parquet.columns[1:]:
+        assert parquet[col].dtype.kind in "fi", col
+        assert_matches(text[col].to_numpy(dtype=float), parquet[col].to_numpy(dtype=float), col, 0)
+    schema = pq.read_schema(work / "results" / "geography" / "results.parquet")
+    assert str(schema.field("decision_DesertVsMountain").type) == "int8"
+    assert parquet["df_residual"].dtype == np.float64
+
+
+def test_results_tsv_false_leaves_the_text_table_out_of_the_default_target(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", example_config(results_tsv=False))
+
+    def jobs(*targets):  # the dry run's job-stats table: rule -> count
+        dry = snakemake(tmp_path, cfg, *targets, "-n", "--quiet", "rules")
+        assert dry.returncode == 0, dry.stderr[-3000:]
+        rows = [line.split() for line in (dry.stdout + dry.stderr).splitlines()]
+        return {r[0]: r[1] for r in rows if len(r) == 2 and r[1].isdigit()}
+
+    default = jobs()
+    assert "moderate" in default and "plots" in default and "results_tsv" not in default
+    assert jobs("results/geography/results.tsv.gz")["results_tsv"] == "1"
 
 
 def test_example_outputs_follow_the_contract(example_run):

@@ -128,6 +128,11 @@ def moderate_runtime(wildcards, input, attempt):
     return int(attempt * (10 + fits_mb / 10))
 
 
+def results_tsv_mem_mb(wildcards, input, attempt):
+    """The results table in Arrow memory (~3x its zstd Parquet size) and the text blocks in flight."""
+    return int(PYTHON_MB + 200 + attempt * 3 * os.path.getsize(input.results) / 1e6)
+
+
 def feature_annotation_input(wildcards):
     """The feature annotation table, when the config names one (an input, so editing it re-runs)."""
     return [config["features"]] if config.get("features") else []

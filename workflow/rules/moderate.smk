@@ -10,7 +10,7 @@ rule moderate:
         features=feature_annotation_input,
         **({"snps": "results/normalized/snps.tsv.gz"} if GENOTYPE else {}),
     output:
-        results="results/{analysis}/results.tsv.gz",
+        results="results/{analysis}/results.parquet",
         summary="results/{analysis}/summary.json",
         top_table="results/{analysis}/top_table.tsv",
         # the feature annotation aligned to the results, only when the config names one
@@ -27,7 +27,7 @@ rule moderate:
         "logs/{analysis}/moderate.log",
     benchmark:
         "logs/{analysis}/moderate.benchmark.tsv",
-    threads: 2  # the results table is formatted and gzipped in parallel blocks
+    threads: 2
     resources:
         mem_mb=moderate_mem_mb,
         runtime=moderate_runtime,
@@ -35,3 +35,25 @@ rule moderate:
         "../../envs/stacklm.yaml"
     script:
         "../../scripts/moderate.py"
+
+
+rule results_tsv:
+    """The results table as gzipped TSV: results.parquet's columns and rows, floats in their
+    shortest round-trip form, missing values as NA (in the default target when results_tsv says
+    so; stacklm/workflow/targets.py)."""
+    input:
+        results=rules.moderate.output.results,
+    output:
+        tsv="results/{analysis}/results.tsv.gz",
+    log:
+        "logs/{analysis}/results_tsv.log",
+    benchmark:
+        "logs/{analysis}/results_tsv.benchmark.tsv",
+    threads: 2  # formatted and gzipped in parallel blocks
+    resources:
+        mem_mb=results_tsv_mem_mb,
+        runtime=30,
+    conda:
+        "../../envs/stacklm.yaml"
+    script:
+        "../../scripts/results_tsv.py"
