@@ -83,10 +83,24 @@ def _parquet_layout(path: Path, pf: pq.ParquetFile) -> tuple[int, list[int]]:
     return id_col, sample_cols
 
 
+def _parquet_pieces(pf: pq.ParquetFile, rows: int):
+    """The file's rows as Arrow tables or batches of about ``rows`` rows: whole row groups when
+    they are at most 4 x ``rows`` (``read_row_group`` decodes them several times faster than
+    ``iter_batches`` and releases them at once), else batches, so that a file written as one huge
+    row group is still read in bounded memory."""
+    meta = pf.metadata
+    largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
+    if largest <= 4 * rows:
+        for i in range(meta.num_row_groups):
+            yield pf.read_row_group(i, use_pandas_metadata=False)
+    else:
+        yield from pf.iter_batches(batch_size=rows, use_pandas_metadata=False)
+
+
 def _parquet_batches(path: Path, pf: pq.ParquetFile, id_col: int, sample_cols: list[int], rows):
     first_row = 0
     try:
-        for batch in pf.iter_batches(batch_size=rows, use_pandas_metadata=False):
+        for batch in _parquet_pieces(pf, rows):
             b = batch.num_rows
             if b == 0:
                 continue
