@@ -2,8 +2,8 @@
 read (before the matrix is normalized), the same on every machine.
 
 The rule: one job per :data:`CHUNK_TARGET_MB` of the matrix as float64 (estimated from the file:
-text ~1x its bytes, gzip ~4x, Parquet ~2x; a PLINK .bed as the int8 store the fit jobs read, 1 byte
-per genotype), at least one. The example (12,000 x 96, ~9 MB) is one job, 10^6 x 100 (800 MB) seven, 850,000 x 400 (2.7 GB)
+text ~1x its bytes, gzip ~4x; exact for Parquet, rows x columns from its footer; a PLINK .bed as
+the int8 store the fit jobs read, 1 byte per genotype), at least one. The example (12,000 x 96, ~9 MB) is one job, 10^6 x 100 (800 MB) seven, 850,000 x 400 (2.7 GB)
 22. The count does not depend on ``--cores`` or the executor, so a laptop and a cluster run of one
 config fit the same chunks (results do not depend on the chunking anyway, to 1e-12); on a cluster
 each job then holds ~128 MB of values, a useful size for a scheduler.
@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import math
 import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 #: float64 megabytes of the matrix per fit job
 CHUNK_TARGET_MB = 128
@@ -29,7 +32,11 @@ def estimated_values_mb(
         # 2 bits per genotype on disk, 1 byte in the int8 store
         return size * 4
     if name.endswith((".parquet", ".pq")) or matrix_format == "parquet":
-        return 2 * size
+        try:  # the footer holds the shape: rows x (columns - the id) float64 values
+            meta = pq.read_metadata(path)
+            return meta.num_rows * max(meta.num_columns - 1, 1) * 8 / 1e6
+        except (OSError, ValueError, pa.ArrowException):  # not readable: normalize will say why
+            return 2 * size
     if name.endswith((".gz", ".bgz", ".bz2", ".xz", ".zst")):
         return 4 * size
     return size

@@ -4,7 +4,10 @@ an analysis exactly as the workflow does."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from stacklm.analysis import run_analysis
@@ -100,3 +103,11 @@ def test_auto_chunks_follow_the_data_size(tmp_path):
     with open(parquet, "wb") as fh:
         fh.truncate(64 * 10**6)
     assert auto_chunks(parquet) == 1 and auto_chunks(parquet.with_suffix(".parquet")) == 1
+    # a readable Parquet file counts exactly, rows x sample columns from its footer: 200,000 x 100
+    # float64 zeros are 160 MB of values (2 jobs) in a file of a few hundred kB
+    zeros = pa.array(np.zeros(200_000))
+    table = pa.table({"feature_id": pa.array(np.arange(200_000).astype(str)),
+                      **{f"s{j}": zeros for j in range(100)}})  # fmt: skip
+    pq.write_table(table, tmp_path / "real.parquet", compression="zstd")
+    assert (tmp_path / "real.parquet").stat().st_size < 10**6
+    assert auto_chunks(tmp_path / "real.parquet") == 2

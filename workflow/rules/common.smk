@@ -50,23 +50,13 @@ def _chunk_values_mb(store):
     return -(-n_features // CHUNKS) * n_samples * 8 / 1e6
 
 
-def _input_values_mb(path):
-    """Estimated size (MB) of the input matrix as float64 (text ~1x its bytes, gzip ~4x, Parquet ~2x)."""
-    size = os.path.getsize(path) / 1e6
-    name = str(path).lower()
-    if name.endswith(".parquet") or config.get("matrix_format") == "parquet":
-        return 2 * size
-    if name.endswith((".gz", ".bgz", ".bz2", ".xz", ".zst")):
-        return 4 * size
-    return size
-
-
 def _uses_svs(wildcards):
     return SPECS[wildcards.analysis].surrogate.wanted
 
 
 # PLINK genotype input (issue 18): the .bim and .fam beside the .bed are inputs too
 from stacklm.genotype.inputs import is_genotype_config, plink_files
+from stacklm.workflow.chunks import estimated_values_mb
 
 GENOTYPE = is_genotype_config(config)
 
@@ -81,13 +71,13 @@ def normalize_mem_mb(wildcards, input, attempt):
     Genotypes stream SNP chunks of 16 MB; the per-SNP table grows with the .bim (~3x its size)."""
     if GENOTYPE:
         return int(PYTHON_MB + 500 + attempt * (200 + 3 * os.path.getsize(input.plink[0]) / 1e6))
-    values = _input_values_mb(input.matrix)
+    values = estimated_values_mb(input.matrix, config.get("matrix_format"))
     copies = 0.25 if config["normalize"]["method"] == "none" else 5
     return int(PYTHON_MB + 500 + attempt * copies * values)
 
 
 def normalize_runtime(wildcards, input, attempt):
-    values = _input_values_mb(input.matrix)
+    values = estimated_values_mb(input.matrix, config.get("matrix_format"))
     per_mb = 1 / 100 if config["normalize"]["method"] != "cyclicloess" else 1 / 20
     return int(attempt * (10 + per_mb * values))
 
