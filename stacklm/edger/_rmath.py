@@ -8,11 +8,14 @@
   computed from different counts.  So values whose numpy logarithm lies within a few ulps of a
   neighbouring distinct value's are recomputed with :func:`math.log2` (the C library), which makes
   the tie structure (and so the trimming) the one R sees on the same platform.
+* :func:`log2_libm_rows`: the same for each row of a 2-D block independently (edgeR's per-sample
+  vectors as the rows of a samples x features block), optionally with the sort order it used.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,39 +23,85 @@ import numpy as np
 _NEAR_TIE_ULPS = 4
 
 
+#: an upper bound of any ``_NEAR_TIE_ULPS`` ulps of a finite log2 of a double (|log2| < 1075, so an
+#: ulp is at most 2^-42): pairs farther apart than this are not near ties (a cheap first filter)
+_NEAR_TIE_BOUND = 1e-9
+
+
+@dataclass
+class RowLogs:
+    """:func:`log2_libm_rows`' result: ``values`` (the logarithms, shape of the input);
+    ``n_finite`` (per row, how many are finite); ``sorted`` (each row's logarithms in the order
+    of increasing input, the non-finite ones last as ``+inf``); with ``order``, ``order`` (the
+    positions in that order)."""
+
+    values: np.ndarray
+    n_finite: np.ndarray
+    sorted: np.ndarray
+    order: np.ndarray | None = None
+
+
+def _recompute_near_ties(xs, ls, out, order, near, n_finite: int) -> None:
+    """One row's fix: every copy of a value involved in a near tie (sorted values ``near`` and
+    ``near + 1``) gets the C library's log2, in ``ls`` (sorted order) and ``out`` (positions
+    ``order``), since the same input must give the same output everywhere.  The copies of a value
+    are a run of the sorted row (found by bisection)."""
+    vals = np.unique(np.concatenate([xs[near], xs[near + 1]]))
+    head = xs[:n_finite]
+    lo = np.searchsorted(head, vals, "left")
+    count = np.searchsorted(head, vals, "right") - lo
+    total = int(count.sum())
+    pos = np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(total)
+    exact = np.array(list(map(math.log2, vals.tolist())))  # the C library's log2
+    ls[pos] = np.repeat(exact, count)
+    out[order[pos]] = ls[pos]
+
+
+def log2_libm_rows(x, order: bool = False) -> RowLogs:
+    """:func:`log2_libm` of each row of the 2-D ``x`` on its own (neighbours within the row).
+
+    Row ``r`` of the result equals ``log2_libm(x[r])`` bit for bit.  Inputs whose logarithm is not
+    finite (zero, negative, infinite, NaN) are sorted last as ``+inf``, so the finite ones keep
+    their order.  The rows are sorted by value (``order``: by an argsort, whose positions are
+    returned; use it when near ties are common, since a row with near ties needs the positions to
+    put the recomputed values back, and a value sort then costs a second sort)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("log2_libm_rows needs a 2-D array")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log2(x)
+    valid = np.isfinite(out)
+    n_finite = valid.sum(axis=1)
+    key = np.where(valid, x, np.inf)
+    if order:
+        idx = np.argsort(key, axis=1)
+        xs = np.take_along_axis(key, idx, axis=1)
+    else:
+        idx = None
+        xs = np.sort(key, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ls = np.log2(xs)  # numpy's log2 of a value does not depend on where it sits
+        if x.shape[1] >= 2:
+            gap = np.abs(ls[:, 1:] - ls[:, :-1])  # NaN or inf next to a non-finite value
+            cand = (gap <= _NEAR_TIE_BOUND) & (xs[:, 1:] != xs[:, :-1])
+            for r in np.flatnonzero(cand.any(axis=1)).tolist():
+                k = np.flatnonzero(cand[r])
+                l0, l1 = ls[r, k], ls[r, k + 1]
+                ulp = np.spacing(np.maximum(np.abs(l1), np.abs(l0)))
+                near = k[gap[r, k] <= _NEAR_TIE_ULPS * ulp]
+                if near.size:
+                    row_order = idx[r] if order else np.argsort(key[r])
+                    _recompute_near_ties(xs[r], ls[r], out[r], row_order, near, n_finite[r])
+    return RowLogs(values=out, n_finite=n_finite, sorted=ls, order=idx)
+
+
 def log2_libm(x) -> np.ndarray:
     """``log2(x)`` elementwise, equal to the C library's ``log2`` wherever ties could depend on it.
 
     Non-positive values give ``-inf`` / NaN as in R.  The bulk is numpy's ``log2``; values whose
     result is within ``_NEAR_TIE_ULPS`` ulps of the result of a different neighbouring input (in
-    sorted order) are recomputed one by one with :func:`math.log2` (a handful per sample).
+    sorted order, over all of ``x``) are recomputed one by one with :func:`math.log2` (a handful
+    per sample).  :func:`log2_libm_rows` does this for each row of a block separately.
     """
     x = np.asarray(x, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.log2(x)
-    flat_x = x.ravel()
-    flat = out.ravel()
-    finite = np.flatnonzero(np.isfinite(flat))
-    if finite.size < 2:
-        return out
-    order = finite[np.argsort(flat_x[finite])]  # equal inputs end up adjacent
-    xs = flat_x[order]
-    ls = flat[order]
-    distinct = xs[1:] != xs[:-1]
-    gap = np.abs(ls[1:] - ls[:-1])
-    ulp = np.spacing(np.maximum(np.abs(ls[1:]), np.abs(ls[:-1])))
-    near = distinct & (gap <= _NEAR_TIE_ULPS * ulp)
-    if near.any():
-        # runs of equal inputs (adjacent after sorting): every copy of a value involved in a near
-        # tie is recomputed, since the same input must give the same output everywhere
-        run = np.concatenate([[0], np.cumsum(distinct)])
-        involved = np.zeros(run[-1] + 1, dtype=bool)
-        involved[run[1:][near]] = True
-        involved[run[:-1][near]] = True
-        members = involved[run]
-        starts = np.flatnonzero(np.concatenate([[True], distinct]) & members)
-        exact = np.empty(involved.size)
-        exact[run[starts]] = [math.log2(v) for v in xs[starts].tolist()]  # the C library's log2
-        pos = np.flatnonzero(members)
-        flat[order[pos]] = exact[run[pos]]
-    return flat.reshape(out.shape)
+    return log2_libm_rows(x.reshape(1, -1)).values.reshape(x.shape)

@@ -3,7 +3,15 @@ upper quartile, none.
 
 A port rather than a re-derivation: the factors depend on discrete choices (reference column,
 which genes the trims keep, ties in the ranks and orders of log ratios) that only the same
-arithmetic reproduces.  Loops run over samples; every sample's work is vectorised over genes.
+arithmetic reproduces.
+
+Speed: samples are copied in blocks to samples x genes rows (contiguous) and computed a few rows
+at a time (sized to stay in cache), vectorised over genes and the block's samples.  Per sample,
+TMM needs one argsort (the log ratios: their tie check, :func:`log2_libm_rows`, and their trim) and
+two value sorts (``log2(obs.p)``'s tie check, the trim of ``absE``); the rank trims are windows of
+the sorted values (only the tie groups at the window ends need their average ranks), and TMMwsp's
+stable orders likewise.  The results are those of the one-sample-at-a-time port bit for bit: the
+same values in the same arithmetic, R's sums of the kept genes in gene order.
 """
 
 from __future__ import annotations
@@ -11,127 +19,265 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import rankdata
 
-from ..rstats.basic import quantile7
+from ..io.blocks import rows_per_block
 from ..rstats.sums import col_sums, r_mean, r_sum
-from ._rmath import log2_libm
+from ._rmath import log2_libm, log2_libm_rows
 from .cpm import count_matrix
 
 METHODS = ("TMM", "TMMwsp", "upperquartile", "none")
 
+#: samples per block copied to samples x features (about this many values); each block is then
+#: computed in steps of about ``COMPUTE_VALUES`` values (a few samples that stay in cache)
+SAMPLE_BLOCK_VALUES = 1 << 20
+COMPUTE_VALUES = 1 << 16
+
+
+def _sample_blocks(x: np.ndarray):
+    """The columns of ``x`` in blocks of samples, each as a C-contiguous samples x features
+    array (about ``SAMPLE_BLOCK_VALUES`` values), with its column slice.  Copied in tiles of
+    features (a strided copy of whole columns misses the cache on every value)."""
+    g, n = x.shape
+    step = rows_per_block(g, SAMPLE_BLOCK_VALUES)
+    for start in range(0, n, step):
+        cols = slice(start, min(start + step, n))
+        block = np.empty((cols.stop - cols.start, g))
+        tile = rows_per_block(block.shape[0], 1 << 15)
+        for i in range(0, g, tile):
+            block[:, i : i + tile] = x[i : i + tile, cols].T
+        yield cols, block
+
 
 def _factor_quantile(x: np.ndarray, lib_size: np.ndarray, p: float) -> np.ndarray:
-    """edgeR's ``.calcFactorQuantile``: the p-quantile of each column over its library size."""
-    f = np.array([quantile7(np.sort(x[:, j]), p) for j in range(x.shape[1])])
+    """edgeR's ``.calcFactorQuantile``: the p-quantile of each column over its library size.
+
+    R's type-7 quantile (:func:`stacklm.rstats.basic.quantile7`) of each column, for a block of
+    samples at once."""
+    n = x.shape[0]
+    index = 1 + (n - 1) * p
+    lo = math.floor(index)
+    hi = math.ceil(index)
+    h = index - lo
+    f = np.empty(x.shape[1])
+    for cols, xb in _sample_blocks(x):
+        part = np.sort(xb, axis=1)  # numpy's (SIMD) sort is faster here than a partition
+        qs = part[:, lo - 1]
+        if index > lo:
+            upper = part[:, hi - 1]
+            qs = np.where(upper != qs, (1 - h) * qs + h * upper, qs)
+        f[cols] = qs
     return f / lib_size
 
 
+def _average_rank_window(
+    values: np.ndarray, sorted_values: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """Which values have an average rank (R's ``rank``, ties averaged) within ``[lo[r], hi[r]]``
+    among the ranked values of their row.
+
+    ``sorted_values[r]`` is row r's ranked values sorted, followed by larger unranked ones.
+    Average ranks increase with the value, so the window is the values strictly between the
+    ``lo``-th and the ``hi``-th smallest ones, plus the tie group at either end when its average
+    rank is inside (the same sets as ranking every value, for the price of a sort)."""
+    rows = values.shape[0]
+    idx = np.arange(rows)
+    q_lo = sorted_values[idx, np.maximum(lo - 1, 0)]
+    q_hi = sorted_values[idx, np.maximum(hi - 1, 0)]
+    lo_ok = np.zeros(rows, dtype=bool)
+    hi_ok = np.zeros(rows, dtype=bool)
+    for r in range(rows):  # tie groups at the window's ends: twice their average rank
+        row = sorted_values[r]
+        twice = np.searchsorted(row, q_lo[r], "left") + np.searchsorted(row, q_lo[r], "right") + 1
+        lo_ok[r] = twice >= 2 * lo[r]
+        twice = np.searchsorted(row, q_hi[r], "left") + np.searchsorted(row, q_hi[r], "right") + 1
+        hi_ok[r] = twice <= 2 * hi[r]
+    lower = (values > q_lo[:, None]) | ((values == q_lo[:, None]) & lo_ok[:, None])
+    upper = (values < q_hi[:, None]) | ((values == q_hi[:, None]) & hi_ok[:, None])
+    return lower & upper
+
+
 def _factor_tmm(
-    obs: np.ndarray,
-    ref: np.ndarray,
-    n_obs: float,
-    n_ref: float,
+    xb: np.ndarray,
+    lib_b: np.ndarray,
+    ref: dict,
     logratio_trim: float,
     sum_trim: float,
     do_weighting: bool,
     a_cutoff: float,
-) -> float:
-    """edgeR's ``.calcFactorTMM`` for one sample against the reference column."""
+) -> np.ndarray:
+    """edgeR's ``.calcFactorTMM`` for a block of samples (the rows of ``xb``) against the reference
+    column (``ref``: its counts, proportions, logs and variance terms, see :func:`_reference`).
+
+    Per sample as edgeR: ``logR = log2(obs.p / ref.p)``, ``absE = (log2(obs.p) + log2(ref.p)) / 2``,
+    ``v``; the genes with finite ``logR`` and ``absE`` (``absE > Acutoff``) are trimmed by their
+    ranks of ``logR`` and of ``absE``, and the factor is ``2^`` the precision-weighted mean of the
+    kept ``logR``.  The trims are rank windows over sorted values (:func:`_average_rank_window`);
+    ``logR`` comes sorted from the logarithm's tie check (by ratio) whenever the logarithms are
+    non-decreasing in that order and no finite one is trimmed by ``absE`` (otherwise its row is
+    sorted again).  Sums are R's long double sums of each sample's kept genes in gene order."""
+    n_obs = lib_b[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        obs_p = obs / n_obs
-        ref_p = ref / n_ref
-        log_r = log2_libm(obs_p / ref_p)
-        abs_e = (log2_libm(obs_p) + log2_libm(ref_p)) / 2
-        v = (n_obs - obs) / n_obs / obs + (n_ref - ref) / n_ref / ref
-    fin = np.isfinite(log_r) & np.isfinite(abs_e) & (abs_e > a_cutoff)
-    log_r = log_r[fin]
-    abs_e = abs_e[fin]
-    v = v[fin]
-    if log_r.size == 0 or np.max(np.abs(log_r)) < 1e-6:
-        return 1.0
-    n = log_r.size
-    lo_l = math.floor(n * logratio_trim) + 1
-    hi_l = n + 1 - lo_l
-    lo_s = math.floor(n * sum_trim) + 1
-    hi_s = n + 1 - lo_s
-    rank_r = rankdata(log_r)
-    rank_e = rankdata(abs_e)
-    keep = (rank_r >= lo_l) & (rank_r <= hi_l) & (rank_e >= lo_s) & (rank_e <= hi_s)
-    if do_weighting:
-        f = r_sum(log_r[keep] / v[keep]) / r_sum(1 / v[keep])
-    else:
-        f = r_mean(log_r[keep])
-    if math.isnan(f):
-        f = 0.0
-    return 2.0**f
+        obs_p = xb / n_obs
+        logs = log2_libm_rows(obs_p / ref["p"], order=True)
+        log_r = logs.values
+        abs_e = log2_libm_rows(obs_p).values
+        abs_e += ref["log2_p"]
+        abs_e /= 2
+        fin = np.isfinite(log_r) & np.isfinite(abs_e) & (abs_e > a_cutoff)
+    n = fin.sum(axis=1)
+    sorted_r = logs.sorted
+    redo = ~((sorted_r[:, 1:] >= sorted_r[:, :-1]).all(axis=1) & (n == logs.n_finite))
+    if redo.any():
+        sorted_r[redo] = np.sort(np.where(fin[redo], log_r[redo], np.inf), axis=1)
+    sorted_e = np.sort(np.where(fin, abs_e, np.inf), axis=1)
+    lo_l = np.floor(n * logratio_trim).astype(np.int64) + 1
+    lo_s = np.floor(n * sum_trim).astype(np.int64) + 1
+    keep = _average_rank_window(log_r, sorted_r, lo_l, n + 1 - lo_l)
+    keep &= _average_rank_window(abs_e, sorted_e, lo_s, n + 1 - lo_s)
+    keep &= fin
+    out = np.ones(xb.shape[0])
+    for r in range(xb.shape[0]):  # a loop over the block's samples: R's sums in gene order
+        if n[r] == 0 or max(abs(sorted_r[r, 0]), abs(sorted_r[r, n[r] - 1])) < 1e-6:
+            continue
+        k = np.flatnonzero(keep[r])
+        lr = log_r[r, k]
+        if do_weighting:
+            obs = xb[r, k]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                vk = (lib_b[r] - obs) / lib_b[r] / obs + ref["v"][k]
+                f = r_sum(lr / vk) / r_sum(1 / vk)
+        else:
+            f = r_mean(lr)
+        if math.isnan(f):
+            f = 0.0
+        out[r] = 2.0**f
+    return out
+
+
+def _stable_position_window(
+    key: np.ndarray, sorted_key: np.ndarray, lo: int, hi: int, tie_key: np.ndarray | None = None
+) -> np.ndarray:
+    """Which of one sample's values sit at positions ``lo - 1`` .. ``hi - 1`` (0-based) of R's
+    ``order(key, tie_key)`` (stable: remaining ties by position).
+
+    ``sorted_key`` is ``key`` sorted.  The values strictly between the two end values are inside;
+    the tie group of each end value is ordered by ``tie_key`` (stably) and cut at the window."""
+    q_lo, q_hi = sorted_key[lo - 1], sorted_key[hi - 1]
+    keep = (key > q_lo) & (key < q_hi)
+    for q in {q_lo, q_hi}:
+        group = np.flatnonzero(key == q)  # in position order
+        if tie_key is not None:
+            group = group[np.argsort(tie_key[group], kind="stable")]
+        first = np.searchsorted(sorted_key, q, "left")
+        pos = first + np.arange(group.size)
+        keep[group] = (pos >= lo - 1) & (pos <= hi - 1)
+    return keep
 
 
 def _factor_tmmwsp(
-    obs: np.ndarray,
-    ref: np.ndarray,
-    lib_obs: float,
-    lib_ref: float,
+    xb: np.ndarray,
+    lib_b: np.ndarray,
+    ref: dict,
     logratio_trim: float,
     sum_trim: float,
     do_weighting: bool,
     a_cutoff: float,
-) -> float:
-    """edgeR's ``.calcFactorTMMwsp`` (TMM with singleton pairing) for one sample."""
+) -> np.ndarray:
+    """edgeR's ``.calcFactorTMMwsp`` (TMM with singleton pairing) for a block of samples (the rows
+    of ``xb``).
+
+    Per sample as edgeR: genes with both counts zero dropped, the singletons (one count zero)
+    paired by decreasing size and put after the others, ``M``, ``A``, ``M.shrunk``; trimmed by
+    positions in ``order(M, M.shrunk)`` and ``order(A)`` (:func:`_stable_position_window`).  Each
+    sample's genes fill the start of its row; the rest of the row is padding (count ``inf``
+    against 0: non-finite logarithms, sorted last).  A sample with a non-finite ``M`` or ``A``
+    is ordered by numpy's stable sorts instead."""
     eps = 1e-14
-    pos_obs = obs > eps
-    pos_ref = ref > eps
-    npos = 2 * pos_obs.astype(np.int64) + pos_ref
-    drop = npos == 0
-    if drop.any():
-        obs = obs[~drop]
-        ref = ref[~drop]
-        npos = npos[~drop]
-    zero_obs = npos == 1
-    zero_ref = npos == 2
-    k = zero_obs | zero_ref
-    n_singles = min(int(zero_obs.sum()), int(zero_ref.sum()))
-    if n_singles > 0:
-        refk = np.sort(ref[k])[::-1][:n_singles]
-        obsk = np.sort(obs[k])[::-1][:n_singles]
-        obs = np.concatenate([obs[~k], obsk])
-        ref = np.concatenate([ref[~k], refk])
-    else:
-        obs = obs[~k]
-        ref = ref[~k]
-    n = obs.size
-    if n == 0:
-        return 1.0
-    obs_p = obs / lib_obs
-    ref_p = ref / lib_ref
-    M = log2_libm(obs_p / ref_p)
-    A = 0.5 * log2_libm(obs_p * ref_p)
-    if np.max(np.abs(M)) < 1e-6:
-        return 1.0
-    obs_p_shrunk = (obs + 0.5) / (lib_obs + 0.5)
-    ref_p_shrunk = (ref + 0.5) / (lib_ref + 0.5)
-    M_shrunk = log2_libm(obs_p_shrunk / ref_p_shrunk)
-    o_m = np.lexsort((M_shrunk, M))  # order(M, M.shrunk): ties by M.shrunk, then position
-    o_a = np.argsort(A, kind="stable")
-    lo_m = int(n * logratio_trim) + 1
-    hi_m = n + 1 - lo_m
-    keep_m = np.zeros(n, dtype=bool)
-    keep_m[o_m[lo_m - 1 : hi_m]] = True
-    lo_a = int(n * sum_trim) + 1
-    hi_a = n + 1 - lo_a
-    keep_a = np.zeros(n, dtype=bool)
-    keep_a[o_a[lo_a - 1 : hi_a]] = True
-    keep = keep_m & keep_a
-    M = M[keep]
-    if do_weighting:
-        obs_p = obs_p[keep]
-        ref_p = ref_p[keep]
-        v = (1 - obs_p) / obs_p / lib_obs + (1 - ref_p) / ref_p / lib_ref
-        w = (1 + 1e-6) / (v + 1e-6)
-        tmm = r_sum(w * M) / r_sum(w)
-    else:
-        tmm = r_mean(M)
-    return 2.0**tmm
+    counts, lib_ref = ref["x"], ref["lib"]
+    rows, g = xb.shape
+    obs2 = np.full((rows, g), np.inf)
+    ref2 = np.zeros((rows, g))
+    n = np.zeros(rows, dtype=np.int64)
+    pos_ref = counts > eps
+    for r in range(rows):  # a loop over the block's samples: each sample's own gene set
+        obs = xb[r]
+        npos = 2 * (obs > eps).astype(np.int64) + pos_ref
+        kept = npos != 0
+        obs, refc, npos = obs[kept], counts[kept], npos[kept]
+        zero_obs = npos == 1
+        zero_ref = npos == 2
+        k = zero_obs | zero_ref
+        n_singles = min(int(zero_obs.sum()), int(zero_ref.sum()))
+        if n_singles > 0:
+            refk = np.sort(refc[k])[::-1][:n_singles]
+            obsk = np.sort(obs[k])[::-1][:n_singles]
+            obs = np.concatenate([obs[~k], obsk])
+            refc = np.concatenate([refc[~k], refk])
+        else:
+            obs = obs[~k]
+            refc = refc[~k]
+        n[r] = obs.size
+        obs2[r, : obs.size] = obs
+        ref2[r, : obs.size] = refc
+    lib_obs = lib_b[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        obs_p = obs2 / lib_obs
+        ref_p = ref2 / lib_ref
+        logs_m = log2_libm_rows(obs_p / ref_p, order=True)
+        logs_a = log2_libm_rows(obs_p * ref_p, order=True)
+        shrunk = ((obs2 + 0.5) / (lib_obs + 0.5)) / ((ref2 + 0.5) / (lib_ref + 0.5))
+        M_shrunk = log2_libm_rows(shrunk, order=True).values
+    M, A = logs_m.values, 0.5 * logs_a.values
+    sorted_m, sorted_a = logs_m.sorted, 0.5 * logs_a.sorted
+    out = np.ones(rows)
+    for r in range(rows):  # R's trims and sums, per sample
+        nr = int(n[r])
+        if nr == 0:
+            continue
+        Mr, Ar, Sr = M[r, :nr], A[r, :nr], M_shrunk[r, :nr]
+        exact = (
+            logs_m.n_finite[r] == nr
+            and logs_a.n_finite[r] == nr
+            and np.all(sorted_m[r, 1:nr] >= sorted_m[r, : nr - 1])
+            and np.all(sorted_a[r, 1:nr] >= sorted_a[r, : nr - 1])
+        )
+        if exact:
+            if max(abs(sorted_m[r, 0]), abs(sorted_m[r, nr - 1])) < 1e-6:
+                continue
+        elif np.max(np.abs(Mr)) < 1e-6:
+            continue
+        lo_m = int(nr * logratio_trim) + 1
+        lo_a = int(nr * sum_trim) + 1
+        if exact:
+            keep_m = _stable_position_window(Mr, sorted_m[r, :nr], lo_m, nr + 1 - lo_m, Sr)
+            keep_a = _stable_position_window(Ar, sorted_a[r, :nr], lo_a, nr + 1 - lo_a)
+        else:
+            keep_m = np.zeros(nr, dtype=bool)
+            keep_m[np.lexsort((Sr, Mr))[lo_m - 1 : nr + 1 - lo_m]] = True
+            keep_a = np.zeros(nr, dtype=bool)
+            keep_a[np.argsort(Ar, kind="stable")[lo_a - 1 : nr + 1 - lo_a]] = True
+        keep = keep_m & keep_a
+        Mk = Mr[keep]
+        if do_weighting:
+            op = obs_p[r, :nr][keep]
+            rp = ref_p[r, :nr][keep]
+            v = (1 - op) / op / lib_b[r] + (1 - rp) / rp / lib_ref
+            w = (1 + 1e-6) / (v + 1e-6)
+            out[r] = 2.0 ** (r_sum(w * Mk) / r_sum(w))
+        else:
+            out[r] = 2.0 ** r_mean(Mk)
+    return out
+
+
+def _reference(x: np.ndarray, lib: np.ndarray, ref_column: int) -> dict:
+    """What every sample's TMM compares with: the reference column's counts, library size,
+    proportions, their (tie-checked) logarithms and edgeR's variance term."""
+    counts = np.ascontiguousarray(x[:, ref_column])
+    n_ref = lib[ref_column]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = counts / n_ref
+        v = (n_ref - counts) / n_ref / counts
+    return {"x": counts, "lib": n_ref, "p": p, "log2_p": log2_libm(p), "v": v}
 
 
 def calc_norm_factors(
@@ -184,22 +330,21 @@ def calc_norm_factors(
             else:
                 ref_column = int(np.argmin(np.abs(f75 - r_mean(f75))))
         factor = _factor_tmm if method == "TMM" else _factor_tmmwsp
-        ref = x[:, ref_column]
-        f = np.array(
-            [
-                factor(
-                    x[:, i],
+        ref = _reference(x, lib, ref_column)
+        f = np.empty(nsamples)
+        step = rows_per_block(x.shape[0], COMPUTE_VALUES)
+        for cols, xb in _sample_blocks(x):
+            for s in range(0, xb.shape[0], step):
+                rows = slice(cols.start + s, cols.start + min(s + step, xb.shape[0]))
+                f[rows] = factor(
+                    xb[s : s + step],
+                    lib[rows],
                     ref,
-                    lib[i],
-                    lib[ref_column],
                     logratio_trim,
                     sum_trim,
                     do_weighting,
                     a_cutoff,
                 )
-                for i in range(nsamples)
-            ]
-        )
     elif method == "upperquartile":
         f = _factor_quantile(x, lib, p)
     else:
