@@ -1,12 +1,29 @@
-"""Sample cross-products of the input, fitted values and residuals, accumulated chunk by chunk."""
+"""Sample cross-products of the input, fitted values and residuals, accumulated chunk by chunk.
+
+They are the PCA diagnostics' input (:mod:`stacklm.diagnostics.pca`).  Computed from a fixed,
+deterministic subset of the rows: every k-th feature of the whole matrix by its global index
+(rows 0, k, 2k, ... of the store), ``k = ceil(n_features / CROSS_PRODUCT_ROWS)``, so at most
+:data:`CROSS_PRODUCT_ROWS` (100,000) features enter, whatever the matrix size, and the same ones
+whatever the number of chunks (:func:`cross_product_stride`, :func:`block_cross_products`).  A
+matrix of up to 100,000 features (any expression array, RNA-seq) uses all of them; 10^6 SNPs use
+every 10th.  100,000 features estimate the leading sample components (population structure, batch)
+with a sampling error far below what the plots resolve, and bound the fit jobs' cost of the
+sketch (two products of ``rows x samples x 100`` per matrix) at 10^6-10^7 features.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from stacklm.io.formats import INT8_MISSING
+
+#: at most this many features (rows) enter the cross-products: every k-th by global index
+CROSS_PRODUCT_ROWS = 100_000
 
 EXACT_GRAM_MAX_SAMPLES = 1000
 
@@ -55,17 +72,47 @@ def cross_products_path(fit_path) -> Path:
     return fit_path.with_name(fit_path.name.removesuffix(".npz") + ".crossprod.npz")
 
 
-def sketch_matrix(n_samples: int, size: int = SKETCH_SIZE, seed: int = SKETCH_SEED) -> np.ndarray:
-    """The fixed Gaussian test matrix ``Omega`` (n x l) of the Nystrom sketch."""
+@functools.lru_cache(maxsize=4)
+def _sketch_matrix(n_samples: int, size: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((n_samples, min(size, n_samples)))
+    omega = rng.standard_normal((n_samples, min(size, n_samples)))
+    omega.flags.writeable = False
+    return omega
+
+
+def sketch_matrix(n_samples: int, size: int = SKETCH_SIZE, seed: int = SKETCH_SEED) -> np.ndarray:
+    """The fixed Gaussian test matrix ``Omega`` (n x l) of the Nystrom sketch (read-only; made
+    once per process)."""
+    return _sketch_matrix(int(n_samples), int(size), int(seed))
+
+
+def cross_product_stride(n_features: int, target: int | None = None) -> int:
+    """k of the rows that enter the cross-products (every k-th feature of a matrix of
+    ``n_features`` rows, by global index): ``ceil(n_features / target)``, at least 1 (``target``
+    default: :data:`CROSS_PRODUCT_ROWS`)."""
+    target = CROSS_PRODUCT_ROWS if target is None else target
+    return max(1, -(-int(n_features) // int(target)))
+
+
+def cross_product_rows(rows: np.ndarray | range, stride: int) -> np.ndarray:
+    """Positions in ``rows`` (global row indices of a block) of the rows that enter the
+    cross-products: those whose global index is a multiple of ``stride``."""
+    if isinstance(rows, range) and rows.step == 1:
+        first = -(-rows.start // stride) * stride
+        return np.arange(first, rows.stop, stride) - rows.start
+    return np.flatnonzero(np.asarray(rows) % stride == 0)
 
 
 @dataclass
 class CrossProducts:
     """Sums over features of the sample cross-products of the centred input, fitted values and
     residuals: n x n matrices (``kind == "gram"``) or n x l sketches ``A'(A Omega)``
-    (``kind == "sketch"``)."""
+    (``kind == "sketch"``).
+
+    The sums run over the features that entered (``n_features`` of them: every ``stride``-th
+    feature of the matrix by global index, see :func:`cross_product_stride`); ``sums_of_squares``
+    are the exact ``trace(A'A)`` over those same features, so variance fractions computed from a
+    sketch and its total refer to one set of rows."""
 
     samples: list[str]
     n_features: int
@@ -74,6 +121,7 @@ class CrossProducts:
     sums_of_squares: dict[str, float] = field(default_factory=dict)  # trace(A'A), exact
     sketch_size: int = 0
     sketch_seed: int = SKETCH_SEED
+    stride: int = 1
 
     def __add__(self, other: CrossProducts) -> CrossProducts:
         if (
@@ -81,6 +129,7 @@ class CrossProducts:
             or other.kind != self.kind
             or other.sketch_size != self.sketch_size
             or other.sketch_seed != self.sketch_seed
+            or other.stride != self.stride
         ):
             raise ValueError("cross-products of different samples or kinds cannot be added")
         return CrossProducts(
@@ -93,6 +142,7 @@ class CrossProducts:
             },
             sketch_size=self.sketch_size,
             sketch_seed=self.sketch_seed,
+            stride=self.stride,
         )
 
 
@@ -103,16 +153,21 @@ def chunk_cross_products(
     samples: Sequence[str],
     exact_max_samples: int = EXACT_GRAM_MAX_SAMPLES,
     sketch_size: int = SKETCH_SIZE,
+    stride: int = 1,
 ) -> CrossProducts:
-    """Cross-products of one chunk's rows: ``Y`` (g x n, NaN missing), the design (n x p) and the
-    fit's coefficients (g x p, NaN for non-estimable ones, which then contribute nothing, as in the
-    reduced model limma fits).
+    """Cross-products of the rows ``Y`` (g x n, float with NaN missing, or int8 allele counts with
+    :data:`~stacklm.io.formats.INT8_MISSING` missing), the design (n x p) and the fit's
+    coefficients (g x p, NaN for non-estimable ones, which then contribute nothing, as in the
+    reduced model limma fits).  Every row given enters; ``stride`` only records which rows of the
+    matrix the caller chose (see :func:`block_cross_products`, which chooses them).
 
     fitted = coefficients @ design' (over the estimable coefficients), residuals = Y - fitted; each
     matrix is centred by its row mean over the observed entries and missing entries count as 0.
     Rows are processed in blocks of :data:`ROW_BLOCK` so at most three block-sized copies exist.
     """
-    Y = np.asarray(Y, dtype=np.float64)
+    Y = np.asarray(Y)
+    if Y.dtype != np.int8:
+        Y = np.asarray(Y, dtype=np.float64)
     X = np.asarray(design, dtype=np.float64)
     B = np.nan_to_num(np.asarray(coefficients, dtype=np.float64), nan=0.0)
     g, n = Y.shape
@@ -131,13 +186,29 @@ def chunk_cross_products(
         else:
             out[name] += A.T @ A  # numpy uses syrk for A.T @ A
 
+    def centre(A: np.ndarray, missing, count) -> np.ndarray:
+        """A (a private copy) centred in place by its rows' means over the observed entries,
+        missing entries 0."""
+        if missing is not None:
+            np.copyto(A, 0.0, where=missing)
+        means = A.sum(axis=1) / count
+        A -= means[:, None]
+        if missing is not None:
+            np.copyto(A, 0.0, where=missing)
+        return A
+
     for start in range(0, g, ROW_BLOCK):
         stop = min(start + ROW_BLOCK, g)
         block = Y[start:stop]
-        observed = ~np.isnan(block)
-        centred = _centre_rows(block, observed)
+        missing = block == INT8_MISSING if block.dtype == np.int8 else np.isnan(block)
+        count = np.full(stop - start, float(n))
+        if missing.any():
+            count = np.maximum(n - missing.sum(axis=1), 1).astype(np.float64)
+        else:
+            missing = None
+        centred = centre(block.astype(np.float64), missing, count)  # a copy
         add("input", centred)
-        fitted = _centre_rows(B[start:stop] @ X.T, observed)
+        fitted = centre(B[start:stop] @ X.T, missing, count)
         add("fitted", fitted)
         centred -= fitted  # (Y - fitted) centred = centred Y - centred fitted
         add("residuals", centred)
@@ -148,7 +219,28 @@ def chunk_cross_products(
         matrices=out,
         sums_of_squares=total,
         sketch_size=int(width) if sketched else 0,
+        stride=int(stride),
     )
+
+
+def block_cross_products(
+    Y: np.ndarray,
+    design: np.ndarray,
+    coefficients: np.ndarray,
+    samples: Sequence[str],
+    rows: np.ndarray | range,
+    n_features: int,
+) -> CrossProducts:
+    """:func:`chunk_cross_products` of the rows of a block that enter the PCA diagnostics: those
+    whose global index (``rows``: the block's row indices in the whole matrix of ``n_features``
+    rows) is a multiple of :func:`cross_product_stride` (``n_features``).  ``Y`` may be float (NaN
+    missing) or int8 (:data:`~stacklm.io.formats.INT8_MISSING` missing).  The result does not depend on how the matrix is cut into chunks and blocks."""
+    stride = cross_product_stride(n_features)
+    sel = cross_product_rows(rows, stride)
+    Ys = Y if sel.size == len(Y) else np.asarray(Y)[sel]
+    coef = np.asarray(coefficients)
+    coef = coef if sel.size == len(coef) else coef[sel]
+    return chunk_cross_products(Ys, design, coef, samples, stride=stride)
 
 
 def save_cross_products(cp: CrossProducts, fh) -> None:
@@ -160,6 +252,7 @@ def save_cross_products(cp: CrossProducts, fh) -> None:
         kind=np.array(cp.kind),
         sketch_size=np.int64(cp.sketch_size),
         sketch_seed=np.int64(cp.sketch_seed),
+        stride=np.int64(cp.stride),
         sums_of_squares=np.array([cp.sums_of_squares[k] for k in MATRICES]),
         **{k: cp.matrices[k] for k in MATRICES},
     )
@@ -175,6 +268,7 @@ def load_cross_products(path) -> CrossProducts:
             sums_of_squares=dict(zip(MATRICES, map(float, z["sums_of_squares"]), strict=True)),
             sketch_size=int(z["sketch_size"]),
             sketch_seed=int(z["sketch_seed"]),
+            stride=int(z["stride"]) if "stride" in z.files else 1,
         )
 
 

@@ -19,13 +19,28 @@ from stacklm.sva.linalg import orient_columns
 class SamplePCA:
     """Sample-space PCA: ``scores`` (n x k, prcomp's ``x`` up to sign), ``eigenvalues`` (all
     positive ones of A'A, descending; prcomp's ``sdev^2 * (n - 1)``), ``variance_fraction`` of each
-    component in the total sum of squares ``trace(A'A)``."""
+    component in the total sum of squares ``trace(A'A)``.  ``n_features`` and ``stride``: the rows
+    of A (every ``stride``-th feature of the matrix, see
+    :func:`stacklm.diagnostics.crossproducts.cross_product_stride`; None: not recorded)."""
 
     scores: pd.DataFrame
     eigenvalues: np.ndarray
     variance_fraction: np.ndarray
     total_sum_of_squares: float
     approximate: bool = False
+    n_features: int | None = None
+    stride: int = 1
+
+    @property
+    def rows_label(self) -> str:
+        """How the features were chosen, for plot titles: '' when all of them entered, else e.g.
+        ' (every 10th feature: 100,000)'."""
+        if self.stride <= 1:
+            return ""
+        k = self.stride
+        suffix = "th" if k % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+        count = f": {self.n_features:,}" if self.n_features is not None else ""
+        return f" (every {k}{suffix} feature{count})"
 
     def variance_table(self) -> pd.DataFrame:
         k = len(self.eigenvalues)
@@ -106,14 +121,16 @@ def sketch_pca(
 
 def cross_product_pcas(cp: CrossProducts, n_components: int = 10) -> dict[str, SamplePCA]:
     """PCA of the input, fitted values and residuals from summed cross-products (variance
-    fractions relative to the exact total sums of squares, also for sketches)."""
+    fractions relative to the exact total sums of squares of the same rows, also for sketches)."""
     out = {}
     for name in MATRICES:
         M = cp.matrices[name]
         if cp.kind == "gram":
-            out[name] = gram_pca(M, cp.samples, n_components)
+            pca = gram_pca(M, cp.samples, n_components)
         else:
             omega = sketch_matrix(len(cp.samples), cp.sketch_size, cp.sketch_seed)
             total = cp.sums_of_squares[name]
-            out[name] = sketch_pca(M, omega, cp.samples, total, n_components)
+            pca = sketch_pca(M, omega, cp.samples, total, n_components)
+        pca.n_features, pca.stride = int(cp.n_features), int(cp.stride)
+        out[name] = pca
     return out

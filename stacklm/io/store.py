@@ -269,8 +269,9 @@ class BinaryMatrix:
             )
         return [position[str(s)] for s in samples]
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        """A copy (in memory, writable, float64) of rows ``start:stop`` (clipped as a slice).
+    def rows(self, start: int, stop: int, raw: bool = False) -> np.ndarray:
+        """A copy (in memory, writable, float64) of rows ``start:stop`` (clipped as a slice); with
+        ``raw``, in the stored dtype (an int8 store's counts with :data:`INT8_MISSING`).
 
         Read from the file with one positioned read, not through the memory map, so the pages read
         do not stay resident in the process: a job that works through its rows block by block holds
@@ -279,11 +280,16 @@ class BinaryMatrix:
         start, stop, _ = slice(start, stop).indices(g)
         count = max(stop - start, 0)
         filename = getattr(self.values, "filename", None)
+        stored = getattr(self.values, "raw", self.values)
         if filename is None or count == 0:
+            if raw:
+                return np.array(stored[start:stop], copy=True)
             return np.array(self.values[start:stop], dtype=np.float64, copy=True)
-        dtype = getattr(self.values, "raw", self.values).dtype
+        dtype = stored.dtype
         with open(filename, "rb") as fh:
             block = np.fromfile(fh, dtype=dtype, count=count * n, offset=start * n * dtype.itemsize)
+        if raw:
+            return block.reshape(count, n)
         if dtype == np.int8:
             return _int8_to_float(block.reshape(count, n))
         return block.reshape(count, n).astype(np.float64, copy=dtype != np.float64)

@@ -58,9 +58,10 @@ def one_blas_thread(func):
 # --------------------------------------------------------------------------------------------
 # inputs and outputs
 # --------------------------------------------------------------------------------------------
-def fit_inputs(Y, design, coef_names=None, feature_ids=None):
+def fit_inputs(Y, design, coef_names=None, feature_ids=None, keep_int8: bool = False):
     """``Y`` (features x samples) and ``design`` as float64 arrays, with coefficient names and
-    feature ids (from the DataFrames' labels, else ``x1..xp`` and ``0..G-1``).
+    feature ids (from the DataFrames' labels, else ``x1..xp`` and ``0..G-1``).  With
+    ``keep_int8``, an int8 numpy array (or memory map) ``Y`` is returned as it is (no float copy).
 
     When both are DataFrames whose matrix columns and design index name the samples, the design
     rows are matched to the matrix columns by label (limma matches by position); differing labels
@@ -71,7 +72,8 @@ def fit_inputs(Y, design, coef_names=None, feature_ids=None):
             feature_ids = Y.index.to_numpy()
         sample_labels = labels_of(Y.columns)
         Y = Y.to_numpy(dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
+    if not (keep_int8 and isinstance(Y, np.ndarray) and Y.dtype == np.int8):
+        Y = np.asarray(Y, dtype=np.float64)
     if Y.ndim == 1:
         Y = Y[None, :]
     if isinstance(design, pd.DataFrame):
@@ -199,6 +201,8 @@ class DesignQR:
         self.q_outer_sum = self.q_outer.sum(axis=0)
         self.x_squared = X * X
         self.x_squared_sum = self.x_squared.sum(axis=0)
+        # both, side by side: one sparse product per block gives every row's Gram downdate
+        self.gram_terms = np.hstack([self.q_outer, self.x_squared])
         ones = np.flatnonzero(np.all(X == 1.0, axis=0))
         self.ones_column = int(ones[0]) if ones.size else None
 

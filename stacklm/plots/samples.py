@@ -39,7 +39,7 @@ def plot_pca_scree(pcas: Mapping[str, SamplePCA], png, data_path, n_show: int = 
         ax.set_xlabel(f"principal component (first {len(shown)} of {len(table)})")
         ax.set_ylabel("% of total sum of squares")
         approx = " (Nyström approximation)" if pca.approximate else ""
-        ax.set_title(f"{MATRIX_LABELS[name]}{approx}", fontsize=9)
+        ax.set_title(f"{MATRIX_LABELS[name]}{approx}{pca.rows_label}", fontsize=9)
         _legend(ax, loc="lower right", bbox_to_anchor=(1.0, 0.06), markerscale=1)
         table.insert(0, "matrix", name)
         data.append(table)
@@ -88,7 +88,8 @@ def plot_pca_scores(pca: SamplePCA, covariates: pd.DataFrame, matrix: str, png, 
         ax.set_xlabel(f"PC1 ({100 * frac[0]:.1f}%)")
         ax.set_ylabel(f"PC2 ({100 * frac[1]:.1f}%)" if scores.shape[1] > 1 else "(one component)")
     fig.suptitle(f"PCA of the {MATRIX_LABELS[matrix]}"
-                 + (" (Nyström approximation)" if pca.approximate else ""), fontsize=10)  # fmt: skip
+                 + (" (Nyström approximation)" if pca.approximate else "") + pca.rows_label,
+                 fontsize=10)  # fmt: skip
     save_plot(fig, png, data.reset_index(), data_path)
 
 
@@ -150,7 +151,7 @@ def plot_pca_associations(
         labels = [
             f"{c} ({100 * f:.0f}%)" for c, f in zip(comps, pca.variance_fraction, strict=False)
         ]
-        title = f"{MATRIX_LABELS[name]}: top PCs (% of sum of squares)"
+        title = f"{MATRIX_LABELS[name]}: top PCs (% of sum of squares){pca.rows_label}"
         im = _association_panel(ax, associations[name], comps, labels, covs, title, in_design,
                                 orthogonal=name == "residuals")  # fmt: skip
     if im is not None:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stacklm.diagnostics.associations import covariate_table
-from stacklm.diagnostics.crossproducts import chunk_cross_products, sketch_matrix
+from stacklm.diagnostics.crossproducts import block_cross_products, sketch_matrix
 from stacklm.diagnostics.pca import gram_pca, sketch_pca
 from stacklm.io.blocks import rows_per_block
 from stacklm.io.outputs import atomic_path
@@ -83,7 +83,9 @@ def corrected_step(
                 arrays = [pa.array(np.asarray(store.feature_ids[a:b]).astype(str))]
                 arrays += [pa.array(corrected[:, j]) for j in range(len(samples))]
                 writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-                block = chunk_cross_products(corrected, ones, np.zeros((b - a, 1)), samples)
+                block = block_cross_products(
+                    corrected, ones, np.zeros((b - a, 1)), samples, range(a, b), store.n_features
+                )
                 cross = block if cross is None else cross + block
     log.info("corrected matrix: %d features x %d samples", store.n_features, len(samples))
     if cross.kind == "gram":

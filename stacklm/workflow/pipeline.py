@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from stacklm.diagnostics.crossproducts import (
-    chunk_cross_products,
+    block_cross_products,
     cross_products_path,
     save_cross_products,
 )
@@ -142,24 +142,31 @@ def fit_chunk(
     and write the un-moderated fit; only those rows are read (memory-mapped).
 
     Also writes the chunk's sample cross-products of the centred input, fitted values and residuals
-    (:func:`stacklm.diagnostics.chunk_cross_products`, for the PCA diagnostics) to
-    ``crossprod_path`` (default: beside ``out_path``, see
-    :func:`stacklm.diagnostics.cross_products_path`)."""
+    (:func:`stacklm.diagnostics.crossproducts.block_cross_products`: its rows among every k-th
+    feature of the store, for the PCA diagnostics) to ``crossprod_path`` (default: beside
+    ``out_path``, see :func:`stacklm.diagnostics.cross_products_path`).  An int8 store (allele
+    counts) is fitted as int8 (:func:`stacklm.lm_fit` takes it without a float64 copy)."""
     store = open_binary_matrix(store_path, load_feature_ids=False)
     start, stop = chunk_bounds(store.n_features, chunks)[chunk]
     ids = store.read_feature_ids(start, stop)
     columns = store.columns_of(design.index)
+    same_columns = columns == list(range(store.n_samples))
+    int8 = getattr(store.values, "raw", store.values).dtype == np.int8
     X = design.to_numpy(dtype=np.float64)
     samples = [str(s) for s in design.index]
     # row blocks of a fixed number of values: memory does not grow with the chunk (every row's fit
-    # is its own, and the cross-products are sums over rows)
-    step = rows_per_block(len(columns), FIT_BLOCK_VALUES)
+    # is its own, and the cross-products are sums over rows); int8 blocks (1 byte a value) 8x longer
+    step = rows_per_block(len(columns), FIT_BLOCK_VALUES * (8 if int8 else 1))
     fits, cross = [], None
     for a in range(start, max(stop, start + 1), step):
         b = min(a + step, stop)
-        Y = store.rows(a, b)[:, columns]
+        Y = store.rows(a, b, raw=int8)
+        if not same_columns:
+            Y = Y[:, columns]
         block_fit = lm_fit(Y, design, feature_ids=ids[a - start : b - start])
-        block_cross = chunk_cross_products(Y, X, block_fit.coefficients, samples)
+        block_cross = block_cross_products(
+            Y, X, block_fit.coefficients, samples, range(a, b), store.n_features
+        )
         cross = block_cross if cross is None else cross + block_cross
         fits.append(block_fit)
         del Y

@@ -150,6 +150,60 @@ def test_fit_chunk_writes_the_cross_products(data, tmp_path):
         assert_matches(total.matrices[name], direct.matrices[name], name, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "int8"])
+def test_cross_products_use_every_kth_feature_whatever_the_chunks(tmp_path, monkeypatch, dtype):
+    """Above CROSS_PRODUCT_ROWS features the cross-products are those of rows 0, k, 2k, ... of the
+    store (k = ceil(n_features / CROSS_PRODUCT_ROWS)): the same for any number of chunks and row
+    blocks, sums of squares over those rows.  int8 stores (allele counts) as their float values."""
+    import stacklm.diagnostics.crossproducts as cpmod
+    import stacklm.workflow.pipeline as pipeline
+
+    rng = np.random.default_rng(12)
+    G, n = 503, 14
+    samples = [f"s{i}" for i in range(n)]
+    if dtype == "int8":
+        values = rng.integers(0, 3, (G, n)).astype(float)
+    else:
+        values = rng.normal(8, 1, (G, n))
+    values[rng.random((G, n)) < 0.05] = np.nan
+    write_binary_matrix(tmp_path / "store", [f"g{i}" for i in range(G)], samples, values, dtype)
+    design = pd.DataFrame(
+        {"Intercept": 1.0, "group": [0, 1] * 7, "x": rng.normal(0, 1, n)},
+        index=pd.Index(samples, name="sample_id"),
+    )
+    monkeypatch.setattr(cpmod, "CROSS_PRODUCT_ROWS", 40)
+    assert cpmod.cross_product_stride(G) == 13  # ceil(503 / 40): rows 0, 13, ..., 494
+    totals = []
+    for chunks, block in [(1, 1 << 30), (3, 9 * n), (7, 5 * n)]:
+        monkeypatch.setattr(pipeline, "FIT_BLOCK_VALUES", block)
+        paths = []
+        for chunk in range(chunks):
+            out = tmp_path / f"c{chunks}_{chunk}.npz"
+            fit_chunk(tmp_path / "store", design, chunk, chunks, out)
+            paths.append(cross_products_path(out))
+        totals.append(sum_cross_products(paths))
+    rows = np.arange(0, G, 13)
+    fit = lm_fit(values[rows], design)
+    direct = chunk_cross_products(values[rows], design.to_numpy(), fit.coefficients, samples)
+    for total in totals:
+        assert total.n_features == rows.size == 39 and total.stride == 13
+        for name in MATRICES:
+            assert_matches(total.matrices[name], direct.matrices[name], name, atol=1e-9)
+            assert_matches(total.sums_of_squares[name], np.trace(direct.matrices[name]), name)
+    pca = cross_product_pcas(totals[1])["input"]
+    assert pca.stride == 13 and pca.rows_label == " (every 13th feature: 39)"
+    # the block helper picks rows by global index; int8 rows are taken as they are
+    block = np.where(np.isnan(values), -127, values).astype(np.int8) if dtype == "int8" else values
+    B = lm_fit(block, design).coefficients
+    X = design.to_numpy()
+    part = cpmod.block_cross_products(block[100:300], X, B[100:300], samples, range(100, 300), G)
+    want = chunk_cross_products(values[rows[(rows >= 100) & (rows < 300)]], X,
+                                B[rows[(rows >= 100) & (rows < 300)]], samples)  # fmt: skip
+    assert part.n_features == want.n_features == 16 and part.stride == 13  # 104, 117, ..., 299
+    for name in MATRICES:
+        assert_matches(part.matrices[name], want.matrices[name], name, atol=1e-9)
+
+
 def test_sketch_is_exact_for_low_rank_and_close_for_spiked():
     rng = np.random.default_rng(3)
     g, n, samples = 3000, 60, [f"s{i}" for i in range(60)]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from stacklm.diagnostics.crossproducts import (
+    block_cross_products,
     chunk_cross_products,
+    cross_product_stride,
 )
 from stacklm.io.store import chunk_bounds
 from stacklm.limma.glsseries import gls_series
@@ -73,14 +75,16 @@ def weighted_fit_chunk(
     start, stop = chunk_bounds(rows.n_features, chunks)[chunk]
     reference = _reference_fit(X, state, names)
     fits, cross = [], None
-    for ids, Y in rows.blocks(start, stop):
+    for ids, Y, positions in rows.blocks(start, stop, with_rows=True):
         if not len(ids):
             continue
         E, W = values_and_weights(Y, X, state, rows.lib)
         block_fit = _fit(E, X, W, state, names, ids).replace(
             cov_coefficients=reference.cov_coefficients
         )
-        block_cross = chunk_cross_products(E, X, block_fit.coefficients, rows.samples)
+        block_cross = block_cross_products(
+            E, X, block_fit.coefficients, rows.samples, positions, rows.n_features
+        )
         cross = block_cross if cross is None else cross + block_cross
         fits.append(block_fit)
     if not fits:  # no kept row in this chunk: an empty fit of the same design
@@ -90,6 +94,10 @@ def weighted_fit_chunk(
         }
         fits = [reference.replace(feature_ids=np.empty(0, dtype=str), extra={}, **empty)]
         cross = chunk_cross_products(
-            np.empty((0, X.shape[0])), X, np.empty((0, X.shape[1])), rows.samples
+            np.empty((0, X.shape[0])),
+            X,
+            np.empty((0, X.shape[1])),
+            rows.samples,
+            stride=cross_product_stride(rows.n_features),
         )
     return write_chunk_fit(fits, cross, out_path, crossprod_path).n_features

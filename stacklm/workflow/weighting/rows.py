@@ -49,9 +49,12 @@ class AnalysisRows:
     def n_features(self) -> int:
         return self.store.n_features
 
-    def blocks(self, start: int, stop: int, block_values: int = FIT_BLOCK_VALUES):
+    def blocks(
+        self, start: int, stop: int, block_values: int = FIT_BLOCK_VALUES, with_rows: bool = False
+    ):
         """(feature ids, values) of the kept rows of ``start:stop``, in row blocks of about
-        ``block_values`` values (the analysis' sample columns, design order)."""
+        ``block_values`` values (the analysis' sample columns, design order); ``with_rows`` adds
+        the rows' positions in the store (the PCA diagnostics' row choice)."""
         ids = self.store.read_feature_ids(start, stop)
         if self.keep_ids is not None and not np.array_equal(
             np.asarray(self.keep_ids[start:stop]).astype(str), np.asarray(ids).astype(str)
@@ -62,10 +65,11 @@ class AnalysisRows:
             b = min(a + step, stop)
             Y = self.store.rows(a, b)[:, self.columns]
             block_ids = ids[a - start : b - start]
+            rows = np.arange(a, b)
             if self.keep is not None:
                 k = self.keep[a:b]
-                Y, block_ids = Y[k], block_ids[k]
-            yield np.asarray(block_ids), Y
+                Y, block_ids, rows = Y[k], block_ids[k], rows[k]
+            yield (np.asarray(block_ids), Y, rows) if with_rows else (np.asarray(block_ids), Y)
 
     def all_rows(self):
         """(feature ids, values) of every kept row (one matrix: the global estimators)."""
