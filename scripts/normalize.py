@@ -9,10 +9,12 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stackl
 from stacklm.io.outputs import write_json
 from stacklm.workflow.genotype_steps import normalize_genotypes
 from stacklm.workflow.pipeline import normalize_matrix
+from stacklm.workflow.provenance import background_checksum
 from stacklm.workflow.steps import workflow_step
 
 with workflow_step("normalize", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821
+    checksum = background_checksum(snakemake.input.matrix)  # noqa: F821  (for summary.json)
     if p.genotype:  # PLINK input: QC by SNP chunks into an int8 store (issue 18)
         summary = normalize_genotypes(
             snakemake.input.matrix,  # noqa: F821
@@ -37,4 +39,5 @@ with workflow_step("normalize", snakemake.log[0], snakemake.threads) as log:  # 
             log=log,
             precision=p.precision,
         )
+    summary["input_checksums"] = {"matrix": checksum.result()}
     write_json(summary, snakemake.output.summary)  # noqa: F821

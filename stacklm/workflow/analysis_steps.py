@@ -114,6 +114,7 @@ def moderate_step(
     info = DesignInfo.read(info_path)
     with open(normalized_path) as fh:
         normalized = json.load(fh)
+    known_inputs = normalized.pop("input_checksums", None)  # the matrix, hashed by normalize
     summary = {
         **stats,
         "n_samples": int(design.shape[0]),
@@ -130,7 +131,7 @@ def moderate_step(
         "normalization": normalized,
         "versions": versions(),
         "config": config,
-        "provenance": provenance(config, workflow_dir=workflow_dir),
+        "provenance": provenance(config, workflow_dir=workflow_dir, known_inputs=known_inputs),
     }
     # --- input-specific columns and summary entries (genotypes; None for matrices) -------------
     if extend is not None:

@@ -5,6 +5,7 @@ and reproduced.  Written by the workflow's ``moderate`` step into ``summary.json
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import hashlib
 import os
@@ -29,10 +30,34 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
-def input_checksums(config: Mapping, keys=INPUT_KEYS) -> dict:
+def file_checksum(path) -> dict:
+    """``{"path", "bytes", "mtime_ns", "sha256"}`` of one file (``path`` absolute)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return {
+        "path": str(path),
+        "bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": sha256_file(path),
+    }
+
+
+def background_checksum(path) -> concurrent.futures.Future:
+    """:func:`file_checksum` computed in a thread (hashlib and file reads release the GIL), so a
+    step that reads a large input anyway overlaps the two (the normalize step hashes the matrix
+    while it converts it; the result goes into its summary for :func:`input_checksums`)."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(file_checksum, path)
+    pool.shutdown(wait=False)
+    return future
+
+
+def input_checksums(config: Mapping, keys=INPUT_KEYS, known: Mapping | None = None) -> dict:
     """``{key: {"path", "bytes", "sha256"}}`` for every input file the config names (``None`` for a
     key left out or null).  Relative paths are resolved against the working directory, as the
-    workflow does; ``path`` is reported absolute."""
+    workflow does; ``path`` is reported absolute.  ``known``: checksums already computed
+    (:func:`file_checksum` records by key, e.g. the normalize step's of the matrix), reused when
+    the file's path, size and modification time are unchanged."""
     out: dict = {}
     for key in keys:
         value = config.get(key)
@@ -40,7 +65,16 @@ def input_checksums(config: Mapping, keys=INPUT_KEYS) -> dict:
             out[key] = None
             continue
         path = Path(value).resolve()
-        out[key] = {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        stat = path.stat()
+        done = (known or {}).get(key)
+        if not (
+            done
+            and done.get("path") == str(path)
+            and done.get("bytes") == stat.st_size
+            and done.get("mtime_ns") == stat.st_mtime_ns
+        ):
+            done = file_checksum(path)
+        out[key] = {"path": str(path), "bytes": stat.st_size, "sha256": done["sha256"]}
     return out
 
 
@@ -82,11 +116,12 @@ def source_info(directory) -> dict:
     return info
 
 
-def provenance(config: Mapping, workflow_dir=None) -> dict:
+def provenance(config: Mapping, workflow_dir=None, known_inputs: Mapping | None = None) -> dict:
     """The provenance record of one analysis' results.
 
     ``config`` is the configuration the results depend on (global settings and this analysis);
-    ``workflow_dir`` the stacklm checkout the workflow ran from (its git commit is recorded)."""
+    ``workflow_dir`` the stacklm checkout the workflow ran from (its git commit is recorded);
+    ``known_inputs`` checksums computed earlier (see :func:`input_checksums`)."""
 
     found = versions()
     for pkg in ("threadpoolctl", "pyyaml", "jsonschema", "pygments"):
@@ -98,7 +133,7 @@ def provenance(config: Mapping, workflow_dir=None) -> dict:
         "config": dict(config),
         "versions": found,
         "blas": blas_info(),
-        "inputs": input_checksums(config),
+        "inputs": input_checksums(config, known=known_inputs),
         "working_directory": os.getcwd(),
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -1,0 +1,26 @@
+"""Input checksums: the normalize step's hash of the matrix is reused, never a stale one."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from stacklm.workflow.provenance import background_checksum, file_checksum, input_checksums
+
+
+def test_known_checksums_are_reused_only_for_the_same_file_state(tmp_path):
+    m = tmp_path / "m.tsv"
+    m.write_bytes(b"feature_id\ta\nf1\t1\n")
+    done = background_checksum(m).result()
+    assert done == file_checksum(m)
+    assert done["sha256"] == hashlib.sha256(m.read_bytes()).hexdigest()
+    fake = dict(done, sha256="0" * 64)  # a recorded value is trusted while path/size/mtime match
+    got = input_checksums({"matrix": str(m)}, keys=("matrix",), known={"matrix": fake})
+    assert got["matrix"] == {
+        "path": str(m.resolve()),
+        "bytes": m.stat().st_size,
+        "sha256": "0" * 64,
+    }
+    os.utime(m, ns=(done["mtime_ns"] + 10**9, done["mtime_ns"] + 10**9))  # touched: hashed again
+    got = input_checksums({"matrix": str(m)}, keys=("matrix",), known={"matrix": fake})
+    assert got["matrix"]["sha256"] == done["sha256"]
