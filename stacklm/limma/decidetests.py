@@ -140,10 +140,13 @@ def classify_tests_f(
     return result
 
 
-def _subset_coefficients(fit: LinearModelFit, idx: list[int]) -> LinearModelFit:
-    """``fit[, j]`` as limma's ``[.MArrayLM``: the per-coefficient fields subset, F recomputed."""
+def _subset_coefficients(
+    fit: LinearModelFit, idx: list[int], with_f: bool = True
+) -> LinearModelFit:
+    """``fit[, j]`` as limma's ``[.MArrayLM``: the per-coefficient fields subset, F recomputed
+    (unless ``with_f`` is false: the separate and global methods never read it)."""
     sub = fit.subset_coefficients(idx)
-    if fit.F is not None and fit.t is not None and idx:
+    if with_f and fit.F is not None and fit.t is not None and idx:
         sub.F, sub.F_p_value = moderated_f(sub, use_chisq_for_large_df=True)
     return sub
 
@@ -200,7 +203,7 @@ def decide_tests(
         if isinstance(coefs, str | int | np.integer):
             coefs = [coefs]
         idx = [int(c) if isinstance(c, int | np.integer) else fit.coef_index(c)[0] for c in coefs]
-        fit = _subset_coefficients(fit, idx)
+        fit = _subset_coefficients(fit, idx, with_f=method not in ("separate", "global"))
     coef = np.asarray(fit.coefficients, dtype=np.float64)
     if method in ("separate", "global"):
         p = np.array(fit.p_value, dtype=np.float64)
