@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stacklm.io.blocks import rows_per_block
 from stacklm.io.formats import MatrixBlock, MatrixInputError, _text_compression, matrix_format
 from stacklm.io.parquet import _parquet_batches, _parquet_file, _parquet_layout
 from stacklm.io.text import (
@@ -38,13 +39,18 @@ def read_matrix_header(path, fmt: str | None = None) -> tuple[str, list[str]]:
     return _check_header(path, fmt, _read_text_header(path, fmt, compression))
 
 
+#: values per block when read_matrix_blocks chooses the rows (64 MB of float64)
+READ_BLOCK_VALUES = 1 << 23
+
+
 def read_matrix_blocks(
-    path, fmt: str | None = None, block_rows: int = 100_000
+    path, fmt: str | None = None, block_rows: int | None = None
 ) -> Iterator[MatrixBlock]:
     """Stream a matrix file as :class:`MatrixBlock` s of ``block_rows`` features (the last may be
-    shorter), checking every block: numbers or missing only, no +/-Inf, non-empty unique feature ids
-    (also across blocks), at least one data row.  Memory use is about one block plus arrow's buffer."""
-    if block_rows < 1:
+    shorter; default: :data:`READ_BLOCK_VALUES` values, at least 1,000 rows), checking every block:
+    numbers or missing only, no +/-Inf, non-empty unique feature ids (also across blocks), at least
+    one data row.  Memory use is about one block plus arrow's buffer."""
+    if block_rows is not None and block_rows < 1:
         raise ValueError("block_rows must be >= 1")
     path = Path(path)
     fmt = matrix_format(path, fmt)
@@ -68,6 +74,8 @@ def read_matrix_blocks(
 
     n_samples = len(header) - 1
     seen: set[str] = set()
+    if block_rows is None:
+        block_rows = rows_per_block(n_samples, READ_BLOCK_VALUES, minimum=1000)
     block_ids = block_values = None
     filled = 0
     block_first = 0
