@@ -226,7 +226,11 @@ def main(argv=None) -> int:
             row["r"] = time_r(raw, samples, g, n, data)
             print(f"# {text}: R compute {row['r']['compute_s']:.2f} s", flush=True)
         else:
-            row["r_note"] = f"not run (would need ~{r_gb:.0f} GB > --r-max-gb)"
+            row["r_note"] = (
+                "not run (--no-r)"
+                if args.no_r
+                else f"not run (would need ~{r_gb:.0f} GB > --r-max-gb)"
+            )
         row["results"] = time_workflow(
             matrix, samples, work / f"run_{text}", args.cores,
             ["results/A/results.parquet", "results/A/summary.json"],
