@@ -44,6 +44,9 @@ EXACT_TEST_BIAS = 2.0**-83
 _DBL_MAX = np.finfo(np.float64).max
 _DBL_MIN = np.finfo(np.float64).tiny  # smallest normal double
 
+#: values per row block of :func:`genotype_counts` (its temporaries stay in the cache)
+COUNT_BLOCK_VALUES = 1 << 18
+
 #: chromosomes plink2's autosomal HWE test skips (chrX has its own test, Y and MT are haploid)
 NON_AUTOSOMAL = {"X", "Y", "MT", "M", "XY", "23", "24", "25", "26", "chrX", "chrY", "chrM", "chrMT"}
 _HWE_SKIPPED = {"X", "Y", "MT", "M", "23", "24", "26", "chrX", "chrY", "chrM", "chrMT"}
@@ -62,12 +65,16 @@ def genotype_counts(genotypes: np.ndarray) -> np.ndarray:
     if g.ndim == 1:
         g = g[None, :]
     out = np.empty((g.shape[0], 4), dtype=np.int64)
-    if g.dtype.kind == "f":
-        out[:, 3] = np.count_nonzero(np.isnan(g), axis=1)
-    else:
-        out[:, 3] = np.count_nonzero(g == MISSING_INT8, axis=1)
-    for k in range(3):
-        out[:, k] = np.count_nonzero(g == k, axis=1)
+    # row blocks of ~2^18 values: the comparisons' boolean temporaries stay in the cache
+    step = max(1, COUNT_BLOCK_VALUES // max(g.shape[1], 1))
+    for a in range(0, g.shape[0], step):  # loop over row blocks
+        b = g[a : a + step]
+        if g.dtype.kind == "f":
+            out[a : a + step, 3] = np.count_nonzero(np.isnan(b), axis=1)
+        else:
+            out[a : a + step, 3] = np.count_nonzero(b == MISSING_INT8, axis=1)
+        for k in range(3):
+            out[a : a + step, k] = np.count_nonzero(b == k, axis=1)
     if (out.sum(axis=1) != g.shape[1]).any():
         raise ValueError("genotypes must be 0, 1, 2 (copies of the counted allele) or missing")
     return out

@@ -16,8 +16,11 @@ Snakemake; the scripts in ``scripts/`` pass Snakemake's paths and params to thes
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -31,8 +34,12 @@ from stacklm.io.store import BinaryMatrixWriter, open_binary_matrix
 
 _log = logging.getLogger("stacklm")
 
-#: genotypes (SNPs x samples, int8) the normalize step holds per chunk: 16 MB
-QC_CHUNK_VALUES = 1 << 24
+#: genotypes (SNPs x samples, int8) of one chunk of the normalize step: 32 MB (it holds
+#: READ_AHEAD + 2 chunks: those read ahead, the one in QC and the one being written)
+QC_CHUNK_VALUES = 1 << 25
+
+#: chunks the normalize step reads ahead (bed-reader in a worker thread)
+READ_AHEAD = 2
 
 #: per-SNP columns of the results, before the analysis test's five final columns
 SNP_COLUMNS = ["chromosome", "position", "allele1", "allele2", "counted_allele", "maf", "call_rate"]
@@ -99,8 +106,8 @@ def normalize_genotypes(
     ``min_hwe_p``, ``min_maf``; None switches one off).  QC is computed on every sample of the .fam
     (as plink2 without ``--keep``; allele frequencies and the HWE test on founders, i.e. samples
     whose .fam parents are both 0, as plink2), in plink2's order, then SNPs left with a single
-    genotype class are dropped (``monomorphic``).  Memory: one chunk of ``chunk_values`` int8
-    genotypes and its QC table.
+    genotype class are dropped (``monomorphic``).  Memory: READ_AHEAD + 2 chunks of
+    ``chunk_values`` int8 genotypes (read ahead, in QC, being written) and the QC tables.
 
     Writes the store (samples = the .fam's IIDs in .fam order; feature ids = the .bim's SNP ids)
     and ``snps_path`` (:data:`SNP_TABLE_COLUMNS`, one row per kept SNP, store order).  Returns the
@@ -118,37 +125,55 @@ def normalize_genotypes(
     removed: dict[str, int] = {}
     n_seen = n_kept = 0
     snp_tables = []
-    with BinaryMatrixWriter(store_path, list(fam["iid"]), dtype="int8") as writer:
+
+    def read(s0: int):
+        return read_genotypes(
+            files["bed"],
+            slice(s0, min(s0 + chunk_snps, n_snps)),
+            counted_allele,
+            dtype=np.int8,
+            n_samples=n_samples,
+            num_threads=1,
+        )
+
+    def append(ids, values):
+        try:
+            writer.append(ids, values)
+        except ValueError as err:
+            if "already written" not in str(err) and "duplicated feature" not in str(err):
+                raise
+            raise ValueError(
+                f"{files['bim']}: SNP ids must be unique ({err}); give every SNP its own id "
+                "(e.g. plink2 --set-all-var-ids @:#:$r:$a --make-bed)"
+            ) from None
+
+    # three stages overlap: bed-reader decodes the next chunks and the store writer writes the
+    # previous one (both release the GIL) while this thread computes a chunk's QC
+    starts = iter(range(0, n_snps, chunk_snps))
+    with (
+        BinaryMatrixWriter(store_path, list(fam["iid"]), dtype="int8") as writer,
+        ThreadPoolExecutor(max_workers=max(2, int(threads))) as pool,
+    ):
+        reads = deque(pool.submit(read, s0) for s0 in itertools.islice(starts, READ_AHEAD))
+        written = None
         for bim in iter_bim(files["bim"], chunk_snps):
-            s0, s1 = int(bim.index[0]), int(bim.index[-1]) + 1
+            s1 = int(bim.index[-1]) + 1
             if s1 > n_snps:
                 raise ValueError(
                     f"{files['bim']} has more lines than {files['bed']} has SNPs ({n_snps}); "
                     ".bed, .bim and .fam must come from one fileset"
                 )
-            g = read_genotypes(
-                files["bed"],
-                slice(s0, s1),
-                counted_allele,
-                dtype=np.int8,
-                n_samples=n_samples,
-                num_threads=threads,
-            )
+            g = reads.popleft().result()[: len(bim)]  # a short .bim: its end (error below)
+            reads.extend(pool.submit(read, s) for s in itertools.islice(starts, 1))
             stats = snp_qc(g, founders=founder_mask)
             qc = qc_filter(stats, chromosome=bim["chromosome"].to_numpy(), **thresholds)
             for name, count in qc.removed.items():
                 removed[name] = removed.get(name, 0) + count
             keep = qc.keep
             ids = bim["snp_id"].to_numpy()[keep]
-            try:
-                writer.append(ids, g[keep])
-            except ValueError as err:
-                if "already written" not in str(err) and "duplicated feature" not in str(err):
-                    raise
-                raise ValueError(
-                    f"{files['bim']}: SNP ids must be unique ({err}); give every SNP its own id "
-                    "(e.g. plink2 --set-all-var-ids @:#:$r:$a --make-bed)"
-                ) from None
+            if written is not None:
+                written.result()  # in order, and its error (duplicated ids) here
+            written = pool.submit(append, ids, g if keep.all() else g[keep])
             kept = bim.loc[keep]
             s = stats.loc[keep]
             counted = kept["allele1"] if counted_allele == 1 else kept["allele2"]
@@ -172,6 +197,8 @@ def normalize_genotypes(
             n_seen = s1
             n_kept += int(keep.sum())
             log.info("QC of %d of %d SNPs: %d kept", n_seen, n_snps, n_kept)
+        if written is not None:
+            written.result()
         if n_seen != n_snps:
             raise ValueError(
                 f"{files['bim']} has {n_seen} lines but {files['bed']} has {n_snps} SNPs; "
