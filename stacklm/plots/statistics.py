@@ -91,6 +91,31 @@ def plot_qq(p, lambda_gc: float | None, test_label: str, png, data_path) -> None
     save_plot(fig, png, qq, data_path)
 
 
+#: rows per coefficient in the volcano and MD data tables: above it they hold every significant
+#: feature (the smallest p-values first, if there are more) and a seeded random sample of the rest;
+#: the plots draw every feature, and results.parquet holds them all
+DATA_ROWS_PER_COEFFICIENT = 100_000
+
+#: seed of that sample (the same features for every coefficient and both plots)
+DATA_SAMPLE_SEED = 20241201
+
+
+def data_rows(p: np.ndarray, significant: np.ndarray, cap: int = DATA_ROWS_PER_COEFFICIENT):
+    """Row indices (in input order) of a per-feature data table of at most ``cap`` rows: all rows
+    when there are at most ``cap``; else every significant row (the ``cap`` smallest p-values when
+    more are significant) and a seeded uniform sample of the other rows to fill ``cap``."""
+    g = p.size
+    if g <= cap:
+        return np.arange(g)
+    sig = np.flatnonzero(significant)
+    if sig.size >= cap:
+        order = np.argsort(np.nan_to_num(p[sig], nan=np.inf), kind="stable")
+        return np.sort(sig[order[:cap]])
+    rest = np.flatnonzero(~significant)
+    pick = np.random.default_rng(DATA_SAMPLE_SEED).choice(rest.size, cap - sig.size, replace=False)
+    return np.sort(np.concatenate([sig, rest[pick]]))
+
+
 def plot_volcano(table: pd.DataFrame, names: Sequence[str], alpha: float, png, data_path) -> None:
     labels = _labels()
     fig, axes = _figure(len(names), ncols=3, width=4.4, height=3.8)
@@ -115,9 +140,11 @@ def plot_volcano(table: pd.DataFrame, names: Sequence[str], alpha: float, png, d
         ax.set_ylabel("−log10 p (moderated t)")
         ax.set_title(name, fontsize=9)
         _legend(ax, loc="upper left")
+        rows = data_rows(p, sig)
         data.append(pd.DataFrame({
-            "feature_id": table["feature_id"].to_numpy(), "coefficient": name,
-            "estimate": est, "neg_log10_p": y, "fdr": fdr, "significant": sig,
+            "feature_id": table["feature_id"].to_numpy()[rows], "coefficient": name,
+            "estimate": est[rows], "neg_log10_p": y[rows], "fdr": fdr[rows],
+            "significant": sig[rows],
         }))  # fmt: skip
     fig.suptitle("volcano plots: estimate vs moderated t p-value", fontsize=10)
     save_plot(fig, png, pd.concat(data, ignore_index=True), data_path)
@@ -142,9 +169,11 @@ def plot_md(table: pd.DataFrame, names: Sequence[str], alpha: float, png, data_p
         ax.set_ylabel(labels.estimate(name), fontsize=9)
         ax.set_title(name, fontsize=9)
         _legend(ax, loc="upper right")
+        rows = data_rows(table[f"p_{name}"].to_numpy(dtype=float), sig)
         data.append(pd.DataFrame({
-            "feature_id": table["feature_id"].to_numpy(), "coefficient": name,
-            "average": avg, "estimate": est, "fdr": fdr, "significant": sig,
+            "feature_id": table["feature_id"].to_numpy()[rows], "coefficient": name,
+            "average": avg[rows], "estimate": est[rows], "fdr": fdr[rows],
+            "significant": sig[rows],
         }))  # fmt: skip
     fig.suptitle("MD plots: estimate vs average", fontsize=10)
     save_plot(fig, png, pd.concat(data, ignore_index=True), data_path)

@@ -16,7 +16,13 @@ from stacklm.diagnostics.associations import (
 )
 from stacklm.diagnostics.features import category_summary
 from stacklm.diagnostics.summary import summary_markdown
-from stacklm.plots.statistics import plot_md, plot_sa, plot_volcano
+from stacklm.plots.statistics import (
+    DATA_ROWS_PER_COEFFICIENT,
+    data_rows,
+    plot_md,
+    plot_sa,
+    plot_volcano,
+)
 from stacklm.plots.style import (
     HIGHLIGHT_MAX_POINTS,
     Labels,
@@ -136,5 +142,25 @@ def test_many_features_are_hexagons_and_small_pngs(tmp_path):
             assert round(img.info["dpi"][0]) == 150
             pixels = np.asarray(img.convert("RGB"), dtype=float)
         assert (pixels < 235).any(axis=2).mean() > 0.02, f"{png.name} looks blank"
+    # 300,000 features: the data tables hold every significant feature and a seeded sample of the
+    # others, 100,000 rows per coefficient (the PNG draws all of them)
     md = pd.read_csv(tmp_path / "md.tsv.gz", sep="\t")
-    assert len(md) == g and md["significant"].sum() == (table["fdr_x"] <= 0.05).sum()
+    volcano = pd.read_csv(tmp_path / "v.tsv.gz", sep="\t")
+    n_sig = int((table["fdr_x"] <= 0.05).sum())
+    assert len(md) == len(volcano) == DATA_ROWS_PER_COEFFICIENT < g
+    assert md["significant"].sum() == volcano["significant"].sum() == n_sig
+    assert md["feature_id"].tolist() == volcano["feature_id"].tolist()  # the same rows, input order
+    position = table.reset_index().set_index("feature_id").loc[md["feature_id"], "index"]
+    assert np.all(np.diff(position.to_numpy()) > 0)
+    assert np.array_equal(md["estimate"], table["estimate_x"].to_numpy()[position.to_numpy()])
+
+
+def test_data_rows_keep_the_most_significant_when_they_exceed_the_cap():
+    p = np.linspace(1e-9, 1.0, 50)[::-1].copy()
+    sig = p < 0.5
+    rows = data_rows(p, sig, cap=10)  # 25 significant > 10: the 10 smallest p, in input order
+    assert rows.tolist() == list(range(40, 50))
+    assert data_rows(p, sig, cap=50).tolist() == list(range(50))
+    few = data_rows(p, p < 0.05, cap=10)  # 3 significant + a seeded sample of 7 others
+    assert len(few) == 10 and set(np.flatnonzero(p < 0.05)) <= set(few)
+    assert few.tolist() == data_rows(p, p < 0.05, cap=10).tolist()
