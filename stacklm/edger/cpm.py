@@ -80,8 +80,22 @@ def cpm(counts, lib_size=None, log: bool = False, prior_count=2) -> np.ndarray:
     return out
 
 
+#: values per row block of :func:`log_cpm_voom` (computed in place, in cache)
+_BLOCK_VALUES = 1 << 16
+
+
 def log_cpm_voom(counts, lib_size=None) -> np.ndarray:
-    """voom's log-CPM: ``log2((count + 0.5) / (lib.size + 1) * 1e6)`` (limma's ``voom``)."""
+    """voom's log-CPM: ``log2((count + 0.5) / (lib.size + 1) * 1e6)`` (limma's ``voom``), the
+    same operations in that order, computed in place by row blocks."""
     y = count_matrix(counts, vector_as_row=True)
     lib = _lib_sizes(y, lib_size)
-    return np.log2((y + 0.5) / (lib + 1) * 1e6)
+    denom = lib + 1
+    out = np.empty(y.shape)
+    step = max(1, _BLOCK_VALUES // max(y.shape[1], 1))
+    for start in range(0, y.shape[0], step):
+        block = out[start : start + step]
+        np.add(y[start : start + step], 0.5, out=block)
+        block /= denom
+        block *= 1e6
+        np.log2(block, out=block)
+    return out

@@ -32,6 +32,12 @@ the one-shot :func:`voom` (which runs the same three functions on one chunk), bi
 long as BLAS rounds a row's products the same whatever the number of rows (OpenBLAS's matrix
 products do; a one-row chunk goes through its matrix-vector product and may differ in the last
 bit, which moves the weights by ~1e-16 relative).
+
+Speed: the features x samples passes (log-CPM, fitted log counts, the approxfun, the weights) run
+in place by row blocks that stay in cache, with the same operations in the same order as the
+expressions above; the approxfun looks up the knot interval from a bucket grid and gathers the
+per-interval differences R's ``approx1`` forms (computed once); the one-shot :func:`voom` writes
+the weights over the fitted log counts.  Only ``E`` and the weights are features x samples arrays.
 """
 
 from __future__ import annotations
@@ -49,12 +55,12 @@ from stacklm.limma.glsseries import gls_series
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.loessfit import choose_lowess_span
 from stacklm.limma.weightedfit import lm_wfit
-from stacklm.rstats.approx import approx1, mean_ties
+from stacklm.rstats.approx import mean_ties
 from stacklm.rstats.lowess import lowess
 from stacklm.rstats.sums import r_mean, row_means
 
 #: rows per block when weights are computed (about this many values per block)
-VOOM_BLOCK_VALUES = 1 << 20
+VOOM_BLOCK_VALUES = 1 << 16
 
 
 @dataclass
@@ -74,44 +80,85 @@ class VoomTrend:
     span: float
     constant_one: bool = False
 
-    def __call__(self, v) -> np.ndarray:
-        """``approxfun(l, rule = 2, ties = list("ordered", mean))(v)`` (R's C ``approx1``)."""
+    def __call__(self, v, out: np.ndarray | None = None) -> np.ndarray:
+        """``approxfun(l, rule = 2, ties = list("ordered", mean))(v)`` (R's C ``approx1``);
+        ``out``: a C-contiguous float64 array of ``v``'s shape to write to (may be ``v``)."""
         v = np.asarray(v, dtype=np.float64)
+        if out is None:
+            out = np.empty(v.shape)
         if self.constant_one:
-            return np.where(np.isnan(v), v, 1.0)
+            np.copyto(out, np.where(np.isnan(v), v, 1.0))
+            return out
         x, y = self.knots_x, self.knots_y
         if x.size == 1:
-            return np.where(np.isnan(v), v, y[0])
-        return approx1(x, y, v, self._interval(v), rule=2)
+            np.copyto(out, np.where(np.isnan(v), v, y[0]))
+            return out
+        flat = np.ascontiguousarray(v).reshape(-1)
+        flat_out = out.reshape(-1)
+        same = np.shares_memory(flat, flat_out)
+        step = VOOM_BLOCK_VALUES
+        for start in range(0, flat.size, step):
+            block = flat[start : start + step]
+            self._evaluate(block.copy() if same else block, flat_out[start : start + step])
+        return out
 
-    def _interval(self, v: np.ndarray) -> np.ndarray:
-        """The knot interval approx1's bisection finds: the largest i <= K - 2 with x[i] <= v
-        (values outside the knots and NaN give some valid i; the caller replaces those).
+    def _tables(self):
+        """Per knot interval i: ``x[i]``, the next knot (``inf`` after the last interval: the
+        interval search never moves past it), ``x[i+1] - x[i]``, ``y[i]``, ``y[i+1] - y[i]``
+        (the differences approx1 forms, computed once); and the bucket grid's start intervals."""
+        if getattr(self, "_table", None) is None:
+            x, y = self.knots_x, self.knots_y
+            K = x.size
+            nxt = x[1:].copy()
+            nxt[-1] = np.inf
+            self._table = (x[:-1], nxt, x[1:] - x[:-1], y[:-1], y[1:] - y[:-1])
+            buckets = 8 * K
+            grid = x[0] + (x[-1] - x[0]) * (np.arange(buckets + 1) / buckets)
+            self._bucket_start = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, K - 2)
+        return self._table, self._bucket_start
 
-        A uniform bucket grid over the knots gives a start index, corrected by single steps for
-        the few values whose interval lies beyond it (binary searches over tens of thousands of
-        knots cost ~80 ns a value in cache misses; this costs a few)."""
+    def _evaluate(self, v: np.ndarray, out: np.ndarray) -> None:
+        """approx1 at the 1-D ``v`` into ``out``: ``y[i] + (y[i+1] - y[i]) * ((v - x[i]) /
+        (x[i+1] - x[i]))`` on the interval i that approx1's bisection finds (the largest
+        i <= K - 2 with ``x[i] <= v``), ``y[i]`` at a knot, the end values outside (rule 2: the
+        last knot itself is the interval's right end, ``y[K-1]``), NaN for NaN.
+
+        The interval: a uniform bucket grid over the knots gives a start, corrected by single
+        steps for the few values whose interval lies elsewhere (binary searches over tens of
+        thousands of knots cost ~80 ns a value in cache misses; this costs a few)."""
         x = self.knots_x
         K = x.size
         lo_x, hi_x = x[0], x[-1]
-        buckets = 8 * K
-        if getattr(self, "_bucket_start", None) is None:
-            grid = lo_x + (hi_x - lo_x) * (np.arange(buckets) / buckets)
-            self._bucket_start = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, K - 2)
-        vv = np.where((v >= lo_x) & (v <= hi_x), v, lo_x)  # NaN and outside: anything valid
-        b = np.clip(((vv - lo_x) * (buckets / (hi_x - lo_x))).astype(np.intp), 0, buckets - 1)
-        i = self._bucket_start[b]
-        flat_i = i.reshape(-1)
-        flat_v = vv.reshape(-1)
-        sub = np.flatnonzero((x[flat_i] > flat_v) & (flat_i > 0))
-        while sub.size:  # the bucket start is past v (rounding of the bucket number)
-            flat_i[sub] -= 1
-            sub = sub[(x[flat_i[sub]] > flat_v[sub]) & (flat_i[sub] > 0)]
-        sub = np.flatnonzero((x[flat_i + 1] <= flat_v) & (flat_i < K - 2))
-        while sub.size:  # knots between the bucket start and v
-            flat_i[sub] += 1
-            sub = sub[(x[flat_i[sub] + 1] <= flat_v[sub]) & (flat_i[sub] < K - 2)]
-        return flat_i.reshape(v.shape)
+        table, bucket_start = self._tables()
+        inside = (v >= lo_x) & (v <= hi_x)
+        vv = np.where(inside, v, lo_x)  # NaN and outside: anything valid, replaced below
+        b = vv - lo_x
+        b *= (K * 8) / (hi_x - lo_x)
+        i = np.take(bucket_start, b.astype(np.intp))
+        xi = np.take(table[0], i)
+        sub = np.flatnonzero((vv < xi) | (vv >= np.take(table[1], i)))
+        if sub.size:
+            si = i[sub]
+            sv = vv[sub]
+            down = np.flatnonzero((x[si] > sv) & (si > 0))
+            while down.size:  # the bucket start is past v (rounding of the bucket number)
+                si[down] -= 1
+                down = down[(x[si[down]] > sv[down]) & (si[down] > 0)]
+            up = np.flatnonzero((x[si + 1] <= sv) & (si < K - 2))
+            while up.size:  # knots between the bucket start and v
+                si[up] += 1
+                up = up[(x[si[up] + 1] <= sv[up]) & (si[up] < K - 2)]
+            i[sub] = si
+            xi[sub] = x[si]
+        yi = np.take(table[3], i)
+        np.subtract(vv, xi, out=out)
+        out /= np.take(table[2], i)
+        out *= np.take(table[4], i)
+        out += yi
+        np.copyto(out, yi, where=vv == xi)
+        np.copyto(out, self.knots_y[-1], where=v >= hi_x)
+        np.copyto(out, self.knots_y[0], where=v < lo_x)
+        np.copyto(out, v, where=np.isnan(v))
 
     def parameters(self) -> dict:
         """The trend as plain lists (JSON-able; floats round-trip exactly through ``repr``)."""
@@ -227,9 +274,15 @@ def voom_trend_points(
     (without one, gls.series estimates a consensus from the rows it is given: in a chunk, the
     chunk's)."""
     y = _counts_matrix(counts)
-    n = y.shape[1]
-    X = _design_matrix(design, n)
-    lib = effective_lib_size(y, lib_size, norm_factors)
+    X = _design_matrix(design, y.shape[1])
+    return _trend_points(
+        y, X, effective_lib_size(y, lib_size, norm_factors), weights, block, correlation
+    )
+
+
+def _trend_points(y, X, lib, weights, block, correlation) -> VoomPoints:
+    """:func:`voom_trend_points` on a checked count matrix ``y``, design ``X`` and effective
+    library sizes ``lib``."""
     E = log_cpm_voom(y, lib)
     fit = _fit(E, X, weights, block, correlation)
     amean = row_means(E, na_rm=True)  # lmFit's Amean (rowMeans), in a row-local order
@@ -237,16 +290,28 @@ def voom_trend_points(
     sx = amean + r_mean(np.log2(lib + 1)) - math.log2(1e6)
     sy = np.sqrt(fit.sigma)
     kept = y.sum(axis=1) != 0
-    fitted = fit.coefficients @ X.T
-    fitted_logcount = np.log2(1e-6 * (np.exp2(fitted) * (lib + 1)))
     return VoomPoints(
         E=E,
         sx=sx[kept],
         sy=sy[kept],
         kept=kept,
-        fitted_logcount=fitted_logcount,
+        fitted_logcount=_fitted_logcount(fit.coefficients @ X.T, lib),
         n_with_reps=n_with_reps,
     )
+
+
+def _fitted_logcount(fitted: np.ndarray, lib: np.ndarray) -> np.ndarray:
+    """``log2(1e-6 * 2^fitted * (lib.size + 1))`` (voom's ``fitted.logcount``), in place by row
+    blocks (the same operations; the products commute exactly)."""
+    lib1 = lib + 1
+    rows = rows_per_block(fitted.shape[1], VOOM_BLOCK_VALUES)
+    for start in range(0, fitted.shape[0], rows):
+        block = fitted[start : start + rows]
+        np.exp2(block, out=block)
+        block *= lib1
+        block *= 1e-6
+        np.log2(block, out=block)
+    return fitted
 
 
 def voom_trend(sx, sy, span: float = 0.5, n_with_reps: int | None = None) -> VoomTrend:
@@ -277,15 +342,19 @@ def voom_trend(sx, sy, span: float = 0.5, n_with_reps: int | None = None) -> Voo
     return VoomTrend(line_x=x, line_y=line_y, knots_x=kx, knots_y=ky, span=float(span))
 
 
-def voom_weights(fitted_logcount, trend: VoomTrend) -> np.ndarray:
-    """``1 / f(fitted.logcount)^4``: voom's observation weights from the global trend."""
+def voom_weights(fitted_logcount, trend: VoomTrend, overwrite: bool = False) -> np.ndarray:
+    """``1 / f(fitted.logcount)^4``: voom's observation weights from the global trend.
+
+    ``overwrite``: compute the weights in the memory of ``fitted_logcount`` (a float64 array the
+    caller no longer needs), saving a features x samples array."""
     flc = np.asarray(fitted_logcount, dtype=np.float64)
-    out = np.empty_like(flc)
-    rows = rows_per_block(flc.shape[-1], VOOM_BLOCK_VALUES) if flc.ndim == 2 else flc.shape[0]
-    for start in range(0, flc.shape[0], rows):
-        f = trend(flc[start : start + rows])
-        out[start : start + rows] = 1.0 / f**4
-    return out
+    if overwrite and flc.flags.c_contiguous and flc.flags.writeable:
+        f = trend(flc, out=flc)
+    else:
+        f = trend(flc)
+    np.power(f, 4, out=f)
+    np.divide(1.0, f, out=f)
+    return f
 
 
 def voom(
@@ -317,9 +386,9 @@ def voom(
     lib = effective_lib_size(y, lib_size, norm_factors)
     if adaptive_span:
         span = choose_lowess_span(y.shape[0], small_n=50, min_span=0.3, power=1 / 3)
-    points = voom_trend_points(y, X, lib, None, weights, block, correlation)
+    points = _trend_points(y, X, lib, weights, block, correlation)
     trend = voom_trend(points.sx, points.sy, span, n_with_reps=points.n_with_reps)
-    w = voom_weights(points.fitted_logcount, trend)
+    w = voom_weights(points.fitted_logcount, trend, overwrite=True)
     return VoomResult(
         E=points.E,
         weights=w,

@@ -270,11 +270,12 @@ def lm_wfit(
         raise ValueError(
             "matrix contains infinite values; only finite values or NaN (missing) are allowed"
         )
-    finite_y = ~np.isnan(Y)
     amean = row_means(Y, na_rm=True)  # rowMeans(Y, na.rm = TRUE), before weights remove any value
-    w_ok = np.isfinite(W) & (W > 0)
 
-    if sample_weights and w_ok.all() and finite_y.all():
+    def usable(w):  # a weight that keeps its observation: finite and positive
+        return np.isfinite(w) & (w > 0)
+
+    if sample_weights and usable(W).all() and not np.isnan(Y).any():
         # limma's NoProbeWts branch: one lm.wfit for all rows; cov.coefficients is weighted
         sw = np.sqrt(W[0])
         fit = lm_fit(Y * sw, X * sw[:, None], coef_names=coef_names, feature_ids=feature_ids)
@@ -287,9 +288,12 @@ def lm_wfit(
         stop = min(start + block, G)
         Yb = Y[start:stop]
         Wb = np.broadcast_to(W, (G, n))[start:stop] if sample_weights else W[start:stop]
-        obs = ~np.isnan(Yb) & (w_ok[0] if sample_weights else w_ok[start:stop])
-        Wz = np.where(obs, Wb, 0.0)
-        Yz = np.where(obs, Yb, 0.0)
+        obs = ~np.isnan(Yb) & usable(Wb)  # the block's usable observations (no full-size mask)
+        if obs.all():
+            Wz, Yz = Wb, Yb  # read only below
+        else:
+            Wz = np.where(obs, Wb, 0.0)
+            Yz = np.where(obs, Yb, 0.0)
         c, s, sg, d, ok = _wfit_gram(Yz, Wz, qr)
         out.store(start + np.flatnonzero(ok), c[ok], s[ok], sg[ok], d[ok])
         bad = np.flatnonzero(~ok)

@@ -48,29 +48,39 @@ def r_mean(x, trim: float = 0.0, na_rm: bool = False) -> float:
     return float(s)
 
 
+#: values per row block of :func:`row_means` (a block's long double running sums stay in cache)
+_ROW_BLOCK_VALUES = 1 << 16
+
+
 def row_means(x, na_rm: bool = False) -> np.ndarray:
     """R's ``rowMeans(x, na.rm)``: long double sums accumulated column by column, divided (in long
     double) by the number of columns or, with ``na_rm``, of non-missing values (NaN for none).
 
     The column-by-column order also makes each row's value independent of the other rows (numpy's
     ``sum(axis=1)`` picks its summation order from the array's shape), which chunked results need.
-    A 1-D ``x`` is one row."""
+    Computed by row blocks as a long double running sum along each row (``cumsum``: sequential,
+    as R's loop; missing values add 0).  A 1-D ``x`` is one row."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
-    acc = np.zeros(x.shape[0], dtype=_LD)
-    if not na_rm:
-        for j in range(x.shape[1]):  # a loop over samples, vectorised over rows
-            acc += x[:, j]
-        return (acc / x.shape[1]).astype(np.float64)
-    count = np.zeros(x.shape[0], dtype=np.int64)
-    for j in range(x.shape[1]):
-        col = x[:, j]
-        ok = ~np.isnan(col)
-        acc += np.where(ok, col, 0.0)
-        count += ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (acc / count).astype(np.float64)
+    g, n = x.shape
+    out = np.empty(g)
+    if n == 0:
+        out[:] = np.nan
+        return out
+    step = max(1, _ROW_BLOCK_VALUES // n)
+    for start in range(0, g, step):
+        block = x[start : start + step]
+        count = n
+        if na_rm:
+            ok = ~np.isnan(block)
+            if not ok.all():
+                block = np.where(ok, block, 0.0)
+                count = ok.sum(axis=1)
+        acc = np.cumsum(block, axis=1, dtype=_LD)[:, -1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start : start + step] = (acc / count).astype(np.float64)
+    return out
 
 
 def col_sums(x) -> np.ndarray:
