@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stacklm.io.blocks import rows_per_block
 from stacklm.io.formats import INT8_MISSING
 
 #: at most this many features (rows) enter the cross-products: every k-th by global index
@@ -36,8 +37,9 @@ SKETCH_SEED = 20240607
 #: the three matrices whose sample structure is examined, in the order they are shown
 MATRICES = ("input", "fitted", "residuals")
 
-#: rows processed at once when accumulating cross-products (bounds the temporary copies)
-ROW_BLOCK = 16384
+#: values (rows x samples) processed at once when accumulating cross-products: 16 MB a float64
+#: copy (bounds the temporary copies whatever the number of samples)
+BLOCK_VALUES = 1 << 21
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,7 +165,8 @@ def chunk_cross_products(
 
     fitted = coefficients @ design' (over the estimable coefficients), residuals = Y - fitted; each
     matrix is centred by its row mean over the observed entries and missing entries count as 0.
-    Rows are processed in blocks of :data:`ROW_BLOCK` so at most three block-sized copies exist.
+    Rows are processed in blocks of about :data:`BLOCK_VALUES` values (at least 64 rows) so at most
+    three block-sized copies exist.
     """
     Y = np.asarray(Y)
     if Y.dtype != np.int8:
@@ -197,8 +200,9 @@ def chunk_cross_products(
             np.copyto(A, 0.0, where=missing)
         return A
 
-    for start in range(0, g, ROW_BLOCK):
-        stop = min(start + ROW_BLOCK, g)
+    step = rows_per_block(n, BLOCK_VALUES, minimum=64)
+    for start in range(0, g, step):
+        stop = min(start + step, g)
         block = Y[start:stop]
         missing = block == INT8_MISSING if block.dtype == np.int8 else np.isnan(block)
         count = np.full(stop - start, float(n))
