@@ -190,10 +190,10 @@ class VoomPoints:
     counts (features x samples) and how many features have residual df > 0."""
 
     E: np.ndarray
-    sx: np.ndarray
-    sy: np.ndarray
+    sx: np.ndarray | None
+    sy: np.ndarray | None
     kept: np.ndarray
-    fitted_logcount: np.ndarray
+    fitted_logcount: np.ndarray | None
     n_with_reps: int
 
 
@@ -263,9 +263,13 @@ def voom_trend_points(
     weights=None,
     block=None,
     correlation=None,
+    trend_points: bool = True,
+    fitted: bool = True,
 ) -> VoomPoints:
     """voom for one chunk of features, up to the trend: log-CPM, the fit, the trend points and the
-    fitted log counts.
+    fitted log counts.  A chunk pass that needs only one of them leaves the other out:
+    ``trend_points=False`` (the weights pass: ``sx`` and ``sy`` are None), ``fitted=False`` (the
+    trend pass: ``fitted_logcount`` is None); the rest is the same either way.
 
     ``lib_size`` (and ``norm_factors``) must be the global, all-feature ones (the library sizes of
     the whole analysis), not the chunk's column sums.  ``weights`` are prior weights passed to the
@@ -275,27 +279,30 @@ def voom_trend_points(
     chunk's)."""
     y = _counts_matrix(counts)
     X = _design_matrix(design, y.shape[1])
-    return _trend_points(
-        y, X, effective_lib_size(y, lib_size, norm_factors), weights, block, correlation
-    )
+    lib = effective_lib_size(y, lib_size, norm_factors)
+    return _trend_points(y, X, lib, weights, block, correlation, trend_points, fitted)
 
 
-def _trend_points(y, X, lib, weights, block, correlation) -> VoomPoints:
+def _trend_points(
+    y, X, lib, weights, block, correlation, trend_points: bool = True, fitted: bool = True
+) -> VoomPoints:
     """:func:`voom_trend_points` on a checked count matrix ``y``, design ``X`` and effective
     library sizes ``lib``."""
     E = log_cpm_voom(y, lib)
     fit = _fit(E, X, weights, block, correlation)
-    amean = row_means(E, na_rm=True)  # lmFit's Amean (rowMeans), in a row-local order
     n_with_reps = int(np.sum(fit.df_residual > 0))
-    sx = amean + r_mean(np.log2(lib + 1)) - math.log2(1e6)
-    sy = np.sqrt(fit.sigma)
     kept = y.sum(axis=1) != 0
+    sx = sy = None
+    if trend_points:
+        amean = row_means(E, na_rm=True)  # lmFit's Amean (rowMeans), in a row-local order
+        sx = (amean + r_mean(np.log2(lib + 1)) - math.log2(1e6))[kept]
+        sy = np.sqrt(fit.sigma)[kept]
     return VoomPoints(
         E=E,
-        sx=sx[kept],
-        sy=sy[kept],
+        sx=sx,
+        sy=sy,
         kept=kept,
-        fitted_logcount=_fitted_logcount(fit.coefficients @ X.T, lib),
+        fitted_logcount=_fitted_logcount(fit.coefficients @ X.T, lib) if fitted else None,
         n_with_reps=n_with_reps,
     )
 

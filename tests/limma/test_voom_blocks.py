@@ -104,3 +104,17 @@ def test_row_means_blocks_equal_the_column_loop(monkeypatch):
         monkeypatch.setattr(sums, "_ROW_BLOCK_VALUES", values)
         for na_rm in (False, True):
             assert np.array_equal(sums.row_means(x, na_rm), loop(x, na_rm), equal_nan=True)
+
+
+def test_chunk_passes_leave_out_what_they_do_not_use(data):
+    kept, design = data
+    full = voom_trend_points(kept, design)
+    trend_pass = voom_trend_points(kept, design, fitted=False)
+    weights_pass = voom_trend_points(kept, design, trend_points=False)
+    assert trend_pass.fitted_logcount is None and weights_pass.sx is None
+    assert weights_pass.sy is None
+    for part in (trend_pass, weights_pass):
+        assert np.array_equal(part.E, full.E) and np.array_equal(part.kept, full.kept)
+        assert part.n_with_reps == full.n_with_reps
+    assert np.array_equal(trend_pass.sx, full.sx) and np.array_equal(trend_pass.sy, full.sy)
+    assert np.array_equal(weights_pass.fitted_logcount, full.fitted_logcount)

@@ -51,7 +51,7 @@ def round_chunk_step(
         if task == "voom":
             # this round's voom fits with the current correlation (none before the first
             # duplicateCorrelation round)
-            points = voom_points(Y, X, state, rows.lib, correlation=state.correlation)
+            points = voom_points(Y, X, state, rows.lib, state.correlation, fitted=False)
             out["sx"].append(points.sx)
             out["sy"].append(points.sy)
             n_with_reps += points.n_with_reps

@@ -32,6 +32,8 @@ class AnalysisRows:
         self.samples = [str(s) for s in design.index]
         position = {s: i for i, s in enumerate(self.store.samples)}
         self.columns = [position[s] for s in self.samples]
+        #: the analysis uses every sample of the store in store order: rows are read as stored
+        self.all_columns = self.columns == list(range(len(self.store.samples)))
         self.lib = None
         if libraries_path:
             libs = read_libraries(libraries_path)
@@ -63,12 +65,16 @@ class AnalysisRows:
         step = max(1, block_values // max(len(self.columns), 1))
         for a in range(start, stop, step):
             b = min(a + step, stop)
-            Y = self.store.rows(a, b)[:, self.columns]
+            Y = self.store.rows(a, b)  # a private copy
             block_ids = ids[a - start : b - start]
             rows = np.arange(a, b)
-            if self.keep is not None:
-                k = self.keep[a:b]
-                Y, block_ids, rows = Y[k], block_ids[k], rows[k]
+            k = None if self.keep is None else self.keep[a:b]
+            if not self.all_columns:
+                Y = Y[:, self.columns] if k is None else Y[np.ix_(k, self.columns)]
+            elif k is not None and not k.all():
+                Y = Y[k]
+            if k is not None:
+                block_ids, rows = block_ids[k], rows[k]
             yield (np.asarray(block_ids), Y, rows) if with_rows else (np.asarray(block_ids), Y)
 
     def all_rows(self):

@@ -21,10 +21,11 @@ def modelled_values(kind: str, Y: np.ndarray, lib: np.ndarray | None) -> np.ndar
     return Y
 
 
-def voom_points(Y, X, state: WeightingState, lib, correlation=None):
+def voom_points(Y, X, state: WeightingState, lib, correlation=None, trend_points=True, fitted=True):
     """voom's share of a block under the state: its fit uses the prior sample weights and, with a
     correlation (default: ``voom_correlation``, the one the state's trend was fitted with), the
-    block (``voom(y, design, weights, block, correlation)``)."""
+    block (``voom(y, design, weights, block, correlation)``).  ``trend_points`` / ``fitted``: as
+    :func:`stacklm.limma.voom.voom_trend_points` (a pass leaves out what it does not use)."""
     if correlation is None:
         correlation = state.voom_correlation
     block = state.block if correlation is not None else None
@@ -35,6 +36,8 @@ def voom_points(Y, X, state: WeightingState, lib, correlation=None):
         weights=state.voom_prior_weights,
         block=block,
         correlation=correlation,
+        trend_points=trend_points,
+        fitted=fitted,
     )
 
 
@@ -42,10 +45,10 @@ def values_and_weights(Y, X, state: WeightingState, lib):
     """(E, weights) of a block: voom's E and weights (times the sample weights), or the values with
     the sample weights (None without)."""
     if state.values == "voom":
-        points = voom_points(Y, X, state, lib)
-        W = voom_weights(points.fitted_logcount, state.trend)
+        points = voom_points(Y, X, state, lib, trend_points=False)
+        W = voom_weights(points.fitted_logcount, state.trend, overwrite=True)  # a private array
         if state.sample_weights is not None:
-            W = W * state.sample_weights
+            W *= state.sample_weights
         return points.E, W
     E = modelled_values(state.values, Y, lib)
     W = state.sample_weights
