@@ -14,11 +14,12 @@ with workflow_step("design", snakemake.log[0], snakemake.threads) as log:  # noq
     design_step(
         snakemake.input.samples,  # noqa: F821
         snakemake.params.sample_id,  # noqa: F821
-        snakemake.input.store,  # noqa: F821
+        snakemake.input.data,  # noqa: F821  (the store with SVs, else the matrix file)
         AnalysisSpec.from_settings(snakemake.wildcards.analysis, snakemake.params.analysis),  # noqa: F821
         snakemake.output.design,  # noqa: F821
         snakemake.output.info,  # noqa: F821
         snakemake.output.sv,  # noqa: F821
         snakemake.output.associations,  # noqa: F821
         log=log,
+        matrix_format=snakemake.params.matrix_format,  # noqa: F821
     )

@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,8 @@ from stacklm.analysis import (
     moderate_and_test,
     top_table,
 )
+from stacklm.genotype.inputs import fam_samples, is_plink
+from stacklm.io.matrix import read_matrix_header
 from stacklm.io.outputs import write_json, write_parquet, write_tsv
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
 from stacklm.io.store import open_binary_matrix
@@ -28,28 +31,42 @@ from stacklm.workflow.provenance import provenance, versions
 _log = logging.getLogger("stacklm")
 
 
+def data_samples(path, matrix_format: str | None = None) -> list[str]:
+    """The sample ids of the data, in order: of the normalized store (a folder), of a PLINK
+    fileset (the .fam's IIDs) or of a matrix file's header.  The store has the matrix's samples
+    (normalize keeps every column), so a design without SVs can be made from the header while the
+    matrix is being normalized."""
+    if Path(path).is_dir():
+        return list(open_binary_matrix(path, load_feature_ids=False).samples)
+    if is_plink(path, matrix_format):
+        return fam_samples(path)
+    return list(read_matrix_header(path, matrix_format)[1])
+
+
 def design_step(
     samples_path,
     sample_id: str,
-    store_path,
+    data_path,
     spec: AnalysisSpec,
     design_path,
     info_path,
     sv_path,
     associations_path,
     log: logging.Logger = _log,
+    matrix_format: str | None = None,
 ) -> tuple[pd.DataFrame, DesignInfo]:
     """The design of an analysis as fitted, in one job: the base design from the sample sheet and the
-    store's samples (:func:`stacklm.design.analysis.analysis_design`; ``info_path`` gets its
+    data's samples (:func:`stacklm.design.analysis.analysis_design`; ``info_path`` gets its
     :class:`DesignInfo`), the surrogate variables when the analysis asks for them (the store's
     values of the analysis' samples are read once, then
     :func:`stacklm.analysis.estimate_surrogate_variables`; ``sv_path`` and ``associations_path`` get
     the SV table and the SV-by-covariate associations), and ``design_path``: the base design with
-    the SVs appended (TSV, sample id first)."""
+    the SVs appended (TSV, sample id first).  ``data_path`` is the normalized store, or, for an
+    analysis without SVs, the matrix file itself (:func:`data_samples`)."""
     sheet = read_sample_sheet(samples_path, sample_id)
-    store = open_binary_matrix(store_path, load_feature_ids=False)
-    match_samples(store.samples, sheet, "the matrix", samples_path)
-    base, info = analysis_design(sheet, store.samples, spec)
+    samples = data_samples(data_path, matrix_format)
+    match_samples(samples, sheet, "the matrix", samples_path)
+    base, info = analysis_design(sheet, samples, spec)
     if info.dropped_samples:
         log.warning(
             "dropped %d sample(s) with missing formula variables: %s",
@@ -60,6 +77,9 @@ def design_step(
     write_json(info.to_json(), info_path)
     values = None
     if spec.surrogate.wanted:
+        if not Path(data_path).is_dir():
+            raise ValueError("surrogate variables are estimated from the normalized store")
+        store = open_binary_matrix(data_path, load_feature_ids=False)
         values = np.asarray(store.values)[:, store.columns_of([str(s) for s in base.index])]
     sv, associations = estimate_surrogate_variables(values, base, info, spec, sheet, log=log)
     write_tsv(sv, sv_path, index=True)

@@ -61,6 +61,12 @@ from stacklm.workflow.chunks import estimated_values_mb
 GENOTYPE = is_genotype_config(config)
 
 
+def design_data_input(wildcards):
+    """What the design step reads: the normalized store when the analysis estimates SVs from it,
+    else only the matrix file (its sample ids), so the design runs beside normalize."""
+    return rules.normalize.output.store if _uses_svs(wildcards) else config["matrix"]
+
+
 def plink_side_files(wildcards):
     """The .bim and .fam of a PLINK genotype input (nothing for a matrix)."""
     return [plink_files(config["matrix"])[k] for k in ("bim", "fam")] if GENOTYPE else []
@@ -96,14 +102,14 @@ def sv_mem_mb(wildcards, input, attempt):
     """sva holds the whole matrix of the analysis' samples, its complete rows and residuals."""
     if not _uses_svs(wildcards):
         return PYTHON_MB
-    n_features, n_samples = _store_shape(input.store)
+    n_features, n_samples = _store_shape(input.data)
     return int(PYTHON_MB + attempt * 4 * n_features * n_samples * 8 / 1e6)
 
 
 def sv_runtime(wildcards, input, attempt):
     if not _uses_svs(wildcards):
         return 10
-    n_features, n_samples = _store_shape(input.store)
+    n_features, n_samples = _store_shape(input.data)
     return int(attempt * (10 + n_features * n_samples * 8 / 1e6 / 10))
 
 

@@ -3,10 +3,12 @@ rule design:
     formula, levels) and what later steps need from the formula (base_design.json: variables,
     numeric covariates, the null design of sva, dropped samples; the formula is parsed only here),
     the surrogate variables (sva on the whole normalized matrix; none unless the analysis asks), and
-    the design as fitted (base design + SVs)."""
+    the design as fitted (base design + SVs).  Without SVs it needs only the matrix's sample ids
+    (its header or .fam), so it runs beside normalize instead of after it."""
     input:
         samples=config["samples"],
-        store=rules.normalize.output.store,
+        data=design_data_input,
+        plink=plink_side_files,
     output:
         design="results/{analysis}/design.tsv",
         info="results/{analysis}/intermediate/base_design.json",
@@ -15,6 +17,7 @@ rule design:
     params:
         analysis=analysis_settings,
         sample_id=config["sample_id"],
+        matrix_format=config.get("matrix_format"),
     log:
         "logs/{analysis}/design.log",
     benchmark:
