@@ -32,12 +32,13 @@ _NEAR_TIE_BOUND = 1e-9
 class RowLogs:
     """:func:`log2_libm_rows`' result: ``values`` (the logarithms, shape of the input);
     ``n_finite`` (per row, how many are finite); ``sorted`` (each row's logarithms in the order
-    of increasing input, the non-finite ones last as ``+inf``); with ``order``, ``order`` (the
-    positions in that order)."""
+    of increasing input, the non-finite ones last as ``+inf``); ``finite`` (where ``values`` is
+    finite); with ``order``, ``order`` (the positions in that order)."""
 
     values: np.ndarray
     n_finite: np.ndarray
     sorted: np.ndarray
+    finite: np.ndarray
     order: np.ndarray | None = None
 
 
@@ -71,7 +72,6 @@ def log2_libm_rows(x, order: bool = False) -> RowLogs:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.log2(x)
     valid = np.isfinite(out)
-    n_finite = valid.sum(axis=1)
     key = np.where(valid, x, np.inf)
     if order:
         idx = np.argsort(key, axis=1)
@@ -79,20 +79,27 @@ def log2_libm_rows(x, order: bool = False) -> RowLogs:
     else:
         idx = None
         xs = np.sort(key, axis=1)
+    # the finite values sort first: count them by bisection of each sorted row
+    n_finite = np.array([np.searchsorted(row, np.inf) for row in xs], dtype=np.int64)
+    m = x.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         ls = np.log2(xs)  # numpy's log2 of a value does not depend on where it sits
-        if x.shape[1] >= 2:
-            gap = np.abs(ls[:, 1:] - ls[:, :-1])  # NaN or inf next to a non-finite value
-            cand = (gap <= _NEAR_TIE_BOUND) & (xs[:, 1:] != xs[:, :-1])
-            for r in np.flatnonzero(cand.any(axis=1)).tolist():
-                k = np.flatnonzero(cand[r])
+        if m >= 2:
+            gap = np.subtract(ls[:, 1:], ls[:, :-1])
+            np.abs(gap, out=gap)  # NaN or inf next to a non-finite value
+            cand = gap <= _NEAR_TIE_BOUND
+            cand &= xs[:, 1:] != xs[:, :-1]
+            flat = np.flatnonzero(cand)
+            bounds = np.searchsorted(flat, np.arange(x.shape[0] + 1) * (m - 1))
+            for r in np.flatnonzero(np.diff(bounds)).tolist():  # the rows with candidates
+                k = flat[bounds[r] : bounds[r + 1]] - r * (m - 1)
                 l0, l1 = ls[r, k], ls[r, k + 1]
                 ulp = np.spacing(np.maximum(np.abs(l1), np.abs(l0)))
                 near = k[gap[r, k] <= _NEAR_TIE_ULPS * ulp]
                 if near.size:
                     row_order = idx[r] if order else np.argsort(key[r])
                     _recompute_near_ties(xs[r], ls[r], out[r], row_order, near, n_finite[r])
-    return RowLogs(values=out, n_finite=n_finite, sorted=ls, order=idx)
+    return RowLogs(values=out, n_finite=n_finite, sorted=ls, finite=valid, order=idx)
 
 
 def log2_libm(x) -> np.ndarray:

@@ -91,9 +91,12 @@ def _average_rank_window(
         lo_ok[r] = twice >= 2 * lo[r]
         twice = np.searchsorted(row, q_hi[r], "left") + np.searchsorted(row, q_hi[r], "right") + 1
         hi_ok[r] = twice <= 2 * hi[r]
-    lower = (values > q_lo[:, None]) | ((values == q_lo[:, None]) & lo_ok[:, None])
-    upper = (values < q_hi[:, None]) | ((values == q_hi[:, None]) & hi_ok[:, None])
-    return lower & upper
+    # value > q is value >= the next double above q (q is finite): one comparison per bound
+    lower = np.where(lo_ok, q_lo, np.nextafter(q_lo, np.inf))[:, None]
+    upper = np.where(hi_ok, q_hi, np.nextafter(q_hi, -np.inf))[:, None]
+    window = values >= lower
+    window &= values <= upper
+    return window
 
 
 def _factor_tmm(
@@ -123,7 +126,9 @@ def _factor_tmm(
         abs_e = log2_libm_rows(obs_p).values
         abs_e += ref["log2_p"]
         abs_e /= 2
-        fin = np.isfinite(log_r) & np.isfinite(abs_e) & (abs_e > a_cutoff)
+        fin = abs_e > a_cutoff
+        fin &= abs_e < np.inf  # with the above: finite
+        fin &= logs.finite
     n = fin.sum(axis=1)
     sorted_r = logs.sorted
     redo = ~((sorted_r[:, 1:] >= sorted_r[:, :-1]).all(axis=1) & (n == logs.n_finite))
@@ -132,7 +137,7 @@ def _factor_tmm(
     sorted_e = np.sort(np.where(fin, abs_e, np.inf), axis=1)
     lo_l = np.floor(n * logratio_trim).astype(np.int64) + 1
     lo_s = np.floor(n * sum_trim).astype(np.int64) + 1
-    keep = _average_rank_window(log_r, sorted_r, lo_l, n + 1 - lo_l)
+    keep = _average_rank_window(log_r, sorted_r, lo_l, n + 1 - lo_l)  # False where not finite
     keep &= _average_rank_window(abs_e, sorted_e, lo_s, n + 1 - lo_s)
     keep &= fin
     out = np.ones(xb.shape[0])

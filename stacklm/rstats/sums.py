@@ -49,7 +49,7 @@ def r_mean(x, trim: float = 0.0, na_rm: bool = False) -> float:
 
 
 #: values per row block of :func:`row_means` (a block's long double running sums stay in cache)
-_ROW_BLOCK_VALUES = 1 << 16
+_ROW_BLOCK_VALUES = 1 << 14
 
 
 def row_means(x, na_rm: bool = False) -> np.ndarray:
