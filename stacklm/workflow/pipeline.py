@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -62,8 +63,14 @@ def normalize_matrix(
         for k, v in counts.items():
             removed[k] = removed.get(k, 0) + int(v)
 
-    with BinaryMatrixWriter(store_path, samples, dtype=precision) as writer:
+    with (
+        BinaryMatrixWriter(store_path, samples, dtype=precision) as writer,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
         if method == "none" or input_scale == "counts":  # counts: normalized per analysis
+            # the store writer writes the previous block (the write releases the GIL) while the
+            # next one is read and checked
+            written = None
             for block in read_matrix_blocks(matrix_path, matrix_format):
                 raw = block.values
                 if input_scale == "counts":
@@ -75,10 +82,14 @@ def normalize_matrix(
                 )
                 keep, counts = feature_filter(values, **filters)
                 add_counts(counts)
-                writer.append(block.feature_ids[keep], values[keep])
+                if written is not None:
+                    written.result()  # in order, and its error (a duplicated id) here
+                written = pool.submit(writer.append, block.feature_ids[keep], values[keep])
                 n_input += len(block.feature_ids)
                 n_kept += int(keep.sum())
                 log.info("read %d features", n_input)
+            if written is not None:
+                written.result()
         else:
             ids, blocks = [], []
             for block in read_matrix_blocks(matrix_path, matrix_format):
