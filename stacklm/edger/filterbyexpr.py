@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..io.blocks import row_blocks
 from ..rstats.qr import estimable_columns
 from .cpm import count_matrix, library_sizes
 
@@ -76,8 +77,12 @@ def filter_by_expr(
     cutoff = min_count / median_lib * 1e6
     if np.any(~np.isfinite(lib)) or np.any(lib <= 0):
         raise ValueError("library sizes should be finite and positive")
-    cpm = y * (1e6 / lib)  # edgeR's calculate_cpm_raw: count *= one_million / lib.size
+    scale = 1e6 / lib  # edgeR's calculate_cpm_raw: count *= one_million / lib.size
+    n_above = np.empty(y.shape[0], dtype=np.int64)
+    for rows in row_blocks(y.shape[0], n, 1 << 16):  # no features x samples temporaries
+        cpm = y[rows] * scale
+        n_above[rows] = np.count_nonzero(cpm >= cutoff, axis=1)
     tol = 1e-14
-    keep_cpm = (cpm >= cutoff).sum(axis=1) >= (min_sample_size - tol)
+    keep_cpm = n_above >= (min_sample_size - tol)
     keep_total = y.sum(axis=1) >= (min_total_count - tol)
     return keep_cpm & keep_total
