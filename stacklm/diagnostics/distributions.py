@@ -144,6 +144,48 @@ def sample_distributions(
     return pd.concat(dens, ignore_index=True), pd.concat(quant, ignore_index=True)
 
 
+class InputDistributions:
+    """Per-sample distributions collected while a matrix streams through, finished against the
+    normalized store: the input side (on the analysis scale: after the log2 / M-value transform,
+    before between-sample normalization and filters) is a uniform random sample of rows
+    (:class:`RowReservoir`, :func:`reservoir_size` rows), the normalized side the same number of
+    random rows of the store.  The normalize step feeds it the blocks it reads anyway, so the
+    distributions cost no second pass over the input."""
+
+    def __init__(self, samples: Sequence[str], input_scale: str = "expression", seed: int = 1):
+        self.samples = [str(s) for s in samples]
+        self.input_scale = input_scale
+        self.seed = seed
+        self.before = RowReservoir(len(self.samples), reservoir_size(len(self.samples)), seed=seed)
+        self.lib = np.zeros(len(self.samples))
+
+    def add(self, transformed: np.ndarray, raw: np.ndarray | None = None) -> None:
+        """One block of rows: its values on the analysis scale, and for counts the raw counts (the
+        column sums give the library sizes of the log-CPM shown)."""
+        self.before.add(transformed)
+        if self.input_scale == "counts":
+            self.lib += np.asarray(transformed if raw is None else raw).sum(axis=0)
+
+    def finish(self, store_path) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Densities and quantiles (:func:`sample_distributions`) of the input rows collected and
+        of random rows of the normalized store."""
+        store = open_binary_matrix(store_path)
+        size = min(reservoir_size(store.n_samples), store.n_features)
+        rng = np.random.default_rng(self.seed)
+        rows = np.sort(rng.choice(store.n_features, size, replace=False))
+        after = np.asarray(store.values[rows], dtype=np.float64) if size else np.empty((0, 0))
+        if self.input_scale == "counts":  # stored as counts: densities of voom's log-CPM
+            position = {s: i for i, s in enumerate(self.samples)}
+            store_lib = self.lib[[position[s] for s in store.samples]]
+            return sample_distributions(
+                np.log2((self.before.values() + 0.5) / (self.lib + 1) * 1e6),
+                np.log2((after + 0.5) / (store_lib + 1) * 1e6),
+                self.samples,
+                store.samples,
+            )
+        return sample_distributions(self.before.values(), after, self.samples, store.samples)
+
+
 def stream_sample_distributions(
     matrix_path,
     store_path,
@@ -153,29 +195,14 @@ def stream_sample_distributions(
     normalize: Mapping | None = None,
     seed: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-sample densities and quantiles of the input (one streaming pass, on the analysis scale:
-    after the log2 / M-value transform, before between-sample normalization and filters) and of the
-    normalized store (as fitted), each from a uniform random sample of rows
-    (:class:`RowReservoir`, :func:`reservoir_size` rows)."""
-
+    """Per-sample densities and quantiles of the input and of the normalized store from one
+    streaming pass over the matrix file (:class:`InputDistributions`; the workflow collects them
+    inside its normalize step instead)."""
     _, samples = read_matrix_header(matrix_path, matrix_format)
-    before = RowReservoir(len(samples), reservoir_size(len(samples)), seed=seed)
-    lib = np.zeros(len(samples))
+    found = InputDistributions(samples, input_scale, seed=seed)
     for block in read_matrix_blocks(matrix_path, matrix_format):
-        before.add(transform_values(block.values, input_scale, beta_epsilon, dict(normalize or {})))
-        if input_scale == "counts":
-            lib += block.values.sum(axis=0)
-    store = open_binary_matrix(store_path)
-    size = min(reservoir_size(store.n_samples), store.n_features)
-    rows = np.sort(np.random.default_rng(seed).choice(store.n_features, size, replace=False))
-    after = np.asarray(store.values[rows], dtype=np.float64) if size else np.empty((0, 0))
-    if input_scale == "counts":  # stored as counts: densities of voom's log-CPM (column sums)
-        position = {s: i for i, s in enumerate(samples)}
-        store_lib = lib[[position[s] for s in store.samples]]
-        return sample_distributions(
-            np.log2((before.values() + 0.5) / (lib + 1) * 1e6),
-            np.log2((after + 0.5) / (store_lib + 1) * 1e6),
-            samples,
-            store.samples,
+        transformed = transform_values(
+            block.values, input_scale, beta_epsilon, dict(normalize or {})
         )
-    return sample_distributions(before.values(), after, samples, store.samples)
+        found.add(transformed, block.values)
+    return found.finish(store_path)

@@ -7,7 +7,7 @@ Snakemake; the scripts in ``scripts/`` pass Snakemake's paths and params to thes
   int8 binary store (1 byte per call; the fit chunks read it by SNP range as float64 with NaN) and
   the per-SNP table ``snps.tsv.gz`` (.bim fields, counted allele, QC statistics).  No float64 copy
   of the genotype matrix is ever made.
-- :func:`genotype_sample_distributions` (rule sample_distributions): per-sample distributions of
+- :func:`genotype_sample_distributions` (rule normalize, after the store): per-sample distributions of
   the dosages before (random SNPs of the .bed) and after QC (random SNPs of the store).
 - :func:`genotype_moderate_step` (rule moderate): :func:`stacklm.workflow.analysis_steps.
   moderate_step` with the SNP columns added to the results (:func:`snp_result_columns`).

@@ -44,13 +44,16 @@ def normalize_matrix(
     min_features: int = 1,
     log: logging.Logger = _log,
     precision: str = "float64",
+    distributions=None,
 ) -> dict:
     """Read ``matrix_path`` in row blocks, transform, normalize between samples, filter features and
     write the binary store ``store_path``.  Row-wise steps stream block by block; quantile and
     cyclic loess normalization need whole columns and hold one float64 matrix.  All of that is in
     float64; ``precision`` (``"float64"`` or ``"float32"``) is only the storage precision of the
-    store (see :class:`stacklm.io.BinaryMatrixWriter`).  Returns the summary (feature counts
-    removed by each filter, settings)."""
+    store (see :class:`stacklm.io.BinaryMatrixWriter`).  ``distributions``: an optional
+    :class:`stacklm.diagnostics.distributions.InputDistributions` fed every block on the analysis
+    scale (before normalization and filters).  Returns the summary (feature counts removed by each
+    filter, settings)."""
     normalize = dict(normalize or {})
     filters = {k: v for k, v in dict(filters or {}).items() if v is not None}
     method = normalize.get("method", "none")
@@ -80,6 +83,8 @@ def normalize_matrix(
                 values = transform_values(
                     raw, input_scale, beta_epsilon, normalize, block.feature_ids, samples
                 )
+                if distributions is not None:
+                    distributions.add(values, raw)
                 keep, counts = feature_filter(values, **filters)
                 add_counts(counts)
                 if written is not None:
@@ -104,6 +109,8 @@ def normalize_matrix(
                         samples,
                     )
                 )
+                if distributions is not None:
+                    distributions.add(blocks[-1], block.values)
                 n_input += len(block.feature_ids)
                 log.info("read %d features", n_input)
             values = np.vstack(blocks)

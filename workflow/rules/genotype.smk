@@ -1,5 +1,5 @@
 # SNP genotypes (PLINK input, issue 18): the Manhattan plot of every analysis.  GENOTYPE and
-# plink_side_files are in common.smk; the normalize, sample_distributions and moderate rules read
+# plink_side_files are in common.smk; the normalize and moderate rules read
 # PLINK input through stacklm.workflow.genotype_steps.
 
 

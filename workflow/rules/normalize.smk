@@ -1,13 +1,16 @@
 rule normalize:
     """Read the input matrix in row blocks, transform (log2 / M-values), normalize between samples,
     filter features, and write one binary matrix (float64, or float32 with `precision: float32`) that
-    later steps memory-map by row range and compute on in float64."""
+    later steps memory-map by row range and compute on in float64; and the per-sample densities and
+    quantiles before and after normalization (a random sample of the rows read, and of the store)."""
     input:
         matrix=config["matrix"],
         plink=plink_side_files,
     output:
         store=directory("results/normalized/matrix"),
         summary="results/normalized/summary.json",
+        densities="results/normalized/sample_densities.tsv",
+        quantiles="results/normalized/sample_quantiles.tsv",
         # genotypes: the kept SNPs' .bim fields and QC statistics (stacklm.workflow.genotype_steps)
         **({"snps": "results/normalized/snps.tsv.gz"} if GENOTYPE else {}),
     params:

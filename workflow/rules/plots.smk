@@ -37,36 +37,6 @@ for _stem, _suffix in dict(PLOTS, **(ANNOTATION_PLOTS if config.get("features") 
     PLOT_OUTPUTS[f"{_stem}_data"] = f"results/{{analysis}}/plots/{_stem}{_suffix}"
 
 
-rule sample_distributions:
-    """Per-sample densities and quantiles of the input (analysis scale, before normalization; one
-    streaming pass over a random sample of rows) and of the normalized matrix."""
-    input:
-        matrix=config["matrix"],
-        plink=plink_side_files,
-        store=rules.normalize.output.store,
-    output:
-        densities="results/normalized/sample_densities.tsv",
-        quantiles="results/normalized/sample_quantiles.tsv",
-    params:
-        matrix_format=config.get("matrix_format"),
-        input_scale=config["input_scale"],
-        beta_epsilon=config["beta_epsilon"],
-        normalize=config["normalize"],
-        genotype=config["genotype"] if GENOTYPE else None,
-    log:
-        "logs/sample_distributions.log",
-    benchmark:
-        "logs/sample_distributions.benchmark.tsv",
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=60,
-    conda:
-        "../../envs/stacklm.yaml"
-    script:
-        "../../scripts/sample_distributions.py"
-
-
 rule plots:
     """Diagnostic plots of one analysis (tests, estimates, PCA of input / fitted values /
     residuals from the chunks' cross-products, SVs, sample densities) and summary.md."""
@@ -82,7 +52,7 @@ rule plots:
         crossprods=chunk_cross_products,
         sv=rules.design.output.sv,
         sv_associations=rules.design.output.associations,
-        densities=rules.sample_distributions.output.densities,
+        densities=rules.normalize.output.densities,
     output:
         **PLOT_OUTPUTS,
         summary_md="results/{analysis}/summary.md",
