@@ -150,7 +150,7 @@ def write_parquet(table: pd.DataFrame, path, int8_columns=()) -> None:
 def parquet_to_tsv(parquet_path, tsv_path, threads: int = 1) -> int:
     """Write a Parquet table (:func:`write_parquet`) as TSV with :func:`write_tsv`'s format; the
     bytes equal those :func:`write_tsv` writes from the same DataFrame. Returns the row count."""
-    arrow = pq.read_table(str(parquet_path))
+    arrow = pq.read_table(str(parquet_path), pre_buffer=False)
     write_arrow_tsv(arrow, tsv_path, threads=threads)
     return arrow.num_rows
 
@@ -161,7 +161,12 @@ def read_table(path, columns=None) -> pd.DataFrame:
     such as ``1e5`` is not read as a number)."""
     name = str(path)
     if name.endswith((".parquet", ".pq")):
-        return pq.read_table(name, columns=None if columns is None else list(columns)).to_pandas()
+        table = pq.read_table(
+            name, columns=None if columns is None else list(columns), pre_buffer=False
+        )
+        # no pre-buffering of the whole file (it doubled the peak), and column by column to pandas,
+        # releasing each Arrow buffer once converted
+        return table.to_pandas(split_blocks=True, self_destruct=True)
     return pd.read_csv(
         name,
         sep="\t",
