@@ -269,6 +269,30 @@ class BinaryMatrix:
             )
         return [position[str(s)] for s in samples]
 
+    def take_rows(self, rows) -> np.ndarray:
+        """Rows at the positions ``rows`` (e.g. a random sample) as float64 (NaN missing), each
+        read with a positioned read of the file: indexing the memory map would leave the pages the
+        kernel reads ahead around every row resident (1.1 GB for 1,000 random rows of a 5 GB
+        store)."""
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        n = self.n_samples
+        filename = getattr(self.values, "filename", None)
+        if filename is None or rows.size == 0:
+            return np.array(self.values[rows], dtype=np.float64).reshape(rows.size, n)
+        stored = getattr(self.values, "raw", self.values)
+        width = n * stored.dtype.itemsize
+        out = np.empty((rows.size, n), dtype=stored.dtype)
+        view = memoryview(out).cast("B")
+        fd = os.open(filename, os.O_RDONLY)
+        try:
+            for k, r in enumerate(rows.tolist()):  # one read per sampled row (I/O, not compute)
+                os.preadv(fd, [view[k * width : (k + 1) * width]], int(r) * width)
+        finally:
+            os.close(fd)
+        if stored.dtype == np.int8:
+            return _int8_to_float(out)
+        return out.astype(np.float64, copy=stored.dtype != np.float64)
+
     def rows(self, start: int, stop: int, raw: bool = False) -> np.ndarray:
         """A copy (in memory, writable, float64) of rows ``start:stop`` (clipped as a slice); with
         ``raw``, in the stored dtype (an int8 store's counts with :data:`INT8_MISSING`).

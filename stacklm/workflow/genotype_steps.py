@@ -280,7 +280,7 @@ def genotype_sample_distributions(
     store = open_binary_matrix(store_path, load_feature_ids=False)
     size = min(reservoir_size(store.n_samples), store.n_features)
     rows = np.sort(rng.choice(store.n_features, size, replace=False))
-    after = store.values[rows] if size else np.empty((0, store.n_samples))
+    after = store.take_rows(rows) if size else np.empty((0, store.n_samples))
     dens, quant = [], []
     for stage, values, names in (
         ("input", before, list(fam["iid"])),

@@ -27,6 +27,18 @@ def test_int8_store_reads_as_float_with_nan(tmp_path):
     assert np.array_equal(store.values[[0, 7, 49]], expected[[0, 7, 49]], equal_nan=True)
     assert store.values.dtype == np.float64 and store.values.raw.dtype == np.int8
     assert list(store.read_feature_ids(48, 60)) == ["snp48", "snp49"]
+    # raw int8 blocks (the fit jobs' input) and sampled rows read without the memory map
+    raw = store.rows(3, 41, raw=True)
+    assert raw.dtype == np.int8 and np.array_equal(raw, np.where(np.isnan(expected), -127,
+                                                                 expected)[3:41])  # fmt: skip
+    picked = [0, 7, 7, 49, 12]
+    assert np.array_equal(store.take_rows(picked), expected[picked], equal_nan=True)
+    assert store.take_rows([]).shape == (0, 7)
+    with BinaryMatrixWriter(tmp_path / "f", [f"s{i}" for i in range(7)]) as w:
+        w.append([f"g{i}" for i in range(50)], expected)
+    floats = open_binary_matrix(tmp_path / "f")
+    assert np.array_equal(floats.take_rows(picked), expected[picked], equal_nan=True)
+    assert np.array_equal(floats.rows(5, 9, raw=True), expected[5:9], equal_nan=True)
 
 
 def test_int8_store_refuses_values_that_are_not_counts(tmp_path):
