@@ -173,7 +173,9 @@ class InputDistributions:
         size = min(reservoir_size(store.n_samples), store.n_features)
         rng = np.random.default_rng(self.seed)
         rows = np.sort(rng.choice(store.n_features, size, replace=False))
-        after = np.asarray(store.values[rows], dtype=np.float64) if size else np.empty((0, 0))
+        # positioned reads (BinaryMatrix.take_rows): indexing the memory map would leave the pages
+        # read ahead around every sampled row resident
+        after = store.take_rows(rows) if size else np.empty((0, 0))
         if self.input_scale == "counts":  # stored as counts: densities of voom's log-CPM
             position = {s: i for i, s in enumerate(self.samples)}
             store_lib = self.lib[[position[s] for s in store.samples]]
