@@ -20,7 +20,7 @@ Timed, one after the other, each from scratch:
   (``wait4``'s ru_maxrss).
 * ``stacklm``: ``snakemake --cores C`` with ``matrix: B.bed``, the same filters, ``chunks`` fit
   jobs and one analysis ``~ y + sex + pc1 + pc2 + pc3 + pc4``, test ``y`` (ordinary t, the
-  default for genotypes): targets results.tsv.gz, summary.json and the Manhattan plot; then
+  default for genotypes): targets results.parquet, summary.json and the Manhattan plot; then
   (unless --no-plots) again with the default target ``all`` (every diagnostic plot).  Per job:
   seconds from the rules' ``benchmark:`` files and the exact peak RSS each step's log reports.
 
@@ -179,8 +179,8 @@ def run_workflow(prefix: Path, directory: Path, name: str, cores: int, chunks: i
 
 
 def compare(work: Path, plink_table: Path) -> dict:
-    res = pd.read_csv(work / "results/A/results.tsv.gz", sep="\t", dtype={"feature_id": str},
-                      usecols=["feature_id", "statistic", "beta_snp", "se_snp", "n"])  # fmt: skip
+    res = pd.read_parquet(work / "results/A/results.parquet",
+                          columns=["feature_id", "statistic", "beta_snp", "se_snp", "n"])  # fmt: skip
     glm = pd.read_csv(plink_table, sep="\t", dtype={"ID": str}, usecols=["ID", "OBS_CT", "BETA",
                                                                         "SE", "T_STAT"])  # fmt: skip
     same = set(res["feature_id"]) == set(glm["ID"])
@@ -245,7 +245,7 @@ def main(argv=None) -> int:
     print(f"\nplink2 --glm: {plink['s']:.1f} s wall, peak RSS {plink['rss_mib']:.0f} MiB")
     print(f"# load average before stacklm: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     results = run_workflow(prefix, args.workdir, "stacklm_results", args.cores, args.chunks,
-                           ["results/A/results.tsv.gz", "results/A/summary.json",
+                           ["results/A/results.parquet", "results/A/summary.json",
                             "results/A/plots/manhattan.png"])  # fmt: skip
     print_run("stacklm workflow, results + Manhattan plot", results)
     check = compare(results["work"], plink["table"])
