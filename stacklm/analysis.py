@@ -128,7 +128,10 @@ def moderate_and_test(
     else:
         eb = e_bayes(fit, trend=trend, robust=robust, legacy=legacy)
     g = eb.n_features
-    t_ord, p_ord = ordinary_t(eb)
+    if method == "none":  # the statistics are the ordinary ones already (ordinary_fit)
+        t_ord, p_ord = eb.t, eb.p_value
+    else:
+        t_ord, p_ord = ordinary_t(eb)
     ci_low, ci_high = confint_columns(eb, confidence_level)
     decide_method = decide["method"]
     decide_lfc = float(decide["lfc"])
