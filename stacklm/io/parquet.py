@@ -37,7 +37,8 @@ def _parquet_file(path: Path) -> pq.ParquetFile:
             "(.gz if gzipped) or write it with pyarrow/pandas to_parquet"
         )
     try:
-        return pq.ParquetFile(path)
+        # no pre-buffering: it held whole row groups' compressed pages beside the decoded ones
+        return pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise MatrixInputError(
             f"{path}: cannot be read as Parquet ({exc}); the file is probably truncated or corrupt"
@@ -83,44 +84,70 @@ def _parquet_layout(path: Path, pf: pq.ParquetFile) -> tuple[int, list[int]]:
     return id_col, sample_cols
 
 
-def _parquet_pieces(pf: pq.ParquetFile, rows: int):
-    """The file's rows as Arrow tables or batches of about ``rows`` rows: whole row groups when
-    they are at most 4 x ``rows`` (``read_row_group`` decodes them several times faster than
-    ``iter_batches`` and releases them at once), else batches, so that a file written as one huge
-    row group is still read in bounded memory."""
+#: a row group of at most this many values is read whole, in groups of COLUMN_GROUP columns, into
+#: one float64 array (1 GB); a larger one streams as batches
+ROW_GROUP_MAX_VALUES = 1 << 27
+
+#: sample columns decoded at once when a row group is read in column groups
+COLUMN_GROUP = 128
+
+
+def _as_float64(col) -> np.ndarray:
+    if not pa.types.is_float64(col.type):
+        col = pc.cast(col, pa.float64())
+    return col.to_numpy(zero_copy_only=False)
+
+
+def _parquet_pieces(pf: pq.ParquetFile, id_col: int, sample_cols: list[int], rows: int):
+    """The file's rows as ``(id array, [float64 column per sample])`` pieces:
+
+    * whole row groups when they are at most 4 x ``rows`` rows (``read_row_group`` decodes them
+      several times faster than ``iter_batches`` and releases them at once);
+    * larger row groups of at most :data:`ROW_GROUP_MAX_VALUES` values one at a time, decoded
+      :data:`COLUMN_GROUP` columns at a time into one float64 array (a 65,536-row group of 1,000
+      samples: 0.5 GB, where Arrow's whole-table read or batch reader held 2-4 GB);
+    * anything larger (a file written as one huge row group) as batches of ``rows`` rows."""
     meta = pf.metadata
-    largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
+    names = pf.schema_arrow.names
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    largest = max(sizes, default=0)
     if largest <= 4 * rows:
         for i in range(meta.num_row_groups):
-            yield pf.read_row_group(i, use_pandas_metadata=False)
+            table = pf.read_row_group(i, use_pandas_metadata=False)
+            yield table.column(id_col), [_as_float64(table.column(j)) for j in sample_cols]
+    elif largest * len(sample_cols) <= ROW_GROUP_MAX_VALUES:
+        for i, size in enumerate(sizes):
+            ids = pf.read_row_group(i, columns=[names[id_col]]).column(0)
+            values = np.empty((len(sample_cols), size))  # one contiguous row per sample column
+            for start in range(0, len(sample_cols), COLUMN_GROUP):
+                group = sample_cols[start : start + COLUMN_GROUP]
+                table = pf.read_row_group(i, columns=[names[j] for j in group])
+                for k in range(len(group)):
+                    values[start + k] = _as_float64(table.column(k))
+                del table
+            yield ids, list(values)
     else:
-        yield from pf.iter_batches(batch_size=rows, use_pandas_metadata=False)
+        for batch in pf.iter_batches(batch_size=rows, use_pandas_metadata=False):
+            yield batch.column(id_col), [_as_float64(batch.column(j)) for j in sample_cols]
 
 
 def _parquet_batches(path: Path, pf: pq.ParquetFile, id_col: int, sample_cols: list[int], rows):
     first_row = 0
+    id_name = pf.schema_arrow.names[id_col]
     try:
-        for batch in _parquet_pieces(pf, rows):
-            b = batch.num_rows
+        for id_arr, columns in _parquet_pieces(pf, id_col, sample_cols, rows):
+            b = len(id_arr)
             if b == 0:
                 continue
-            id_arr = batch.column(id_col)
             if id_arr.null_count:
                 k = int(np.flatnonzero(id_arr.is_null().to_numpy(zero_copy_only=False))[0])
                 raise MatrixInputError(
-                    f"{path}: row {first_row + k + 1}: the feature id ({batch.schema.names[id_col]!r})"
+                    f"{path}: row {first_row + k + 1}: the feature id ({id_name!r})"
                     " is missing; every feature needs an id"
                 )
             if not _is_string(id_arr.type):
                 id_arr = pc.cast(id_arr, pa.string())
             ids = id_arr.to_numpy(zero_copy_only=False).astype(object)
-            columns = []
-            for j in sample_cols:
-                col = batch.column(j)
-                if not pa.types.is_float64(col.type):
-                    col = pc.cast(col, pa.float64())
-                columns.append(col.to_numpy(zero_copy_only=False))
-            del batch
             yield ids, columns, first_row
             first_row += b
     except (pa.ArrowInvalid, OSError) as exc:
