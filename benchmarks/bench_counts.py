@@ -53,8 +53,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import bench_compute  # noqa: E402  (machine description, max_rel_diff)
-from bench_dupcor import R_LIBS, print_steps, r_versions, run_snakemake, time_library  # noqa: E402
-from bench_workflow import summarize_steps  # noqa: E402
+from bench_dupcor import R_LIBS, print_steps, r_versions, time_library  # noqa: E402
+from bench_workflow import run_snakemake, summarize_steps  # noqa: E402
 
 DATA_VERSION = 1
 SEED = 20160421

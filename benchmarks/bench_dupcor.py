@@ -42,7 +42,6 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -57,7 +56,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import bench_compute  # noqa: E402  (machine description, max_rel_diff)
-from bench_workflow import collect_steps, summarize_steps, write_gzip_tsv  # noqa: E402
+from bench_workflow import run_snakemake, summarize_steps, write_gzip_tsv  # noqa: E402
 
 DATA_VERSION = 1
 SEED = 20170301
@@ -250,40 +249,6 @@ def workflow_config(matrix: Path, samples: Path) -> dict:
             }
         },
     }
-
-
-def run_snakemake(config: dict, workdir: Path, cores: int, targets) -> dict:
-    import yaml
-
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(REPO / "Snakefile")]
-    cmd += ["--directory", str(workdir), "--cores", str(cores), "--quiet", "rules"]
-    cmd += ["--configfile", str(cfg)]
-    t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise RuntimeError(f"snakemake failed:\n{res.stderr[-5000:]}")
-    return {"s": wall, "steps": collect_steps(workdir), "cpu": job_cpu(workdir)}
-
-
-def job_cpu(workdir: Path) -> dict:
-    """Per rule: the CPU seconds of its jobs (the benchmark files' cpu_time column, summed)."""
-    import re
-
-    out: dict[str, float] = {}
-    for bench in sorted((workdir / "logs").rglob("*.benchmark.tsv")):
-        with open(bench) as fh:
-            row = next(csv.DictReader(fh, delimiter="\t"))
-        name = bench.name.removesuffix(".benchmark.tsv")
-        rule = re.sub(r"_\d+$", "", name)
-        if row.get("cpu_time") not in (None, "", "NA", "-"):
-            out[rule] = out.get(rule, 0.0) + float(row["cpu_time"])
-    return out
 
 
 def r_versions() -> str:

@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import bench_compute  # noqa: E402  (design, data model and machine description)
-from bench_workflow import collect_steps, summarize_steps, workflow_config  # noqa: E402
+from bench_workflow import run_snakemake, summarize_steps, workflow_config  # noqa: E402
 
 DATA_VERSION = 1
 SEED = 20241901
@@ -153,23 +153,8 @@ def time_r(raw: Path, samples: Path, g: int, n: int, workdir: Path) -> dict | No
 
 
 def time_workflow(matrix: Path, samples: Path, workdir: Path, cores: int, targets) -> dict:
-    import yaml
-
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
-    config = workdir / "config.yaml"
-    config.write_text(yaml.safe_dump(workflow_config(matrix, samples, "auto"), sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(REPO / "Snakefile")]
-    cmd += ["--directory", str(workdir), "--cores", str(cores), "--quiet", "rules"]
-    cmd += ["--configfile", str(config)]
-    t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise RuntimeError(f"snakemake failed:\n{res.stderr[-5000:]}")
-    steps = collect_steps(workdir)
-    return {"s": wall, "targets": list(targets) or ["all"], "steps": steps}
+    out = run_snakemake(workflow_config(matrix, samples, "auto"), workdir, cores, targets)
+    return {**out, "targets": list(targets) or ["all"]}
 
 
 def print_row(row: dict) -> None:

@@ -228,32 +228,48 @@ def collect_steps(workdir: Path) -> dict:
     return jobs
 
 
-def time_workflow(
-    matrix: Path, samples: Path, workdir: Path, chunks: int, cores: int, targets
-) -> dict:
+def run_snakemake(config: dict, workdir: Path, cores: int, targets) -> dict:
+    """``snakemake --cores C`` of ``targets`` with ``config`` from an empty ``workdir``: wall
+    seconds, per-job seconds and peak RSS (:func:`collect_steps`) and per-rule CPU seconds."""
     import yaml
 
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    config = workdir / "config.yaml"
-    config.write_text(yaml.safe_dump(workflow_config(matrix, samples, chunks), sort_keys=False))
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
     # targets first: --configfile and --quiet take several values
     cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(REPO / "Snakefile")]
     cmd += ["--directory", str(workdir), "--cores", str(cores), "--quiet", "rules"]
-    cmd += ["--configfile", str(config)]
+    cmd += ["--configfile", str(cfg)]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise RuntimeError(f"snakemake failed:\n{res.stderr[-5000:]}")
+    return {"s": wall, "steps": collect_steps(workdir), "cpu": job_cpu(workdir)}
+
+
+def job_cpu(workdir: Path) -> dict:
+    """Per rule: the CPU seconds of its jobs (the benchmark files' cpu_time column, summed)."""
+    out: dict[str, float] = {}
+    for bench in sorted((workdir / "logs").rglob("*.benchmark.tsv")):
+        with open(bench) as fh:
+            row = next(csv.DictReader(fh, delimiter="\t"))
+        name = bench.name.removesuffix(".benchmark.tsv")
+        rule = re.sub(r"_\d+$", "", name)
+        if row.get("cpu_time") not in (None, "", "NA", "-"):
+            out[rule] = out.get(rule, 0.0) + float(row["cpu_time"])
+    return out
+
+
+def time_workflow(
+    matrix: Path, samples: Path, workdir: Path, chunks: int, cores: int, targets
+) -> dict:
+    out = run_snakemake(workflow_config(matrix, samples, chunks), workdir, cores, targets)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {
-        "s": wall,
-        "targets": list(targets) or ["all"],
-        "steps": collect_steps(workdir),
-        "children_cpu_s": children.ru_utime + children.ru_stime,
-    }
+    return {**out, "targets": list(targets) or ["all"],
+            "children_cpu_s": children.ru_utime + children.ru_stime}  # fmt: skip
 
 
 def time_r(matrix: Path, samples: Path, workdir: Path) -> dict | None:
