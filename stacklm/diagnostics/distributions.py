@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from stacklm.io.matrix import read_matrix_blocks, read_matrix_header
 from stacklm.io.store import open_binary_matrix
-from stacklm.preprocess.scales import transform_values
 from stacklm.rstats.basic import bw_nrd0
 
 
@@ -186,25 +184,3 @@ class InputDistributions:
                 store.samples,
             )
         return sample_distributions(self.before.values(), after, self.samples, store.samples)
-
-
-def stream_sample_distributions(
-    matrix_path,
-    store_path,
-    matrix_format: str | None = None,
-    input_scale: str = "expression",
-    beta_epsilon: float = 1e-6,
-    normalize: Mapping | None = None,
-    seed: int = 1,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-sample densities and quantiles of the input and of the normalized store from one
-    streaming pass over the matrix file (:class:`InputDistributions`; the workflow collects them
-    inside its normalize step instead)."""
-    _, samples = read_matrix_header(matrix_path, matrix_format)
-    found = InputDistributions(samples, input_scale, seed=seed)
-    for block in read_matrix_blocks(matrix_path, matrix_format):
-        transformed = transform_values(
-            block.values, input_scale, beta_epsilon, dict(normalize or {})
-        )
-        found.add(transformed, block.values)
-    return found.finish(store_path)
