@@ -156,25 +156,13 @@ def parquet_to_tsv(parquet_path, tsv_path, threads: int = 1) -> int:
 
 
 def read_table(path, columns=None) -> pd.DataFrame:
-    """A results table written by :func:`write_parquet` or :func:`write_tsv` (chosen by the file
-    name), optionally only some ``columns``; ``feature_id`` and ``chromosome`` stay strings (an id
-    such as ``1e5`` is not read as a number)."""
-    name = str(path)
-    if name.endswith((".parquet", ".pq")):
-        table = pq.read_table(
-            name, columns=None if columns is None else list(columns), pre_buffer=False
-        )
-        # no pre-buffering of the whole file (it doubled the peak), and column by column to pandas,
-        # releasing each Arrow buffer once converted
-        return table.to_pandas(split_blocks=True, self_destruct=True)
-    return pd.read_csv(
-        name,
-        sep="\t",
-        usecols=None if columns is None else list(columns),
-        dtype={"feature_id": str, "chromosome": str},
-        keep_default_na=False,
-        na_values=["NA"],
+    """A Parquet table written by :func:`write_parquet` (results.parquet), optionally only some
+    ``columns``: without pre-buffering the whole file (it doubled the peak) and converted to pandas
+    column by column, releasing each Arrow buffer once converted."""
+    table = pq.read_table(
+        str(path), columns=None if columns is None else list(columns), pre_buffer=False
     )
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _gzip_members(arrow: pa.Table, options, threads: int):
