@@ -39,6 +39,7 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
         top_table_path=snakemake.output.top_table,  # noqa: F821
         features_path=snakemake.input.features[0] if snakemake.input.features else None,  # noqa: F821
         log=log,
+        threads=snakemake.threads,  # noqa: F821
     )
     if snakemake.input.features:  # noqa: F821  (features: null writes no annotation table)
         annotation = aligned_annotation(snakemake.input.features[0], table["feature_id"], log=log)  # noqa: F821

@@ -109,6 +109,21 @@ def test_method_none_gives_ordinary_statistics(data):
     assert_matches(table["p_value"][ok], p, "F p", rtol=1e-10)
 
 
+def test_threads_give_the_same_table(data):
+    """moderate_and_test(threads=2) computes the per-column statistics side by side: the table and
+    the summary numbers are those of one thread, bit for bit (missing values, treat, contrasts)."""
+    matrices, sheet = data
+    fit = lm_fit(matrices["na"], _design(sheet))
+    contrasts = {"CancerVsNormal": "cancerCancer - cancerNormal"}
+    args = (fit, contrasts, TESTED + ["CancerVsNormal"], {"robust": True})
+    one = moderate_and_test(*args, threshold_fc=1.5, threads=1)
+    two = moderate_and_test(*args, threshold_fc=1.5, threads=2)
+    assert list(one[0].columns) == list(two[0].columns)
+    assert "fdr_treat_CancerVsNormal" in one[0].columns
+    assert one[0].equals(two[0])
+    assert one[1] == two[1]
+
+
 def _design(sheet):
     from stacklm.design.formula import design_matrix
 

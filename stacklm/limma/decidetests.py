@@ -171,6 +171,7 @@ def decide_tests(
     p_value: float = 0.05,
     lfc: float = 0.0,
     coefs: Sequence[str | int] | None = None,
+    adjusted_p: np.ndarray | None = None,
 ) -> np.ndarray:
     """Up (1), down (-1) or not significant (0) per feature and coefficient, as limma's
     ``decideTests(fit, method, adjust.method, p.value, lfc)`` on an ``MArrayLM``.
@@ -188,6 +189,10 @@ def decide_tests(
     - ``"nestedF"``: the same selection, then :func:`classify_tests_f` at that level.
     ``lfc > 0`` then zeroes the calls with ``|coef| <= lfc``.  nestedF and hierarchical stop on NA
     F p-values, as limma.  A fit without p-values is first moderated with ``e_bayes``.
+
+    ``adjusted_p`` (``"separate"`` only): the G x k per-coefficient adjusted p-values, when the
+    caller has them already (``p_adjust`` of each column of ``fit.p_value[:, coefs]`` with
+    ``adjust_method``); they are not recomputed.
     """
     if method not in DECIDE_METHODS:
         raise ValueError(f"method must be one of {', '.join(DECIDE_METHODS)}, got {method!r}")
@@ -199,19 +204,29 @@ def decide_tests(
         adjust_method = "BH"
     if fit.p_value is None:
         fit = e_bayes(fit)
+    if adjusted_p is not None and method != "separate":
+        raise ValueError("adjusted_p is for the separate method only")
+    idx = None
     if coefs is not None:
         if isinstance(coefs, str | int | np.integer):
             coefs = [coefs]
         idx = [int(c) if isinstance(c, int | np.integer) else fit.coef_index(c)[0] for c in coefs]
-        fit = _subset_coefficients(fit, idx, with_f=method not in ("separate", "global"))
-    coef = np.asarray(fit.coefficients, dtype=np.float64)
+        if adjusted_p is None:
+            fit = _subset_coefficients(fit, idx, with_f=method not in ("separate", "global"))
+            idx = None
+    # with adjusted_p given only the coefficients are read: the fit is not subset
+    coef = np.asarray(fit.coefficients if idx is None else fit.coefficients[:, idx], np.float64)
     if method in ("separate", "global"):
-        p = np.array(fit.p_value, dtype=np.float64)
-        if method == "separate":
+        if adjusted_p is not None:
+            p = np.asarray(adjusted_p, dtype=np.float64)
+            if p.shape != coef.shape:
+                raise ValueError(f"adjusted_p must be {coef.shape}, got {p.shape}")
+        elif method == "separate":
+            p = np.array(fit.p_value, dtype=np.float64)
             for j in range(p.shape[1]):  # per coefficient, over its non-NA p-values
                 p[:, j] = p_adjust(p[:, j], adjust_method)
         else:  # over all non-NA p-values of the matrix
-            p = p_adjust(p, adjust_method)
+            p = p_adjust(np.array(fit.p_value, dtype=np.float64), adjust_method)
         with np.errstate(invalid="ignore"):
             results = _sign(coef) * np.where(np.isnan(p), np.nan, p < p_value)
     else:

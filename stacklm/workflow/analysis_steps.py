@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -108,6 +109,7 @@ def moderate_step(
     features_path=None,
     log: logging.Logger = _log,
     extend=None,
+    threads: int = 1,
 ) -> tuple[pd.DataFrame, dict]:
     """Merge the chunk fits, moderate and test all features at once, write the results table
     (Parquet, :func:`stacklm.io.outputs.write_parquet`) and summary.json (the test's numbers, design, SVs, normalization, versions, config, provenance).
@@ -115,8 +117,9 @@ def moderate_step(
     ``extend``: optional ``extend(table, fit, spec, normalized) -> (table, summary_entries)`` that
     adds an input's own columns (before the final five) and summary.json entries (SNP genotypes:
     :func:`stacklm.workflow.genotype_steps.genotype_moderate_step`); ``fit`` is the merged
-    un-moderated fit, ``normalized`` the normalize step's summary."""
-    fit = merge_chunk_fits(chunk_paths)
+    un-moderated fit, ``normalized`` the normalize step's summary.  ``threads``: for the
+    per-column statistics and the tables' conversion (the numbers do not depend on it)."""
+    fit = merge_chunk_fits(chunk_paths, threads=threads)
     log.info("merged %d chunks: %d features", len(chunk_paths), fit.n_features)
     table, stats, eb = moderate_and_test(
         fit,
@@ -128,6 +131,7 @@ def moderate_step(
         threshold_fc=spec.threshold_fc,
         decide=asdict(spec.decide),
         confidence_level=spec.confidence_level,
+        threads=threads,
     )
     design = read_design(design_path)
     sv = read_design(sv_path)
@@ -159,15 +163,16 @@ def moderate_step(
         summary.update(entries)
     # --------------------------------------------------------------------------------------------
     decisions = [c for c in table.columns if str(c).startswith("decision_")]
-    write_parquet(table, results_path, int8_columns=decisions)
-    write_json(summary, summary_path)
-    if top_table_path:
-        top = top_table(table, eb, list(spec.test), fdr["alpha"])
-        annotation = aligned_annotation(features_path, top["feature_id"], log=log)
-        if annotation.shape[1] > 1:
-            top = top.merge(annotation, on="feature_id", how="left", sort=False)
-        write_tsv(top, top_table_path)
-        log.info("top table: %d features (limma topTable order)", len(top))
+    with ThreadPoolExecutor(1) as pool:  # the top table is written while the results are
+        top_job = None
+        if top_table_path:
+            top_job = pool.submit(
+                _write_top_table, table, eb, spec, fdr["alpha"], top_table_path, features_path, log
+            )
+        write_parquet(table, results_path, int8_columns=decisions, threads=threads)
+        write_json(summary, summary_path)
+        if top_job is not None:
+            top_job.result()
     log.info(
         "%d features; %d significant at %s %.3g",
         stats["n_features"],
@@ -176,6 +181,16 @@ def moderate_step(
         fdr["alpha"],
     )
     return table, summary
+
+
+def _write_top_table(table, eb, spec, alpha, path, features_path, log) -> None:
+    """top_table.tsv: the significant rows in limma's topTable order, with the annotation."""
+    top = top_table(table, eb, list(spec.test), alpha)
+    annotation = aligned_annotation(features_path, top["feature_id"], log=log)
+    if annotation.shape[1] > 1:
+        top = top.merge(annotation, on="feature_id", how="left", sort=False)
+    write_tsv(top, path)
+    log.info("top table: %d features (limma topTable order)", len(top))
 
 
 def aligned_annotation(

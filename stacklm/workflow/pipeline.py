@@ -205,8 +205,11 @@ def write_chunk_fit(fits: Sequence, cross, out_path, crossprod_path=None):
     return fit
 
 
-def merge_chunk_fits(paths: Sequence):
-    """Concatenate chunk fits in chunk order."""
+def merge_chunk_fits(paths: Sequence, threads: int = 1):
+    """Concatenate chunk fits in chunk order (read by ``threads`` threads)."""
+    if threads > 1 and len(paths) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            return concat_fits(list(pool.map(load_fit, paths)))
     return concat_fits([load_fit(p) for p in paths])
 
 

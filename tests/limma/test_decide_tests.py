@@ -13,6 +13,7 @@ from stacklm.limma.ebayes import e_bayes
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.treat import treat
+from stacklm.multiple_testing.padjust import p_adjust
 
 DATA = TEST_DATA / "limma_results"
 DESIGN = ["Intercept", "cancerCancer", "cancerNormal", "batch2", "batch3", "batch4", "batch5"]
@@ -106,6 +107,23 @@ def test_decide_tests(case, call):
     theirs = summary[summary["call"] == call].set_index("level").loc[["Down", "NotSig", "Up"], SUB]
     np.testing.assert_array_equal(ours.to_numpy(), theirs.to_numpy())
     assert list(ours.index) == ["Down", "NotSig", "Up"] and list(ours.columns) == SUB
+
+
+def test_separate_with_adjusted_p_given(case):
+    """decide_tests(adjusted_p=) (the caller's per-column BH, as moderate_and_test passes it)
+    gives decideTests' separate calls, with and without lfc; other methods refuse it."""
+    name, fits, ref, _ = case
+    fit = fits["eb"]
+    cols = [fit.coef_index(k)[0] for k in SUB]
+    adjusted = np.column_stack([p_adjust(fit.p_value[:, j], "BH") for j in cols])
+    for lfc, call in ((0.0, "separate"), (1.0, "separate_lfc1")):
+        decided = decide_tests(fit, coefs=SUB, lfc=lfc, adjusted_p=adjusted)
+        expected = ref[[f"decide.{call}.{k}" for k in SUB]].to_numpy(dtype=np.float64)
+        np.testing.assert_array_equal(decided, expected, err_msg=f"{name} {call}")
+    with pytest.raises(ValueError, match="separate method only"):
+        decide_tests(fit, method="global", coefs=SUB, adjusted_p=adjusted)
+    with pytest.raises(ValueError, match="adjusted_p must be"):
+        decide_tests(fit, coefs=SUB, adjusted_p=adjusted[:, :1])
 
 
 def test_nested_f_stops_on_na(case):
