@@ -25,6 +25,7 @@ with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # 
             snakemake.output.crossprod,  # noqa: F821
             libraries_path=snakemake.input.get("libraries"),  # noqa: F821
             keep_path=snakemake.input.get("keep"),  # noqa: F821
+            log=log,
         )
     else:
         n = fit_chunk(

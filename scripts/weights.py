@@ -1,5 +1,5 @@
-"""Snakemake entry point: rules weights_setup, weights_chunk and weights_round (the weighting
-state of one analysis, its chunk passes and their global steps; see workflow/rules/counts.smk)."""
+"""Snakemake entry point: rules weights_setup and weights_chunk (the weighting state of one
+analysis and its chunk passes; see workflow/rules/counts.smk)."""
 
 import sys
 from pathlib import Path
@@ -8,20 +8,21 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stackl
 
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.steps import workflow_step
-from stacklm.workflow.weighting.rounds import round_chunk_step, round_global_step
-from stacklm.workflow.weighting.setup_step import setup_with_counts_step
 
 rule = snakemake.rule  # noqa: F821
 with workflow_step(rule, snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
     w = snakemake.wildcards  # noqa: F821
+    spec = AnalysisSpec.from_settings(w.analysis, p.analysis)
     if rule == "weights_setup":
+        from stacklm.workflow.weighting.setup_step import setup_with_counts_step
+
         setup_with_counts_step(
             inp.store,
             inp.design,
             inp.samples,
             p.sample_id,
-            AnalysisSpec.from_settings(w.analysis, p.analysis),
+            spec,
             p.input_scale,
             out.state,
             p.normalize_method,
@@ -30,11 +31,23 @@ with workflow_step(rule, snakemake.log[0], snakemake.threads) as log:  # noqa: F
             out.get("summary"),
             log=log,
         )
-    elif rule == "weights_chunk":
+    else:  # weights_chunk
+        from stacklm.workflow.weighting.rounds import round_chunk_step, start_state
+
+        state = start_state(
+            inp.get("previous") or inp.get("state"),  # the round before's parts / setup's state
+            inp.store,
+            inp.design,
+            inp.get("samples"),
+            p.sample_id,
+            spec,
+            p.input_scale,
+            log=log,
+        )
         n = round_chunk_step(
             inp.store,
             inp.design,
-            inp.state,
+            state,
             p.task,
             int(w.chunk),
             p.chunks,
@@ -43,5 +56,3 @@ with workflow_step(rule, snakemake.log[0], snakemake.threads) as log:  # noqa: F
             inp.get("keep"),
         )
         log.info("round %s (%s), chunk %s: %d features", w.round, p.task, w.chunk, n)
-    else:
-        round_global_step(list(inp.parts), inp.state, p.task, out.state, log=log)

@@ -1,5 +1,8 @@
 # RNA-seq counts, sample weights and blocks of correlated samples (issues 16, 17): the rules of
 # stacklm/workflow/weighting/ (helpers and what runs for which analysis: counts_common.smk).
+# A round's global step (voom's trend, duplicateCorrelation's consensus) has no job: every job
+# that reads the round (the next round's chunks, the fit chunks, moderate, the plots) computes it
+# from the round's parts (stacklm.workflow.weighting.rounds.load_state).
 
 
 rule weights_setup:
@@ -43,17 +46,23 @@ rule weights_setup:
 
 rule weights_chunk:
     """One chunk's share of a weighting round: voom's trend points, or per-feature
-    duplicateCorrelation (REML) correlations."""
+    duplicateCorrelation (REML) correlations.  The job starts from the state after the round
+    before, which it computes from that round's parts (the lowess trend or the consensus: every
+    job reading a round does), or from setup's state (round 1; without a setup job it reads the
+    blocks from the sample sheet itself).  Its part carries that state for the next reader."""
     input:
         unpack(counts_inputs),
+        unpack(round_start_inputs),
         store=rules.normalize.output.store,
         design=rules.design.output.design,
-        state=previous_state,
     output:
         part="results/{analysis}/intermediate/weights/round_{round}/chunk_{chunk}.npz",
     params:
         task=round_task,
         chunks=CHUNKS,
+        analysis=analysis_settings,
+        sample_id=config["sample_id"],
+        input_scale=INPUT_SCALE,
     wildcard_constraints:
         round=r"[1-9]\d*",
     log:
@@ -64,32 +73,6 @@ rule weights_chunk:
     resources:
         mem_mb=weights_chunk_mem_mb,
         runtime=fit_chunk_runtime,
-    conda:
-        "../../envs/stacklm.yaml"
-    script:
-        "../../scripts/weights.py"
-
-
-rule weights_round:
-    """The global step of a weighting round: voom's lowess trend of all chunks' points, or the
-    consensus correlation of all chunks' features."""
-    input:
-        parts=round_chunk_files,
-        state=previous_state,
-    output:
-        state="results/{analysis}/intermediate/weights/round_{round}.npz",
-    params:
-        task=round_task,
-    wildcard_constraints:
-        round=r"[1-9]\d*",
-    log:
-        "logs/{analysis}/weights_round_{round}.log",
-    benchmark:
-        "logs/{analysis}/weights_round_{round}.benchmark.tsv",
-    threads: 1
-    resources:
-        mem_mb=PYTHON_MB + 500,
-        runtime=10,
     conda:
         "../../envs/stacklm.yaml"
     script:

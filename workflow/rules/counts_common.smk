@@ -2,17 +2,25 @@
 # samples, issues 16 and 17; the steps are stacklm/workflow/weighting/).  Per analysis that
 # needs them (counts input, sample_weights, array_weights or block): the counts step (library
 # sizes, filterByExpr, calcNormFactors), the setup step (sheet weights and blocks; arrayWeights and
-# voomWithQualityWeights, which are global), then rounds of a chunk pass and a small global step
-# (voom's trend, duplicateCorrelation's consensus), and the weighted fit in the fit_chunk rule
-# (workflow/rules/fit.smk).  Other analyses never run these rules.
+# voomWithQualityWeights, which are global; no job of its own for a block on continuous input
+# whose correlation is estimated), then rounds of a chunk pass whose small global step (voom's
+# trend, duplicateCorrelation's consensus) every reader of the round computes from its parts, and
+# the weighted fit in the fit_chunk rule (workflow/rules/fit.smk).  Other analyses never run
+# these rules.
 from types import SimpleNamespace
 
-from stacklm.workflow.weighting.plan import uses_weighted_path, values_kind, weighting_rounds
+from stacklm.workflow.weighting.plan import (
+    has_setup_job,
+    uses_weighted_path,
+    values_kind,
+    weighting_rounds,
+)
 
 INPUT_SCALE = config["input_scale"]
 COUNTS = INPUT_SCALE == "counts"
 WEIGHTED = {a: uses_weighted_path(SPECS[a], INPUT_SCALE) for a in ANALYSES}
 ROUNDS = {a: weighting_rounds(SPECS[a], INPUT_SCALE) if WEIGHTED[a] else [] for a in ANALYSES}
+SETUP_JOB = {a: WEIGHTED[a] and has_setup_job(SPECS[a], INPUT_SCALE) for a in ANALYSES}
 
 
 def counts_inputs(wildcards):
@@ -26,32 +34,31 @@ def counts_inputs(wildcards):
 
 
 def weighting_state(wildcards):
-    """The analysis' final weighting state: the last round's, or setup's without rounds."""
+    """The analysis' final weighting state: the last round's parts (each reader computes the
+    round's global step from them), or setup's state file without rounds."""
     n = len(ROUNDS[wildcards.analysis])
     if n == 0:
         return rules.weights_setup.output.state.format(analysis=wildcards.analysis)
-    return rules.weights_round.output.state.format(analysis=wildcards.analysis, round=n)
+    return _round_parts(wildcards.analysis, n)
 
 
-def previous_state(wildcards):
-    """The state a round starts from: setup's for round 1, else the round before's."""
+def round_start_inputs(wildcards):
+    """What a round's chunk starts from: the round before's parts; for round 1 setup's state, or
+    (analyses without a setup job, plan.has_setup_job) the sample sheet with the blocks."""
     r = int(wildcards.round)
-    if r == 1:
-        return rules.weights_setup.output.state.format(analysis=wildcards.analysis)
-    return rules.weights_round.output.state.format(analysis=wildcards.analysis, round=r - 1)
+    if r > 1:
+        return {"previous": _round_parts(wildcards.analysis, r - 1)}
+    if SETUP_JOB[wildcards.analysis]:
+        return {"state": rules.weights_setup.output.state.format(analysis=wildcards.analysis)}
+    return {"samples": config["samples"]}
 
 
 def round_task(wildcards):
     return ROUNDS[wildcards.analysis][int(wildcards.round) - 1]
 
 
-def round_chunk_files(wildcards):
-    return expand(
-        rules.weights_chunk.output.part,
-        analysis=wildcards.analysis,
-        round=wildcards.round,
-        chunk=range(CHUNKS),
-    )
+def _round_parts(analysis, r):
+    return expand(rules.weights_chunk.output.part, analysis=analysis, round=r, chunk=range(CHUNKS))
 
 
 def weighted_fit_inputs(wildcards):

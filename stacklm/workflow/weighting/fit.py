@@ -16,6 +16,7 @@ from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.weightedfit import lm_wfit
 from stacklm.workflow.pipeline import read_design, write_chunk_fit
+from stacklm.workflow.weighting.rounds import load_state
 from stacklm.workflow.weighting.rows import AnalysisRows
 from stacklm.workflow.weighting.state import WeightingState
 from stacklm.workflow.weighting.values import values_and_weights
@@ -53,24 +54,26 @@ def _reference_fit(X, state: WeightingState, coef_names) -> LinearModelFit:
 def weighted_fit_chunk(
     store_path,
     design_path,
-    state_path,
+    state_source,
     chunk: int,
     chunks: int,
     out_path,
     crossprod_path=None,
     libraries_path=None,
     keep_path=None,
+    log=None,
 ) -> int:
-    """Fit the kept rows of chunk ``chunk`` (of ``chunks``) with the analysis' final state and
+    """Fit the kept rows of chunk ``chunk`` (of ``chunks``) with the analysis' final state
+    (``state_source``: the setup's state file or the last round's parts, :func:`.rounds.load_state`) and
     write the un-moderated fit and the sample cross-products of E, fitted values and residuals (the
     PCA diagnostics), as :func:`stacklm.workflow.pipeline.fit_chunk` does for unweighted fits.
     Returns the number of rows fitted."""
     design = read_design(design_path)
     X = design.to_numpy(dtype=np.float64)
     names = [str(c) for c in design.columns]
-    state = WeightingState.load(state_path)
+    state = load_state(state_source, log=log)
     if state.samples != [str(s) for s in design.index]:
-        raise ValueError(f"{state_path} was made for other samples than {design_path}")
+        raise ValueError(f"{state_source} was made for other samples than {design_path}")
     rows = AnalysisRows(store_path, design, libraries_path, keep_path)
     start, stop = chunk_bounds(rows.n_features, chunks)[chunk]
     reference = _reference_fit(X, state, names)

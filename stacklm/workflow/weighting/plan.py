@@ -52,6 +52,17 @@ def weighting_rounds(spec: AnalysisSpec, input_scale: str) -> list[str]:
     return ["dupcor"] if estimate else []
 
 
+def has_setup_job(spec: AnalysisSpec, input_scale: str) -> bool:
+    """Whether the analysis' setup runs as a job of its own: when it has global work (the counts
+    step, a missing-value check for sample weights, arrayWeights, voomWithQualityWeights) or no
+    round follows it.  Otherwise (a block on continuous input whose correlation is estimated) the
+    setup state is only the sheet's blocks, and the round-1 chunk jobs build it themselves."""
+    w = spec.weighting
+    if input_scale == "counts" or w.sample_weights is not None or w.array_weights:
+        return True
+    return not weighting_rounds(spec, input_scale)
+
+
 def check_counts_config(config: Mapping) -> None:
     """The global settings that do not fit ``input_scale: counts`` (or need it); ValueError with
     one line naming the key and the fix."""

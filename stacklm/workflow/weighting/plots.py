@@ -12,8 +12,8 @@ from stacklm.plots.weighting import (
     plot_sample_weights,
     plot_voom_trend,
 )
+from stacklm.workflow.weighting.rounds import load_state
 from stacklm.workflow.weighting.rows import read_libraries
-from stacklm.workflow.weighting.state import WeightingState
 
 
 def weighting_plots_step(
@@ -21,8 +21,9 @@ def weighting_plots_step(
 ) -> None:
     """Draw an analysis' counts / weights diagnostics: ``plots`` maps each plot
     (``library_sizes``, ``voom_trend``, ``sample_weights``, ``block_correlation``) to its (PNG,
-    data table) paths; from the final state and the library sizes."""
-    state = WeightingState.load(state_path)
+    data table) paths; from the final state (its file or the last round's parts,
+    :func:`.rounds.load_state`) and the library sizes."""
+    state = load_state(state_path)
     with labelled(Labels(analysis=analysis_name)):
         for plot, (png, data_path) in plots.items():
             if plot == "library_sizes":

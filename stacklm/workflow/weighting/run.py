@@ -9,9 +9,9 @@ from pathlib import Path
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.weighting.counts import counts_step
 from stacklm.workflow.weighting.fit import weighted_fit_chunk
-from stacklm.workflow.weighting.plan import weighting_rounds
-from stacklm.workflow.weighting.rounds import round_chunk_step, round_global_step
-from stacklm.workflow.weighting.setup_step import setup_step
+from stacklm.workflow.weighting.plan import has_setup_job, weighting_rounds
+from stacklm.workflow.weighting.rounds import load_state, round_chunk_step
+from stacklm.workflow.weighting.setup_step import setup_state, setup_step
 
 _log = logging.getLogger("stacklm")
 
@@ -30,7 +30,8 @@ def run_weighted_chunks(
 ) -> dict:
     """Run an analysis' counts step, setup, rounds and chunk fits in ``workdir`` as the workflow's
     rules do (one process, chunk by chunk).  Returns the paths: ``fits`` (the chunk fit files, in
-    order), ``state`` (the final state), ``libraries``, ``keep`` and ``counts_summary`` (None
+    order), ``state`` (the final state, written as one file), ``parts`` (the last round's parts,
+    as the workflow's later jobs read them; None without rounds), ``libraries``, ``keep`` and ``counts_summary`` (None
     without counts)."""
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -42,40 +43,59 @@ def run_weighted_chunks(
         counts_step(
             store_path, design_path, spec, normalize_method, libraries, keep, counts_summary, log
         )
-    state = work / "setup.npz"
-    setup_step(
-        store_path,
-        design_path,
-        samples_path,
-        sample_id,
-        spec,
-        input_scale,
-        state,
-        libraries,
-        keep,
-        log=log,
-    )
+    if has_setup_job(spec, input_scale):
+        setup = work / "setup.npz"
+        setup_step(
+            store_path,
+            design_path,
+            samples_path,
+            sample_id,
+            spec,
+            input_scale,
+            setup,
+            libraries,
+            keep,
+            log=log,
+        )
+        source = setup
+    else:  # the round-1 chunks build the setup state themselves (no setup job)
+        source = None
     for r, task in enumerate(weighting_rounds(spec, input_scale), start=1):
         parts = []
         for c in range(chunks):
+            if source is None:
+                start = setup_state(
+                    store_path, design_path, samples_path, sample_id, spec, input_scale, log=log
+                )
+            else:
+                start = load_state(source, log=log)
             part = work / f"round_{r}" / f"chunk_{c}.npz"
             part.parent.mkdir(exist_ok=True)
-            round_chunk_step(store_path, design_path, state, task, c, chunks, part, libraries, keep)
+            round_chunk_step(store_path, design_path, start, task, c, chunks, part, libraries, keep)
             parts.append(part)
-        nxt = work / f"round_{r}.npz"
-        round_global_step(parts, state, task, nxt, log=log)
-        state = nxt
+        source = parts
     fits = []
     for c in range(chunks):
         out = work / "fit" / f"chunk_{c}.npz"
         out.parent.mkdir(exist_ok=True)
         weighted_fit_chunk(
-            store_path, design_path, state, c, chunks, out, libraries_path=libraries, keep_path=keep
+            store_path,
+            design_path,
+            source,
+            c,
+            chunks,
+            out,
+            libraries_path=libraries,
+            keep_path=keep,
+            log=log,
         )
         fits.append(out)
+    state = work / "state.npz"  # the final state as one file (the workflow reads the parts)
+    load_state(source).save(state)
     return {
         "fits": fits,
         "state": state,
+        "parts": None if isinstance(source, Path) else source,
         "libraries": libraries,
         "keep": keep,
         "counts_summary": counts_summary,

@@ -9,16 +9,14 @@ import logging
 import numpy as np
 
 from stacklm.io.samplesheet import read_sample_sheet
-from stacklm.limma.arrayweights import array_weights
-from stacklm.limma.dupcor import duplicate_correlation
-from stacklm.limma.voom import voom
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.pipeline import read_design
-from stacklm.workflow.weighting.counts import counts_step
 from stacklm.workflow.weighting.plan import block_of, sample_weights_of, values_kind
 from stacklm.workflow.weighting.rows import AnalysisRows, any_missing
 from stacklm.workflow.weighting.state import DUPCOR_TRIM, VOOM_SPAN, WeightingState
-from stacklm.workflow.weighting.values import modelled_values
+
+# arrayWeights, voom, duplicateCorrelation and the counts step are imported where they run: the
+# round-1 chunks of an analysis without a setup job (plan.has_setup_job) build this state too
 
 _log = logging.getLogger("stacklm")
 
@@ -35,7 +33,37 @@ def setup_step(
     keep_path=None,
     log: logging.Logger = _log,
 ) -> WeightingState:
-    """The analysis' weighting state before the rounds (see the module docstring, step 2)."""
+    """The analysis' weighting state before the rounds (see the module docstring, step 2),
+    written to ``state_path``."""
+    state = setup_state(
+        store_path,
+        design_path,
+        samples_path,
+        sample_id,
+        spec,
+        input_scale,
+        libraries_path,
+        keep_path,
+        log=log,
+    )
+    state.save(state_path)
+    return state
+
+
+def setup_state(
+    store_path,
+    design_path,
+    samples_path,
+    sample_id: str,
+    spec: AnalysisSpec,
+    input_scale: str,
+    libraries_path=None,
+    keep_path=None,
+    log: logging.Logger = _log,
+) -> WeightingState:
+    """The analysis' weighting state before the rounds (the store is read only by the global
+    estimators: arrayWeights, voomWithQualityWeights, and the missing-value check of sample
+    weights on continuous input)."""
     design = read_design(design_path)
     X = design.to_numpy(dtype=np.float64)
     samples = [str(s) for s in design.index]
@@ -54,10 +82,16 @@ def setup_step(
         state.sample_weights_source = f"sample sheet column {w.sample_weights!r}"
         if kind == "voom":
             state.voom_prior_weights = state.sample_weights  # voom(y, design, weights = sw)
-    rows = AnalysisRows(store_path, design, libraries_path, keep_path)
+    global_work = w.array_weights or w.weights == "voom_quality"
+    if kind == "input" and (state.sample_weights is not None or w.array_weights):
+        global_work = True
+    rows = AnalysisRows(store_path, design, libraries_path, keep_path) if global_work else None
     if kind == "input" and (state.sample_weights is not None or w.array_weights):
         state.complete = not any_missing(rows)  # limma's NoProbeWts (lm.series, gls.series)
     if w.array_weights:
+        from stacklm.limma.arrayweights import array_weights
+        from stacklm.workflow.weighting.values import modelled_values
+
         _, Y = rows.all_rows()
         E = modelled_values(kind, Y, rows.lib)
         del Y
@@ -71,7 +105,6 @@ def setup_step(
         _voom_quality(rows, X, state, spec, log)
     if kind == "voom" and w.weights == "voom" and w.block is not None and w.correlation is not None:
         state.voom_correlation = state.correlation
-    state.save(state_path)
     return state
 
 
@@ -81,6 +114,9 @@ def _quality_weights(Y, X, lib, block=None, correlation=None):
     aw1 <- arrayWeights(v, design); v <- voom(y, design, weights = aw1); aw2 <- arrayWeights(v,
     design)``.  Returns ``(v, aw1, aw2)``: the final weights are ``v$weights`` times ``aw2``, and
     aw1 is kept because pass 2 refits voom's fit with it."""
+    from stacklm.limma.arrayweights import array_weights
+    from stacklm.limma.voom import voom
+
     kw = dict(lib_size=lib, span=VOOM_SPAN, block=block, correlation=correlation)
     v = voom(Y, X, save_plot=False, **kw)
     aw1 = array_weights(v.E, X, weights=v.weights, method="genebygene")
@@ -94,6 +130,8 @@ def _voom_quality(rows: AnalysisRows, X, state: WeightingState, spec: AnalysisSp
     ``vq <- voomWithQualityWeights(y, design); c <- duplicateCorrelation(vq, design, block);
     vq <- voomWithQualityWeights(y, design, block, correlation = c$consensus);
     c <- duplicateCorrelation(vq, design, block)``), into the state."""
+    from stacklm.limma.dupcor import duplicate_correlation
+
     ids, Y = rows.all_rows()
     block = state.block
     given = spec.weighting.correlation
@@ -153,6 +191,8 @@ def setup_with_counts_step(
 ) -> WeightingState:
     """The workflow's setup job: :func:`counts_step` (counts input) then :func:`setup_step`."""
     if input_scale == "counts":
+        from stacklm.workflow.weighting.counts import counts_step
+
         counts_step(
             store_path,
             design_path,

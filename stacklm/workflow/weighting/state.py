@@ -52,7 +52,9 @@ class WeightingState:
     n_not_converged: int | None = None
     history: list = field(default_factory=list)
 
-    def save(self, path) -> None:
+    def to_arrays(self, prefix: str = "", leave_out: tuple = ()) -> dict:
+        """The state as ``.npz`` arrays named ``prefix + name`` (``leave_out``: per-feature fields
+        not written, e.g. those the next global step replaces)."""
         meta = {
             "values": self.values,
             "samples": list(self.samples),
@@ -71,21 +73,26 @@ class WeightingState:
         arrays = {"meta": np.array(json.dumps(meta))}
         for name in ("sample_weights", "voom_prior_weights", "sx", "sy", "atanh"):
             value = getattr(self, name)
-            if value is not None:
+            if value is not None and name not in leave_out:
                 arrays[name] = np.asarray(value, dtype=np.float64)
-        if self.atanh_ids is not None:
+        if self.atanh_ids is not None and "atanh_ids" not in leave_out:
             arrays["atanh_ids"] = np.asarray(self.atanh_ids).astype(str)
         if self.trend is not None:
             for name in ("line_x", "line_y", "knots_x", "knots_y"):
                 arrays[f"trend_{name}"] = getattr(self.trend, name)
+        return {prefix + k: v for k, v in arrays.items()}
+
+    def save(self, path) -> None:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **self.to_arrays())
 
     @classmethod
-    def load(cls, path) -> WeightingState:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            arrays = {k: z[k] for k in z.files if k != "meta"}
+    def from_arrays(cls, z, prefix: str = "") -> WeightingState:
+        """The state from the arrays :meth:`to_arrays` wrote (``z``: a mapping or an open
+        ``.npz``)."""
+        names = [k for k in z if k.startswith(prefix)] if prefix else list(z)
+        meta = json.loads(str(z[prefix + "meta"]))
+        arrays = {k[len(prefix) :]: z[k] for k in names if k != prefix + "meta"}
         trend = None
         if "trend_line_x" in arrays:
             trend = VoomTrend(
@@ -116,6 +123,11 @@ class WeightingState:
             n_not_converged=meta["n_not_converged"],
             history=list(meta["history"]),
         )
+
+    @classmethod
+    def load(cls, path) -> WeightingState:
+        with np.load(path, allow_pickle=False) as z:
+            return cls.from_arrays({k: z[k] for k in z.files})
 
 
 def json_plain(obj):

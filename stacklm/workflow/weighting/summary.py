@@ -7,11 +7,13 @@ import json
 
 import numpy as np
 
-from stacklm.workflow.weighting.state import WeightingState, json_plain
+from stacklm.workflow.weighting.rounds import load_state
+from stacklm.workflow.weighting.state import json_plain
 
 
 def weighting_summary(state_path, counts_summary_path=None) -> dict:
-    """The analysis' counts / weights / block entries of summary.json: library sizes and
+    """The analysis' counts / weights / block entries of summary.json (``state_path``: the final
+    state's file or the last round's parts, :func:`.rounds.load_state`): library sizes and
     filterByExpr (counts), the weights (method, sample weights and where they come from, voom's
     trend), and with a block the consensus correlation, how many features' REML did not converge
     and every duplicateCorrelation round."""
@@ -19,7 +21,7 @@ def weighting_summary(state_path, counts_summary_path=None) -> dict:
     if counts_summary_path:
         with open(counts_summary_path) as fh:
             out.update(json.load(fh))
-    state = WeightingState.load(state_path)
+    state = load_state(state_path)
     sw = state.sample_weights
     out["weights"] = {
         "values": {
