@@ -6,12 +6,14 @@ which genes the trims keep, ties in the ranks and orders of log ratios) that onl
 arithmetic reproduces.
 
 Speed: samples are copied in blocks to samples x genes rows (contiguous) and computed a few rows
-at a time (sized to stay in cache), vectorised over genes and the block's samples.  Per sample,
-TMM needs one argsort (the log ratios: their tie check, :func:`log2_libm_rows`, and their trim) and
-two value sorts (``log2(obs.p)``'s tie check, the trim of ``absE``); the rank trims are windows of
-the sorted values (only the tie groups at the window ends need their average ranks), and TMMwsp's
-stable orders likewise.  The results are those of the one-sample-at-a-time port bit for bit: the
-same values in the same arithmetic, R's sums of the kept genes in gene order.
+at a time (sized to stay in cache), vectorised over genes and the block's samples.  The rank
+trims of TMM need no sort: the kept set is a window of values, whose ends are order statistics
+found by selection (``np.partition``, O(n)) and whose end tie groups get their average ranks from
+two counts (:func:`_rank_window`).  For the log ratios the ties are those of the C library's
+log2 (R's), which numpy's SIMD log2 can miss or add by a last bit: only the ratios next to the two
+window ends can be affected, and those get the C library's logarithm
+(:func:`_log_rank_window`).  TMMwsp's stable orders are windows of sorted values likewise.  Sums
+are R's long double sums of the kept genes in gene order.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def _sample_blocks(x: np.ndarray):
 def _factor_quantile(x: np.ndarray, lib_size: np.ndarray, p: float) -> np.ndarray:
     """edgeR's ``.calcFactorQuantile``: the p-quantile of each column over its library size.
 
-    R's type-7 quantile (:func:`stacklm.rstats.basic.quantile7`) of each column, for a block of
-    samples at once."""
+    R's type-7 quantile (:func:`stacklm.rstats.basic.quantile7`) of each column: the ``lo``-th
+    smallest value by a selection (``np.partition`` with one kth, numpy's SIMD quickselect, is
+    faster than a sort) and, when the index is fractional, the next one (the smallest above)."""
     n = x.shape[0]
     index = 1 + (n - 1) * p
     lo = math.floor(index)
@@ -60,43 +63,99 @@ def _factor_quantile(x: np.ndarray, lib_size: np.ndarray, p: float) -> np.ndarra
     h = index - lo
     f = np.empty(x.shape[1])
     for cols, xb in _sample_blocks(x):
-        part = np.sort(xb, axis=1)  # numpy's (SIMD) sort is faster here than a partition
-        qs = part[:, lo - 1]
-        if index > lo:
-            upper = part[:, hi - 1]
-            qs = np.where(upper != qs, (1 - h) * qs + h * upper, qs)
-        f[cols] = qs
+        for r in range(xb.shape[0]):  # a loop over samples
+            part = np.partition(xb[r], lo - 1)
+            q = part[lo - 1]
+            if index > lo:
+                upper = part[hi - 1 :].min()
+                if upper != q:
+                    q = (1 - h) * q + h * upper
+            f[cols.start + r] = q
     return f / lib_size
 
 
-def _average_rank_window(
-    values: np.ndarray, sorted_values: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> np.ndarray:
-    """Which values have an average rank (R's ``rank``, ties averaged) within ``[lo[r], hi[r]]``
-    among the ranked values of their row.
+#: relative half-width of the ratios around a trim boundary whose logarithms are taken with the
+#: C library's log2: any two ratios whose log2 can tie (or swap order) lie within ~3e-13 of
+#: each other (|log2| < 1075, so an ulp of a log2 is at most 2^-42)
+_BOUNDARY_RELATIVE = 1e-11
 
-    ``sorted_values[r]`` is row r's ranked values sorted, followed by larger unranked ones.
-    Average ranks increase with the value, so the window is the values strictly between the
-    ``lo``-th and the ``hi``-th smallest ones, plus the tie group at either end when its average
-    rank is inside (the same sets as ranking every value, for the price of a sort)."""
-    rows = values.shape[0]
-    idx = np.arange(rows)
-    q_lo = sorted_values[idx, np.maximum(lo - 1, 0)]
-    q_hi = sorted_values[idx, np.maximum(hi - 1, 0)]
-    lo_ok = np.zeros(rows, dtype=bool)
-    hi_ok = np.zeros(rows, dtype=bool)
-    for r in range(rows):  # tie groups at the window's ends: twice their average rank
-        row = sorted_values[r]
-        twice = np.searchsorted(row, q_lo[r], "left") + np.searchsorted(row, q_lo[r], "right") + 1
-        lo_ok[r] = twice >= 2 * lo[r]
-        twice = np.searchsorted(row, q_hi[r], "left") + np.searchsorted(row, q_hi[r], "right") + 1
-        hi_ok[r] = twice <= 2 * hi[r]
+
+def _twice_rank(values: np.ndarray, q: float) -> int:
+    """Twice the average rank (R's ``rank``, ties averaged) of the value ``q`` of ``values``
+    (its finite entries; non-ranked ones are ``+inf`` padding)."""
+    return 2 * int(np.count_nonzero(values < q)) + int(np.count_nonzero(values == q)) + 1
+
+
+def _order_statistics(values: np.ndarray, lo: int, hi: int) -> tuple[float, float]:
+    """The ``lo``-th and ``hi``-th smallest of ``values`` (1-based, ``lo <= hi``), by two
+    one-kth partitions (numpy's SIMD quickselect; a partition with two kth is not)."""
+    part = np.partition(values, lo - 1)
+    q_lo = float(part[lo - 1])
+    q_hi = q_lo if hi == lo else float(np.partition(part[lo:], hi - lo - 1)[hi - lo - 1])
+    return q_lo, q_hi
+
+
+def _rank_window(values: np.ndarray, n: int, lo: int, hi: int) -> np.ndarray:
+    """Which of one sample's ``values`` have an average rank (R's ``rank``, ties averaged) within
+    ``[lo, hi]`` among its ``n`` ranked values (the others are ``+inf``, never inside).
+
+    Average ranks increase with the value, so the window is the values between the ``lo``-th and
+    the ``hi``-th smallest ones, each end's tie group included when its average rank is inside:
+    two selections and four counts instead of a sort (counts are integers: ties are common)."""
+    lo, hi = max(lo, 1), min(hi, n)
+    if lo > hi:
+        return np.zeros(values.shape, dtype=bool)
+    q_lo, q_hi = _order_statistics(values, lo, hi)
     # value > q is value >= the next double above q (q is finite): one comparison per bound
-    lower = np.where(lo_ok, q_lo, np.nextafter(q_lo, np.inf))[:, None]
-    upper = np.where(hi_ok, q_hi, np.nextafter(q_hi, -np.inf))[:, None]
+    lower = q_lo if _twice_rank(values, q_lo) >= 2 * lo else np.nextafter(q_lo, np.inf)
+    upper = q_hi if _twice_rank(values, q_hi) <= 2 * hi else np.nextafter(q_hi, -np.inf)
     window = values >= lower
     window &= values <= upper
     return window
+
+
+def _log_rank_window(ratios: np.ndarray, logs: np.ndarray, n: int, lo: int, hi: int) -> np.ndarray:
+    """:func:`_rank_window` for the log ratios of one sample, ranked as R ranks them: by the C
+    library's ``log2`` of ``ratios`` (``+inf`` where not ranked).
+
+    ``logs`` are numpy's log2 of the ratios (finite where ranked), which may differ from the C
+    library's in the last bit (SIMD kernels) and so create or break ties.  Only the ties at the
+    two trim boundaries decide which values are inside, so only the ratios near the ``lo``-th and
+    ``hi``-th smallest (within ``_BOUNDARY_RELATIVE``) get the C library's logarithm, written into
+    ``logs``; every other log ratio is farther from both bounds than any rounding difference."""
+    lo, hi = max(lo, 1), min(hi, n)
+    if lo > hi:
+        return np.zeros(ratios.shape, dtype=bool)
+    bounds = []
+    for k, q in zip((lo, hi), _order_statistics(ratios, lo, hi), strict=True):
+        near = ratios >= q * (1 - _BOUNDARY_RELATIVE)
+        below = ratios.size - int(np.count_nonzero(near))  # log2 well below the bound's
+        near &= ratios <= q * (1 + _BOUNDARY_RELATIVE)
+        idx = np.flatnonzero(near)
+        values, inverse = np.unique(ratios[idx], return_inverse=True)
+        exact = np.array(list(map(math.log2, values.tolist())))[inverse]  # the C library's log2
+        logs[idx] = exact
+        exact.sort()
+        level = exact[k - 1 - below]  # the k-th smallest log ratio, as R's sort has it
+        twice = 2 * (below + int(np.count_nonzero(exact < level)))
+        twice += int(np.count_nonzero(exact == level)) + 1
+        bounds.append((level, twice))
+    (lv_lo, tw_lo), (lv_hi, tw_hi) = bounds
+    lower = lv_lo if tw_lo >= 2 * lo else np.nextafter(lv_lo, np.inf)
+    upper = lv_hi if tw_hi <= 2 * hi else np.nextafter(lv_hi, -np.inf)
+    window = logs >= lower
+    window &= logs <= upper
+    return window
+
+
+def _integral_below(x: np.ndarray, bound: float) -> bool:
+    """Whether every value of ``x`` is a whole number in ``[0, bound]``."""
+    return bool(x.size == 0 or (x.min() >= 0 and x.max() <= bound and np.all(x == np.rint(x))))
+
+
+#: integer counts up to this have proportions whose log2 are never near ties: distinct counts
+#: c1 < c2 <= 1e8 give log2 at least log2(1 + 1e-8) ~ 1.4e-8 apart, far above the near-tie bound
+_NO_NEAR_TIE_COUNT = 1e8
 
 
 def _factor_tmm(
@@ -114,37 +173,41 @@ def _factor_tmm(
     Per sample as edgeR: ``logR = log2(obs.p / ref.p)``, ``absE = (log2(obs.p) + log2(ref.p)) / 2``,
     ``v``; the genes with finite ``logR`` and ``absE`` (``absE > Acutoff``) are trimmed by their
     ranks of ``logR`` and of ``absE``, and the factor is ``2^`` the precision-weighted mean of the
-    kept ``logR``.  The trims are rank windows over sorted values (:func:`_average_rank_window`);
-    ``logR`` comes sorted from the logarithm's tie check (by ratio) whenever the logarithms are
-    non-decreasing in that order and no finite one is trimmed by ``absE`` (otherwise its row is
-    sorted again).  Sums are R's long double sums of each sample's kept genes in gene order."""
+    kept ``logR``.  The trims are rank windows found by selection (:func:`_rank_window`,
+    :func:`_log_rank_window`: the ties at their ends as the C library's log2 makes them).  Sums
+    are R's long double sums of each sample's kept genes in gene order."""
     n_obs = lib_b[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         obs_p = xb / n_obs
-        logs = log2_libm_rows(obs_p / ref["p"], order=True)
-        log_r = logs.values
-        abs_e = log2_libm_rows(obs_p).values
+        ratios = obs_p / ref["p"]
+        log_r = np.log2(ratios)
+        if _integral_below(xb, _NO_NEAR_TIE_COUNT):  # log2_libm_rows would change nothing
+            abs_e = np.log2(obs_p)
+        else:
+            abs_e = log2_libm_rows(obs_p).values
         abs_e += ref["log2_p"]
         abs_e /= 2
         fin = abs_e > a_cutoff
         fin &= abs_e < np.inf  # with the above: finite
-        fin &= logs.finite
+        fin &= np.isfinite(log_r)
     n = fin.sum(axis=1)
-    sorted_r = logs.sorted
-    redo = ~((sorted_r[:, 1:] >= sorted_r[:, :-1]).all(axis=1) & (n == logs.n_finite))
-    if redo.any():
-        sorted_r[redo] = np.sort(np.where(fin[redo], log_r[redo], np.inf), axis=1)
-    sorted_e = np.sort(np.where(fin, abs_e, np.inf), axis=1)
-    lo_l = np.floor(n * logratio_trim).astype(np.int64) + 1
-    lo_s = np.floor(n * sum_trim).astype(np.int64) + 1
-    keep = _average_rank_window(log_r, sorted_r, lo_l, n + 1 - lo_l)  # False where not finite
-    keep &= _average_rank_window(abs_e, sorted_e, lo_s, n + 1 - lo_s)
-    keep &= fin
+    ratios[~fin] = np.inf
+    abs_e[~fin] = np.inf
     out = np.ones(xb.shape[0])
-    for r in range(xb.shape[0]):  # a loop over the block's samples: R's sums in gene order
-        if n[r] == 0 or max(abs(sorted_r[r, 0]), abs(sorted_r[r, n[r] - 1])) < 1e-6:
+    for r in range(xb.shape[0]):  # a loop over the block's samples: their trims and R's sums
+        nr = int(n[r])
+        if nr == 0:
             continue
-        k = np.flatnonzero(keep[r])
+        ratio = ratios[r]
+        big = float(np.max(np.where(fin[r], ratio, 0.0)))
+        if max(abs(math.log2(float(ratio.min()))), abs(math.log2(big))) < 1e-6:
+            continue  # edgeR: max(abs(logR)) < 1e-6 gives 1
+        lo_l = math.floor(nr * logratio_trim) + 1
+        lo_s = math.floor(nr * sum_trim) + 1
+        keep = _log_rank_window(ratio, log_r[r], nr, lo_l, nr + 1 - lo_l)
+        keep &= _rank_window(abs_e[r], nr, lo_s, nr + 1 - lo_s)
+        keep &= fin[r]
+        k = np.flatnonzero(keep)
         lr = log_r[r, k]
         if do_weighting:
             obs = xb[r, k]
@@ -310,7 +373,7 @@ def calc_norm_factors(
         raise ValueError("NA counts not permitted")
     nsamples = x.shape[1]
     if lib_size is None:
-        lib = x.sum(axis=0)
+        lib = col_sums(x)  # R's colSums (long double): non-integer counts' ties depend on its bits
     else:
         lib = np.asarray(lib_size, dtype=np.float64).ravel()
         if np.isnan(lib).any():

@@ -1,8 +1,8 @@
 """calcNormFactors' sample-block vectorisation: the factors do not depend on how the samples are
 cut into blocks (copy blocks and compute steps, one sample to all), and still match edgeR 3.40.2;
-the pieces it is built from (row-wise tie-checked log2, rank windows, stable-order windows) agree
-with the one-vector computations they replace (scipy's rankdata, numpy's lexsort) on data with
-many ties."""
+the pieces it is built from (row-wise tie-checked log2, rank windows by selection, the log-ratio
+windows ranked by the C library's log2, stable-order windows) agree with the one-vector
+computations they replace (scipy's rankdata, numpy's lexsort) on data with many ties."""
 
 from __future__ import annotations
 
@@ -113,16 +113,75 @@ def test_rank_windows_equal_rankdata_trims():
     values = rng.integers(0, 30, size=(8, 500)).astype(np.float64) / 4
     finite = rng.random(values.shape) < 0.9
     n = finite.sum(axis=1)
-    for trim in (0.05, 0.3, 0.45):
+    for trim in (0.05, 0.3, 0.45, 0.6, -0.1):
         lo = np.floor(n * trim).astype(np.int64) + 1
         hi = n + 1 - lo
-        sorted_values = np.sort(np.where(finite, values, np.inf), axis=1)
-        window = cnf._average_rank_window(values, sorted_values, lo, hi) & finite
         for r in range(values.shape[0]):
+            padded = np.where(finite[r], values[r], np.inf)
+            window = cnf._rank_window(padded, int(n[r]), int(lo[r]), int(hi[r]))
             ranks = rankdata(values[r, finite[r]])
             expected = np.zeros(values.shape[1], dtype=bool)
             expected[finite[r]] = (ranks >= lo[r]) & (ranks <= hi[r])
-            assert np.array_equal(window[r], expected)
+            assert np.array_equal(window, expected)
+
+
+def test_log_rank_windows_rank_the_c_library_logs():
+    """Ratios a few ulps apart (equal fractions computed two ways, nextafter neighbours) at and
+    around the trim boundaries: the window is that of R's ranks of the C library's log2."""
+    rng = np.random.default_rng(11)
+    for case in range(40):
+        m = int(rng.integers(20, 400))
+        num = rng.integers(1, 12, m).astype(np.float64)
+        den = rng.integers(1, 12, m).astype(np.float64)
+        scale = rng.integers(1, 4, m).astype(np.float64)
+        ratios = (num * scale / 1e6) / (den * scale / 3e6)  # equal fractions, different roundings
+        bumps = rng.random(m) < 0.2
+        ratios[bumps] = np.nextafter(ratios[bumps], np.inf * rng.choice([-1, 1], bumps.sum()))
+        finite = rng.random(m) < 0.9
+        n = int(finite.sum())
+        padded = np.where(finite, ratios, np.inf)
+        exact = np.array([math.log2(v) for v in ratios])  # R's log2
+        ranks = rankdata(exact[finite])
+        for trim in (0.05, 0.3, 0.45):
+            lo = math.floor(n * trim) + 1
+            hi = n + 1 - lo
+            with np.errstate(divide="ignore"):
+                logs = np.log2(padded)
+            window = cnf._log_rank_window(padded, logs, n, lo, hi)
+            expected = np.zeros(m, dtype=bool)
+            expected[finite] = (ranks >= lo) & (ranks <= hi)
+            assert np.array_equal(window, expected), case
+            # the values near the bounds now hold the C library's log2, the others numpy's
+            assert np.all(np.abs(logs[finite] - exact[finite]) <= np.spacing(np.abs(exact[finite])))
+
+
+def test_log_rank_windows_where_numpy_and_the_c_library_tie_differently():
+    """Neighbouring doubles whose numpy log2 tie and C library log2 do not (or the reverse; found
+    on CPUs whose numpy log2 is a SIMD kernel, else plain neighbours) at every boundary position:
+    the window follows the C library's ties."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0.05, 20, 50_000)
+    pairs = []
+    for v in x[np.log2(x) != np.array([math.log2(t) for t in x])][:40].tolist() + [3 / 7]:
+        for w in (np.nextafter(v, 0), np.nextafter(v, 100)):
+            if (math.log2(v) == math.log2(w)) != (np.log2(v) == np.log2(w)) or v == 3 / 7:
+                pairs.append((v, float(w)))
+    assert pairs
+    for a, b in pairs[:8]:
+        group = np.array([a, b, a, b, b])
+        low = rng.uniform(0.001, 0.002, 7)
+        high = rng.uniform(100, 200, 6)
+        ratios = rng.permutation(np.concatenate([low, group, high, [np.inf, np.inf]]))
+        finite = np.isfinite(ratios)
+        n = int(finite.sum())
+        ranks = rankdata([math.log2(t) for t in ratios[finite]])
+        for lo in range(1, n + 1):
+            for hi in (lo, lo + 1, n + 1 - lo, n):
+                logs = np.log2(ratios)
+                window = cnf._log_rank_window(ratios, logs, n, lo, hi)
+                expected = np.zeros(ratios.size, dtype=bool)
+                expected[finite] = (ranks >= lo) & (ranks <= hi)
+                assert np.array_equal(window, expected), (a, b, lo, hi)
 
 
 def test_stable_position_windows_equal_lexsort_trims():
