@@ -90,8 +90,7 @@ def read_matrix_blocks(
             take = min(b - done, block_rows - filled)
             block_ids[filled : filled + take] = ids[done : done + take]
             target = block_values[filled : filled + take]
-            for j, column in enumerate(columns):
-                target[:, j] = column[done : done + take]
+            _fill_rows(target, columns, done)
             _check_piece(
                 path,
                 fmt,
@@ -118,6 +117,27 @@ def read_matrix_blocks(
         raise MatrixInputError(
             f"{path}: the matrix has no data rows (only a header); add one row per feature"
         )
+
+
+#: values per piece of :func:`_fill_rows`' transposition (4 MB), at least FILL_MIN_ROWS rows
+FILL_CELLS = 1 << 17
+FILL_MIN_ROWS = 512
+
+
+def _fill_rows(target: np.ndarray, columns, start: int) -> None:
+    """``target[:, j] = columns[j][start : start + len(target)]`` for every column j, through a
+    small column-major buffer transposed into ``target`` piece by piece: writing each column
+    straight into the row-major block strides over all of it per column (3x slower at 100
+    samples)."""
+    rows, n = target.shape
+    step = max(FILL_MIN_ROWS, FILL_CELLS // max(n, 1))
+    buffer = np.empty((n, min(step, rows)))
+    for a in range(0, rows, step):
+        b = min(rows, a + step)
+        piece = buffer[:, : b - a]
+        for j, column in enumerate(columns):
+            piece[j] = column[start + a : start + b]
+        target[a:b] = piece.T
 
 
 def _check_piece(path, fmt, compression, header, ids, values, first_row, seen, source):
