@@ -75,8 +75,13 @@ if workflow.is_main_process:
 ANALYSES = list(config["analyses"])
 if config["chunks"] == "auto":
     from stacklm.workflow.chunks import auto_chunks
+    from stacklm.workflow.weighting.plan import uses_weighted_path
 
-    CHUNKS = auto_chunks(config["matrix"], config.get("matrix_format"))
+    CHUNKS = auto_chunks(
+        config["matrix"],
+        config.get("matrix_format"),
+        weighted=any(uses_weighted_path(s, config["input_scale"]) for s in SPECS.values()),
+    )
 else:
     CHUNKS = int(config["chunks"])
 

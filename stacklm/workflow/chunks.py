@@ -1,12 +1,17 @@
 """``chunks: auto``: the number of fit jobs from the size of the data, decided when the workflow is
 read (before the matrix is normalized), the same on every machine.
 
-The rule: one job per :data:`CHUNK_TARGET_MB` of the matrix as float64 (estimated from the file:
-text ~1x its bytes, gzip ~4x; exact for Parquet, rows x columns from its footer; a PLINK .bed as
-the int8 store the fit jobs read, 1 byte per genotype), at least one. The example (12,000 x 96, ~9 MB) is one job, 10^6 x 100 (800 MB) seven, 850,000 x 400 (2.7 GB)
-22. The count does not depend on ``--cores`` or the executor, so a laptop and a cluster run of one
-config fit the same chunks (results do not depend on the chunking anyway, to 1e-12); on a cluster
-each job then holds ~128 MB of values, a useful size for a scheduler.
+The rule: one job per :data:`CHUNK_TARGET_MB` (512 MB) of the matrix as float64 (estimated from
+the file: text ~1x its bytes, gzip ~4x; exact for Parquet, rows x columns from its footer; a PLINK
+.bed as the int8 store the fit jobs read, 1 byte per genotype), at least one; one per
+:data:`WEIGHTED_CHUNK_TARGET_MB` (128 MB) when an analysis fits with weights or blocks (counts,
+voom, sample weights, block correlation), whose per-feature work is ~10x that of a plain fit and
+which run more passes over the chunks.  A plain fit of 512 MB takes well under a second, so
+smaller chunks would only add job start-ups (~0.5 s each); every fit job reads its chunk in
+blocks, so its memory does not grow with the chunk.  The example (12,000 x 96, ~9 MB) is one job,
+10^6 x 100 (800 MB) two, 850,000 x 400 (2.7 GB) six.  The count does not depend on ``--cores`` or
+the executor, so a laptop and a cluster run of one config fit the same chunks (results do not
+depend on the chunking anyway, to 1e-12).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 #: float64 megabytes of the matrix per fit job
-CHUNK_TARGET_MB = 128
+CHUNK_TARGET_MB = 512
+#: ... when an analysis fits with weights or blocks (counts, voom, sample weights, correlation)
+WEIGHTED_CHUNK_TARGET_MB = 128
 
 
 def estimated_values_mb(
@@ -42,6 +49,8 @@ def estimated_values_mb(
     return size
 
 
-def auto_chunks(path, matrix_format: str | None = None) -> int:
-    """The number of fit jobs for ``chunks: auto``."""
-    return max(1, math.ceil(estimated_values_mb(path, matrix_format) / CHUNK_TARGET_MB))
+def auto_chunks(path, matrix_format: str | None = None, weighted: bool = False) -> int:
+    """The number of fit jobs for ``chunks: auto`` (``weighted``: an analysis fits with weights
+    or blocks)."""
+    target = WEIGHTED_CHUNK_TARGET_MB if weighted else CHUNK_TARGET_MB
+    return max(1, math.ceil(estimated_values_mb(path, matrix_format) / target))

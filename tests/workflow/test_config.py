@@ -86,7 +86,7 @@ def test_run_analysis_rejects_misspelled_keys():
 
 
 def test_auto_chunks_follow_the_data_size(tmp_path):
-    from stacklm.workflow.chunks import CHUNK_TARGET_MB, auto_chunks
+    from stacklm.workflow.chunks import CHUNK_TARGET_MB, WEIGHTED_CHUNK_TARGET_MB, auto_chunks
 
     assert (
         validate_config({"matrix": "m", "samples": "s", "analyses": {"a": BASE}})["chunks"]
@@ -98,16 +98,22 @@ def test_auto_chunks_follow_the_data_size(tmp_path):
     big = tmp_path / "m.tsv.gz"
     with open(big, "wb") as fh:  # 100 MB of gzip ~ 400 MB of values
         fh.truncate(100 * 10**6)
-    assert auto_chunks(big) == -(-400 // CHUNK_TARGET_MB)
+    assert auto_chunks(big) == 1 and CHUNK_TARGET_MB == 512
+    # weighted or block-correlated fits: smaller chunks (128 MB)
+    assert auto_chunks(big, weighted=True) == 4 and WEIGHTED_CHUNK_TARGET_MB == 128
+    with open(big, "wb") as fh:  # 300 MB of gzip ~ 1200 MB of values
+        fh.truncate(300 * 10**6)
+    assert auto_chunks(big) == 3 and auto_chunks(big, weighted=True) == 10
     parquet = tmp_path / "m.parquet"
     with open(parquet, "wb") as fh:
         fh.truncate(64 * 10**6)
     assert auto_chunks(parquet) == 1 and auto_chunks(parquet.with_suffix(".parquet")) == 1
     # a readable Parquet file counts exactly, rows x sample columns from its footer: 200,000 x 100
-    # float64 zeros are 160 MB of values (2 jobs) in a file of a few hundred kB
+    # float64 zeros are 160 MB of values (2 weighted jobs) in a file of a few hundred kB
     zeros = pa.array(np.zeros(200_000))
     table = pa.table({"feature_id": pa.array(np.arange(200_000).astype(str)),
                       **{f"s{j}": zeros for j in range(100)}})  # fmt: skip
     pq.write_table(table, tmp_path / "real.parquet", compression="zstd")
     assert (tmp_path / "real.parquet").stat().st_size < 10**6
-    assert auto_chunks(tmp_path / "real.parquet") == 2
+    assert auto_chunks(tmp_path / "real.parquet", weighted=True) == 2
+    assert auto_chunks(tmp_path / "real.parquet") == 1
