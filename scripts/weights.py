@@ -6,15 +6,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
-from stacklm.spec import AnalysisSpec
 from stacklm.workflow.steps import workflow_step
 
 rule = snakemake.rule  # noqa: F821
 with workflow_step(rule, snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
     w = snakemake.wildcards  # noqa: F821
-    spec = AnalysisSpec.from_settings(w.analysis, p.analysis)
     if rule == "weights_setup":
+        from stacklm.spec import AnalysisSpec
         from stacklm.workflow.weighting.setup_step import setup_with_counts_step
 
         setup_with_counts_step(
@@ -22,7 +21,7 @@ with workflow_step(rule, snakemake.log[0], snakemake.threads) as log:  # noqa: F
             inp.design,
             inp.samples,
             p.sample_id,
-            spec,
+            AnalysisSpec.from_settings(w.analysis, p.analysis),
             p.input_scale,
             out.state,
             p.normalize_method,
@@ -36,13 +35,10 @@ with workflow_step(rule, snakemake.log[0], snakemake.threads) as log:  # noqa: F
 
         state = start_state(
             inp.get("previous") or inp.get("state"),  # the round before's parts / setup's state
-            inp.store,
             inp.design,
-            inp.get("samples"),
+            inp.get("samples"),  # without a setup job: the blocks of the sheet
             p.sample_id,
-            spec,
-            p.input_scale,
-            log=log,
+            p.analysis["block"],  # (validated settings)
         )
         n = round_chunk_step(
             inp.store,

@@ -7,12 +7,15 @@ module for its block-structure check); the steps themselves are the other module
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from stacklm.limma.dupcor import block_structure_check
-from stacklm.spec import AnalysisSpec
+
+if TYPE_CHECKING:
+    from stacklm.spec import AnalysisSpec
 
 #: normalize.method values that are edgeR calcNormFactors methods (counts only)
 COUNT_NORMALIZATIONS = ("TMM", "TMMwsp", "upperquartile")

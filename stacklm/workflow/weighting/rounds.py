@@ -177,22 +177,14 @@ def load_state(
 
 
 def start_state(
-    source,
-    store_path,
-    design_path,
-    samples_path,
-    sample_id: str,
-    spec,
-    input_scale: str,
-    log: logging.Logger | None = None,
+    source, design_path, samples_path, sample_id: str, block: str | None
 ) -> WeightingState:
     """The state a round's chunk starts from: ``source`` (the setup job's state file, or the
     round before's parts: :func:`load_state`), or without one (an analysis without a setup job,
-    :func:`.plan.has_setup_job`) the setup state built here from the sample sheet."""
+    :func:`.plan.has_setup_job`) the setup state built here from the sample sheet's ``block``
+    column (:func:`.setup_step.block_state`)."""
     if source:
-        return load_state(source, log=log)
-    from stacklm.workflow.weighting.setup_step import setup_state
+        return load_state(source)
+    from stacklm.workflow.weighting.setup_step import block_state
 
-    return setup_state(
-        store_path, design_path, samples_path, sample_id, spec, input_scale, log=log or _log
-    )
+    return block_state(design_path, samples_path, sample_id, block)

@@ -10,8 +10,8 @@ from stacklm.spec import AnalysisSpec
 from stacklm.workflow.weighting.counts import counts_step
 from stacklm.workflow.weighting.fit import weighted_fit_chunk
 from stacklm.workflow.weighting.plan import has_setup_job, weighting_rounds
-from stacklm.workflow.weighting.rounds import load_state, round_chunk_step
-from stacklm.workflow.weighting.setup_step import setup_state, setup_step
+from stacklm.workflow.weighting.rounds import load_state, round_chunk_step, start_state
+from stacklm.workflow.weighting.setup_step import setup_step
 
 _log = logging.getLogger("stacklm")
 
@@ -63,12 +63,7 @@ def run_weighted_chunks(
     for r, task in enumerate(weighting_rounds(spec, input_scale), start=1):
         parts = []
         for c in range(chunks):
-            if source is None:
-                start = setup_state(
-                    store_path, design_path, samples_path, sample_id, spec, input_scale, log=log
-                )
-            else:
-                start = load_state(source, log=log)
+            start = start_state(source, design_path, samples_path, sample_id, spec.weighting.block)
             part = work / f"round_{r}" / f"chunk_{c}.npz"
             part.parent.mkdir(exist_ok=True)
             round_chunk_step(store_path, design_path, start, task, c, chunks, part, libraries, keep)

@@ -5,18 +5,22 @@ voomWithQualityWeights, which need every feature's values at once)."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stacklm.io.samplesheet import read_sample_sheet
-from stacklm.spec import AnalysisSpec
 from stacklm.workflow.pipeline import read_design
 from stacklm.workflow.weighting.plan import block_of, sample_weights_of, values_kind
 from stacklm.workflow.weighting.rows import AnalysisRows, any_missing
 from stacklm.workflow.weighting.state import DUPCOR_TRIM, VOOM_SPAN, WeightingState
 
-# arrayWeights, voom, duplicateCorrelation and the counts step are imported where they run: the
-# round-1 chunks of an analysis without a setup job (plan.has_setup_job) build this state too
+if TYPE_CHECKING:
+    from stacklm.spec import AnalysisSpec
+
+# arrayWeights, voom, duplicateCorrelation and the counts step (and the config schema behind
+# AnalysisSpec) are imported where they run: the round-1 chunks of an analysis without a setup
+# job (plan.has_setup_job) build its state with block_state
 
 _log = logging.getLogger("stacklm")
 
@@ -70,13 +74,9 @@ def setup_state(
     sheet = read_sample_sheet(samples_path, sample_id)
     w = spec.weighting
     kind = values_kind(spec, input_scale)
-    state = WeightingState(values=kind, samples=samples)
-    if w.block is not None:
-        state.block = block_of(sheet, w.block, samples)
-        state.block_column = w.block
-        if w.correlation is not None:
-            state.correlation = float(w.correlation)
-            state.history.append({"step": "correlation given", "correlation": state.correlation})
+    state = _sheet_blocks(
+        WeightingState(values=kind, samples=samples), sheet, w.block, w.correlation
+    )
     if w.sample_weights is not None:
         state.sample_weights = sample_weights_of(sheet, w.sample_weights, samples)
         state.sample_weights_source = f"sample sheet column {w.sample_weights!r}"
@@ -106,6 +106,27 @@ def setup_state(
     if kind == "voom" and w.weights == "voom" and w.block is not None and w.correlation is not None:
         state.voom_correlation = state.correlation
     return state
+
+
+def _sheet_blocks(state: WeightingState, sheet, block: str | None, correlation) -> WeightingState:
+    """The state's blocks (the sheet column ``block``, None: none) and a given correlation."""
+    if block is not None:
+        state.block = block_of(sheet, block, state.samples)
+        state.block_column = block
+        if correlation is not None:
+            state.correlation = float(correlation)
+            state.history.append({"step": "correlation given", "correlation": state.correlation})
+    return state
+
+
+def block_state(design_path, samples_path, sample_id: str, block: str) -> WeightingState:
+    """The setup state of an analysis without a setup job (:func:`.plan.has_setup_job`: the
+    stored values, a block, an estimated correlation, no weights): what :func:`setup_state` gives
+    it, read from the sample sheet alone (the round-1 chunk jobs call this)."""
+    design = read_design(design_path)
+    samples = [str(s) for s in design.index]
+    sheet = read_sample_sheet(samples_path, sample_id)
+    return _sheet_blocks(WeightingState(values="input", samples=samples), sheet, block, None)
 
 
 def _quality_weights(Y, X, lib, block=None, correlation=None):

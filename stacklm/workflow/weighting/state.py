@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stacklm.io.outputs import atomic_path
-from stacklm.limma.voom import VoomTrend
+
+if TYPE_CHECKING:
+    from stacklm.limma.voom import VoomTrend
 
 #: voom's lowess span (limma's default)
 VOOM_SPAN = 0.5
@@ -95,6 +98,8 @@ class WeightingState:
         arrays = {k[len(prefix) :]: z[k] for k in names if k != prefix + "meta"}
         trend = None
         if "trend_line_x" in arrays:
+            from stacklm.limma.voom import VoomTrend  # (the dupcor-only jobs do not import voom)
+
             trend = VoomTrend(
                 line_x=arrays["trend_line_x"],
                 line_y=arrays["trend_line_y"],
