@@ -74,7 +74,8 @@ def normalize_matrix(
             # the store writer writes the previous block (the write releases the GIL) while the
             # next one is read and checked
             written = None
-            for block in read_matrix_blocks(matrix_path, matrix_format):
+            # two value arrays in turn: block k is written while k + 1 is read into the other
+            for block in read_matrix_blocks(matrix_path, matrix_format, buffers=2):
                 raw = block.values
                 if input_scale == "counts":
                     raw = check_count_block(
@@ -89,7 +90,10 @@ def normalize_matrix(
                 add_counts(counts)
                 if written is not None:
                     written.result()  # in order, and its error (a duplicated id) here
-                written = pool.submit(writer.append, block.feature_ids[keep], values[keep])
+                if keep.all():  # no copy of the block when every feature is kept
+                    written = pool.submit(writer.append, block.feature_ids, values)
+                else:
+                    written = pool.submit(writer.append, block.feature_ids[keep], values[keep])
                 n_input += len(block.feature_ids)
                 n_kept += int(keep.sum())
                 log.info("read %d features", n_input)

@@ -53,3 +53,19 @@ def test_a_missing_id_is_named_with_its_row_in_the_column_group_path(tmp_path, m
     pq.write_table(table, tmp_path / "m.parquet", row_group_size=1200)
     with pytest.raises(ValueError, match=r"row 1000: the feature id \('id'\) is missing"):
         list(read_matrix_blocks(tmp_path / "m.parquet", block_rows=100))
+
+
+def test_a_ring_of_buffers_gives_the_same_blocks_and_reuses_the_arrays(wide_file):
+    """buffers=2: the values of the blocks are the same as with a new array per block (read each
+    before the next but one), and block k + 2 is filled into block k's array."""
+    path, values = wide_file
+    got, arrays = [], []
+    for block in read_matrix_blocks(path, block_rows=700, buffers=2):
+        got.append(block.values.copy())
+        arrays.append(block.values)
+    np.testing.assert_array_equal(np.vstack(got), values)
+    # 3000 rows: 4 full blocks (in two arrays, used in turn) and the last 200 rows copied
+    assert [len(g) for g in got] == [700, 700, 700, 700, 200]
+    assert arrays[2] is arrays[0] and arrays[3] is arrays[1] and arrays[1] is not arrays[0]
+    with pytest.raises(ValueError, match="buffers must be 0"):
+        list(read_matrix_blocks(path, buffers=1))
