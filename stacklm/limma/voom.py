@@ -35,9 +35,12 @@ bit, which moves the weights by ~1e-16 relative).
 
 Speed: the features x samples passes (log-CPM, fitted log counts, the approxfun, the weights) run
 in place by row blocks that stay in cache, with the same operations in the same order as the
-expressions above; the approxfun looks up the knot interval from a bucket grid and gathers the
-per-interval differences R's ``approx1`` forms (computed once); the one-shot :func:`voom` writes
-the weights over the fitted log counts.  Only ``E`` and the weights are features x samples arrays.
+expressions above; the one-shot :func:`voom` takes each block of fitted values through the fitted
+log counts, the approxfun and ``1/f^4`` before the next (:func:`_fitted_weights`), writing the
+weights over the fitted values.  The approxfun finds the knot interval from a bucket grid (one
+lookup for a value in a bucket without a knot, single steps among the knots otherwise) and gathers
+the per-interval differences R's ``approx1`` forms (computed once).  Only ``E`` and the weights
+are features x samples arrays.
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ from stacklm.rstats.sums import r_mean, row_means
 #: rows per block when weights are computed (about this many values per block)
 VOOM_BLOCK_VALUES = 1 << 16
 
+#: buckets of the trend's lookup grid per knot (see :meth:`VoomTrend._tables`)
+_BUCKETS_PER_KNOT = 8
+
+
+def _inverse_fourth_power(f: np.ndarray) -> None:
+    """``f <- 1 / f^4`` in place (``np.power(f, 4)`` then ``1 / f``, as voom's ``1/f^4``)."""
+    np.power(f, 4, out=f)
+    np.divide(1.0, f, out=f)
+
 
 @dataclass
 class VoomTrend:
@@ -83,15 +95,22 @@ class VoomTrend:
     def __call__(self, v, out: np.ndarray | None = None) -> np.ndarray:
         """``approxfun(l, rule = 2, ties = list("ordered", mean))(v)`` (R's C ``approx1``);
         ``out``: a C-contiguous float64 array of ``v``'s shape to write to (may be ``v``)."""
+        return self._apply(v, out, weights=False)
+
+    def weights(self, v, out: np.ndarray | None = None) -> np.ndarray:
+        """``1 / f(v)^4`` (voom's weights at the fitted log counts ``v``), block by block in
+        cache; ``out`` as for calling the trend."""
+        return self._apply(v, out, weights=True)
+
+    def _apply(self, v, out: np.ndarray | None, weights: bool) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)
         if out is None:
             out = np.empty(v.shape)
-        if self.constant_one:
-            np.copyto(out, np.where(np.isnan(v), v, 1.0))
-            return out
-        x, y = self.knots_x, self.knots_y
-        if x.size == 1:
-            np.copyto(out, np.where(np.isnan(v), v, y[0]))
+        if self.constant_one or self.knots_x.size == 1:
+            value = 1.0 if self.constant_one else self.knots_y[0]
+            np.copyto(out, np.where(np.isnan(v), v, value))
+            if weights:
+                _inverse_fourth_power(out)
             return out
         flat = np.ascontiguousarray(v).reshape(-1)
         flat_out = out.reshape(-1)
@@ -99,46 +118,54 @@ class VoomTrend:
         step = VOOM_BLOCK_VALUES
         for start in range(0, flat.size, step):
             block = flat[start : start + step]
-            self._evaluate(block.copy() if same else block, flat_out[start : start + step])
+            target = flat_out[start : start + step]
+            self._evaluate(block.copy() if same else block, target)
+            if weights:
+                _inverse_fourth_power(target)
         return out
 
     def _tables(self):
-        """Per knot interval i: ``x[i]``, the next knot (``inf`` after the last interval: the
-        interval search never moves past it), ``x[i+1] - x[i]``, ``y[i]``, ``y[i+1] - y[i]``
-        (the differences approx1 forms, computed once); and the bucket grid's start intervals."""
+        """Per knot interval i: ``x[i]``, ``x[i+1] - x[i]``, ``y[i]``, ``y[i+1] - y[i]`` (the
+        differences approx1 forms, computed once); and per bucket of a uniform grid its start
+        interval, as ``-1 - start`` where the bucket holds a knot."""
         if getattr(self, "_table", None) is None:
             x, y = self.knots_x, self.knots_y
             K = x.size
-            nxt = x[1:].copy()
-            nxt[-1] = np.inf
-            self._table = (x[:-1], nxt, x[1:] - x[:-1], y[:-1], y[1:] - y[:-1])
-            buckets = 8 * K
+            self._table = (x[:-1], x[1:] - x[:-1], y[:-1], y[1:] - y[:-1])
+            buckets = _BUCKETS_PER_KNOT * K
             grid = x[0] + (x[-1] - x[0]) * (np.arange(buckets + 1) / buckets)
-            self._bucket_start = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, K - 2)
+            start = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, K - 2)
+            # a bucket whose range, widened by far more than the rounding of a value's bucket
+            # number, holds no knot: every value given that bucket has its start interval
+            pad = 1e-9 * (x[-1] - x[0])
+            ends = np.append(grid[1:], np.inf)
+            knots = np.searchsorted(x, ends + pad, "right") - np.searchsorted(x, grid - pad, "left")
+            self._bucket_start = np.where(knots > 0, -1 - start, start).astype(np.int32)
         return self._table, self._bucket_start
 
     def _evaluate(self, v: np.ndarray, out: np.ndarray) -> None:
         """approx1 at the 1-D ``v`` into ``out``: ``y[i] + (y[i+1] - y[i]) * ((v - x[i]) /
         (x[i+1] - x[i]))`` on the interval i that approx1's bisection finds (the largest
-        i <= K - 2 with ``x[i] <= v``), ``y[i]`` at a knot, the end values outside (rule 2: the
-        last knot itself is the interval's right end, ``y[K-1]``), NaN for NaN.
+        i <= K - 2 with ``x[i] <= v``; at ``v = x[i]`` the formula gives ``y[i]`` exactly, as
+        approx1 returns), the end values outside (rule 2: the last knot itself is the interval's
+        right end, ``y[K-1]``), NaN for NaN.
 
-        The interval: a uniform bucket grid over the knots gives a start, corrected by single
-        steps for the few values whose interval lies elsewhere (binary searches over tens of
-        thousands of knots cost ~80 ns a value in cache misses; this costs a few)."""
+        The interval: a uniform bucket grid over the knots gives it for the values in a bucket
+        without a knot, a start corrected by single steps for the others (binary searches over
+        tens of thousands of knots cost ~80 ns a value in cache misses; this costs a few)."""
         x = self.knots_x
         K = x.size
         lo_x, hi_x = x[0], x[-1]
         table, bucket_start = self._tables()
-        inside = (v >= lo_x) & (v <= hi_x)
+        inside = v >= lo_x
+        inside &= v < hi_x  # False for NaN; x[K-1] itself is fixed below with the outside values
         vv = np.where(inside, v, lo_x)  # NaN and outside: anything valid, replaced below
         b = vv - lo_x
-        b *= (K * 8) / (hi_x - lo_x)
+        b *= (K * _BUCKETS_PER_KNOT) / (hi_x - lo_x)
         i = np.take(bucket_start, b.astype(np.intp))
-        xi = np.take(table[0], i)
-        sub = np.flatnonzero((vv < xi) | (vv >= np.take(table[1], i)))
+        sub = np.flatnonzero(i < 0)  # buckets with a knot: values to place among their knots
         if sub.size:
-            si = i[sub]
+            si = -1 - i[sub]
             sv = vv[sub]
             down = np.flatnonzero((x[si] > sv) & (si > 0))
             while down.size:  # the bucket start is past v (rounding of the bucket number)
@@ -149,16 +176,16 @@ class VoomTrend:
                 si[up] += 1
                 up = up[(x[si[up] + 1] <= sv[up]) & (si[up] < K - 2)]
             i[sub] = si
-            xi[sub] = x[si]
-        yi = np.take(table[3], i)
+        xi = np.take(table[0], i)
         np.subtract(vv, xi, out=out)
-        out /= np.take(table[2], i)
-        out *= np.take(table[4], i)
-        out += yi
-        np.copyto(out, yi, where=vv == xi)
-        np.copyto(out, self.knots_y[-1], where=v >= hi_x)
-        np.copyto(out, self.knots_y[0], where=v < lo_x)
-        np.copyto(out, v, where=np.isnan(v))
+        out /= np.take(table[1], i)
+        out *= np.take(table[3], i)
+        out += np.take(table[2], i)
+        outside = np.flatnonzero(~inside)
+        if outside.size:
+            w = v[outside]
+            y = self.knots_y
+            out[outside] = np.where(w >= hi_x, y[-1], np.where(w < lo_x, y[0], w))
 
     def parameters(self) -> dict:
         """The trend as plain lists (JSON-able; floats round-trip exactly through ``repr``)."""
@@ -284,10 +311,19 @@ def voom_trend_points(
 
 
 def _trend_points(
-    y, X, lib, weights, block, correlation, trend_points: bool = True, fitted: bool = True
+    y,
+    X,
+    lib,
+    weights,
+    block,
+    correlation,
+    trend_points: bool = True,
+    fitted: bool = True,
+    raw_fitted: bool = False,
 ) -> VoomPoints:
     """:func:`voom_trend_points` on a checked count matrix ``y``, design ``X`` and effective
-    library sizes ``lib``."""
+    library sizes ``lib``; ``raw_fitted``: ``fitted_logcount`` holds the fitted values
+    ``coef %*% t(design)`` instead (for :func:`_fitted_weights`)."""
     E = log_cpm_voom(y, lib)
     fit = _fit(E, X, weights, block, correlation)
     n_with_reps = int(np.sum(fit.df_residual > 0))
@@ -302,7 +338,9 @@ def _trend_points(
         sx=sx,
         sy=sy,
         kept=kept,
-        fitted_logcount=_fitted_logcount(fit.coefficients @ X.T, lib) if fitted else None,
+        fitted_logcount=_fitted_logcount(fit.coefficients @ X.T, lib)
+        if fitted and not raw_fitted
+        else (fit.coefficients @ X.T if fitted else None),
         n_with_reps=n_with_reps,
     )
 
@@ -318,6 +356,22 @@ def _fitted_logcount(fitted: np.ndarray, lib: np.ndarray) -> np.ndarray:
         block *= lib1
         block *= 1e-6
         np.log2(block, out=block)
+    return fitted
+
+
+def _fitted_weights(fitted: np.ndarray, lib: np.ndarray, trend: VoomTrend) -> np.ndarray:
+    """voom's weights from the fitted values ``coef %*% t(design)`` (overwritten): the fitted log
+    counts (:func:`_fitted_logcount`) and ``1 / f(fitted.logcount)^4`` block by block, each block
+    in cache from the first operation to the last (the same operations as the two passes)."""
+    lib1 = lib + 1
+    rows = rows_per_block(fitted.shape[1], VOOM_BLOCK_VALUES)
+    for start in range(0, fitted.shape[0], rows):
+        block = fitted[start : start + rows]
+        np.exp2(block, out=block)
+        block *= lib1
+        block *= 1e-6
+        np.log2(block, out=block)
+        trend.weights(block, out=block)
     return fitted
 
 
@@ -356,12 +410,8 @@ def voom_weights(fitted_logcount, trend: VoomTrend, overwrite: bool = False) -> 
     caller no longer needs), saving a features x samples array."""
     flc = np.asarray(fitted_logcount, dtype=np.float64)
     if overwrite and flc.flags.c_contiguous and flc.flags.writeable:
-        f = trend(flc, out=flc)
-    else:
-        f = trend(flc)
-    np.power(f, 4, out=f)
-    np.divide(1.0, f, out=f)
-    return f
+        return trend.weights(flc, out=flc)
+    return trend.weights(flc)
 
 
 def voom(
@@ -393,9 +443,9 @@ def voom(
     lib = effective_lib_size(y, lib_size, norm_factors)
     if adaptive_span:
         span = choose_lowess_span(y.shape[0], small_n=50, min_span=0.3, power=1 / 3)
-    points = _trend_points(y, X, lib, weights, block, correlation)
+    points = _trend_points(y, X, lib, weights, block, correlation, raw_fitted=True)
     trend = voom_trend(points.sx, points.sy, span, n_with_reps=points.n_with_reps)
-    w = voom_weights(points.fitted_logcount, trend, overwrite=True)
+    w = _fitted_weights(points.fitted_logcount, lib, trend)
     return VoomResult(
         E=points.E,
         weights=w,

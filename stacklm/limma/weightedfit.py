@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from stacklm.io.blocks import rows_per_block
 from stacklm.limma.lmfit import lm_fit
@@ -42,7 +43,7 @@ from stacklm.limma.lmsolve import (
     sigma_from_rss,
 )
 from stacklm.limma.marraylm import LinearModelFit
-from stacklm.rstats.cholesky import batched_cholesky
+from stacklm.rstats.cholesky import batched_cholesky, cholesky_solve
 from stacklm.rstats.qr import QR_TOLERANCE
 from stacklm.rstats.sums import row_means
 
@@ -65,16 +66,47 @@ def _power_of_four_scale(wmax: np.ndarray) -> np.ndarray:
     return np.ldexp(1.0, (2 * k).astype(np.int64))
 
 
-def _wfit_gram(Y: np.ndarray, W: np.ndarray, qr: DesignQR, tol: float = QR_TOLERANCE):
+def _gram_solve_complete(qr: DesignQR, L: np.ndarray, Yz: np.ndarray, Ws: np.ndarray):
+    """:func:`stacklm.limma.lmsolve.gram_solve` for rows with every sample observed (the same
+    operations without the masks, whose ``where`` would keep every value): the solve, one step of
+    iterative refinement on the weighted residuals, ``b = R^-1 b_Q``, and the weighted residual
+    sums of squares."""
+    wr = Ws * Yz
+    bq = cholesky_solve(L, (wr @ qr.Q).T)
+    resid = bq.T @ qr.Qt
+    np.subtract(Yz, resid, out=resid)
+    np.multiply(Ws, resid, out=wr)
+    bq += cholesky_solve(L, (wr @ qr.Q).T)
+    resid = np.matmul(bq.T, qr.Qt, out=resid)
+    np.subtract(Yz, resid, out=resid)
+    coef = solve_triangular(qr.R, bq, check_finite=False).T
+    np.multiply(Ws, resid, out=wr)
+    return coef, np.einsum("ij,ij->i", wr, resid)
+
+
+def _wfit_gram(
+    Y: np.ndarray,
+    W: np.ndarray,
+    qr: DesignQR,
+    tol: float = QR_TOLERANCE,
+    complete: bool = False,
+    wmax: np.ndarray | None = None,
+):
     """Weighted fits of a block of rows through their Gram matrices (see the module docstring).
 
-    ``W`` holds the weights with 0 where a sample is dropped, ``Y`` the values with 0 there.
-    Returns coefficients, stdev, sigma, df and the mask of rows solved here."""
+    ``W`` holds the weights with 0 where a sample is dropped, ``Y`` the values with 0 there;
+    ``complete``: every weight is positive (no sample dropped: the masks are left out).  ``wmax``:
+    the rows' largest weights, if known.  Returns coefficients, stdev, sigma, df and the mask of
+    rows solved here."""
     m, n = Y.shape
     p = qr.X.shape[1]
-    obs = W > 0
-    n_obs = obs.sum(axis=1)
-    scale = _power_of_four_scale(W.max(axis=1))
+    if complete:
+        obs = None
+        n_obs = np.full(m, n)
+    else:
+        obs = W > 0
+        n_obs = obs.sum(axis=1)
+    scale = _power_of_four_scale(W.max(axis=1) if wmax is None else wmax)
     Ws = W / scale[:, None]
     G = np.zeros((p, p, m))
     G[qr.tri] = (Ws @ qr.q_outer).T
@@ -95,12 +127,18 @@ def _wfit_gram(Y: np.ndarray, W: np.ndarray, qr: DesignQR, tol: float = QR_TOLER
         with np.errstate(invalid="ignore", divide="ignore"):
             shift = (Ws * Y).sum(axis=1) / Ws.sum(axis=1)
         shift[~np.isfinite(shift)] = 0.0
-        Yz = np.where(obs, Y - shift[:, None], 0.0)
+        if complete:
+            Yz = Y - shift[:, None]
+        else:
+            Yz = np.where(obs, Y - shift[:, None], 0.0)
     else:
         shift = None
         Yz = Y
     # the solve and one step of iterative refinement on the weighted residuals
-    coef, rss = gram_solve(qr, L, Yz, obs, weights=Ws)
+    if complete:
+        coef, rss = _gram_solve_complete(qr, L, Yz, Ws)
+    else:
+        coef, rss = gram_solve(qr, L, Yz, obs, weights=Ws)
     if shift is not None:
         coef[:, qr.ones_column] += shift
     # cov(b) = R^-1 L^-T L^-1 R^-T for the scaled weights
@@ -241,6 +279,13 @@ def _wfit_householder(Y: np.ndarray, W: np.ndarray, X: np.ndarray, tol: float = 
     return coef, stdev, sigma, df
 
 
+def _refuse_infinite(Y: np.ndarray) -> None:
+    if np.isinf(Y).any():
+        raise ValueError(
+            "matrix contains infinite values; only finite values or NaN (missing) are allowed"
+        )
+
+
 @one_blas_thread
 def lm_wfit(
     Y,
@@ -266,16 +311,13 @@ def lm_wfit(
     p = X.shape[1]
     require_full_rank(X, coef_names)
     W, sample_weights = matrix_weights(weights, G, n)
-    if np.isinf(Y).any():
-        raise ValueError(
-            "matrix contains infinite values; only finite values or NaN (missing) are allowed"
-        )
     amean = row_means(Y, na_rm=True)  # rowMeans(Y, na.rm = TRUE), before weights remove any value
 
     def usable(w):  # a weight that keeps its observation: finite and positive
         return np.isfinite(w) & (w > 0)
 
     if sample_weights and usable(W).all() and not np.isnan(Y).any():
+        _refuse_infinite(Y)
         # limma's NoProbeWts branch: one lm.wfit for all rows; cov.coefficients is weighted
         sw = np.sqrt(W[0])
         fit = lm_fit(Y * sw, X * sw[:, None], coef_names=coef_names, feature_ids=feature_ids)
@@ -288,13 +330,20 @@ def lm_wfit(
         stop = min(start + block, G)
         Yb = Y[start:stop]
         Wb = np.broadcast_to(W, (G, n))[start:stop] if sample_weights else W[start:stop]
-        obs = ~np.isnan(Yb) & usable(Wb)  # the block's usable observations (no full-size mask)
-        if obs.all():
+        # every value finite (NaN and inf propagate into the sums) and every weight usable?
+        wmax = Wb.max(axis=1)
+        complete = bool(
+            np.isfinite(Yb.sum(axis=1)).all() and np.isfinite(wmax).all() and Wb.min() > 0
+        )
+        if complete:
             Wz, Yz = Wb, Yb  # read only below
         else:
+            _refuse_infinite(Yb)
+            obs = ~np.isnan(Yb) & usable(Wb)  # the block's usable observations
             Wz = np.where(obs, Wb, 0.0)
             Yz = np.where(obs, Yb, 0.0)
-        c, s, sg, d, ok = _wfit_gram(Yz, Wz, qr)
+            wmax = None
+        c, s, sg, d, ok = _wfit_gram(Yz, Wz, qr, complete=complete, wmax=wmax)
         out.store(start + np.flatnonzero(ok), c[ok], s[ok], sg[ok], d[ok])
         bad = np.flatnonzero(~ok)
         if bad.size:

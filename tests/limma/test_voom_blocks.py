@@ -75,6 +75,22 @@ def test_trend_evaluation_at_knots_outside_and_nan(data):
     assert np.array_equal(trend(out, out=out), expected, equal_nan=True)
 
 
+def test_trend_evaluation_at_bucket_edges(data):
+    """Values on and next to the lookup grid's bucket edges (where a rounded bucket number can be
+    one off) and next to every knot: the interval approx1's bisection finds."""
+    kept, design = data
+    trend = voom(kept, design).trend
+    x, y = trend.knots_x, trend.knots_y
+    buckets = voom_module._BUCKETS_PER_KNOT * x.size
+    grid = x[0] + (x[-1] - x[0]) * (np.arange(buckets + 1) / buckets)
+    near = [grid, np.nextafter(grid, -np.inf), np.nextafter(grid, np.inf)]
+    near += [np.nextafter(x, -np.inf), np.nextafter(x, np.inf), x]
+    v = np.concatenate(near)
+    i = np.clip(np.searchsorted(x, v, side="right") - 1, 0, x.size - 2)
+    assert np.array_equal(trend(v), approx1(x, y, v, i, rule=2), equal_nan=True)
+    assert np.array_equal(trend.weights(v), 1 / approx1(x, y, v, i, rule=2) ** 4)
+
+
 def test_log_cpm_of_a_fortran_matrix(data):
     kept, _ = data
     lib = kept.sum(axis=0) * 1.1
