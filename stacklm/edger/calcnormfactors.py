@@ -369,7 +369,8 @@ def calc_norm_factors(
     of square roots, which is TMMwsp's choice); the factors are scaled to geometric mean 1.
     """
     x = count_matrix(counts)
-    if np.isnan(x).any():
+    row_max = x.max(axis=1) if x.shape[1] else np.zeros(x.shape[0])  # NaN where a row has NaN
+    if np.isnan(row_max).any():
         raise ValueError("NA counts not permitted")
     nsamples = x.shape[1]
     if lib_size is None:
@@ -384,7 +385,7 @@ def calc_norm_factors(
         method = "TMMwsp"
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    allzero = (x > 0).sum(axis=1) == 0
+    allzero = ~(row_max > 0)  # no positive count (rowSums(x > 0) == 0)
     if allzero.any():
         x = x[~allzero]
     if x.shape[0] == 0 or nsamples == 1:

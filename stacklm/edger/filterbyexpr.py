@@ -79,10 +79,13 @@ def filter_by_expr(
         raise ValueError("library sizes should be finite and positive")
     scale = 1e6 / lib  # edgeR's calculate_cpm_raw: count *= one_million / lib.size
     n_above = np.empty(y.shape[0], dtype=np.int64)
+    totals = np.empty(y.shape[0])
     for rows in row_blocks(y.shape[0], n, 1 << 16):  # no features x samples temporaries
-        cpm = y[rows] * scale
+        block = y[rows]
+        totals[rows] = block.sum(axis=1)  # each row's sum does not depend on the block
+        cpm = block * scale
         n_above[rows] = np.count_nonzero(cpm >= cutoff, axis=1)
     tol = 1e-14
     keep_cpm = n_above >= (min_sample_size - tol)
-    keep_total = y.sum(axis=1) >= (min_total_count - tol)
+    keep_total = totals >= (min_total_count - tol)
     return keep_cpm & keep_total

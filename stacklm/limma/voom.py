@@ -222,13 +222,15 @@ class VoomPoints:
     kept: np.ndarray
     fitted_logcount: np.ndarray | None
     n_with_reps: int
+    amean: np.ndarray | None = None
 
 
 @dataclass
 class VoomResult:
     """limma's voom ``EList``: ``E``, ``weights``, the design and effective library sizes, the span
     used, and (``save_plot``) the trend points ``sx``, ``sy`` (``voom.xy``) with the lowess line
-    ``trend.line_x``, ``trend.line_y`` (``voom.line``)."""
+    ``trend.line_x``, ``trend.line_y`` (``voom.line``); ``amean`` is ``rowMeans(E)``, which
+    ``lm_wfit(v.E, design, v.weights, amean=v.amean)`` can take instead of computing it again."""
 
     E: np.ndarray
     weights: np.ndarray
@@ -238,13 +240,15 @@ class VoomResult:
     trend: VoomTrend
     sx: np.ndarray | None = None
     sy: np.ndarray | None = None
+    amean: np.ndarray | None = None
 
 
 def _counts_matrix(counts) -> np.ndarray:
     y = count_matrix(counts)
-    if np.isnan(y).any():
+    smallest = y.min() if y.size else 0.0  # NaN if any count is NaN: one pass for both checks
+    if np.isnan(smallest):
         raise ValueError("NA counts not allowed")
-    if y.size and y.min() < 0:
+    if smallest < 0:
         raise ValueError("Negative counts not allowed")
     return y
 
@@ -328,7 +332,7 @@ def _trend_points(
     fit = _fit(E, X, weights, block, correlation)
     n_with_reps = int(np.sum(fit.df_residual > 0))
     kept = y.sum(axis=1) != 0
-    sx = sy = None
+    sx = sy = amean = None
     if trend_points:
         amean = row_means(E, na_rm=True)  # lmFit's Amean (rowMeans), in a row-local order
         sx = (amean + r_mean(np.log2(lib + 1)) - math.log2(1e6))[kept]
@@ -342,6 +346,7 @@ def _trend_points(
         if fitted and not raw_fitted
         else (fit.coefficients @ X.T if fitted else None),
         n_with_reps=n_with_reps,
+        amean=amean,
     )
 
 
@@ -455,4 +460,5 @@ def voom(
         trend=trend,
         sx=points.sx if save_plot else None,
         sy=points.sy if save_plot else None,
+        amean=points.amean,
     )

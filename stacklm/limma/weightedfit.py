@@ -293,6 +293,7 @@ def lm_wfit(
     weights,
     coef_names: Sequence[str] | None = None,
     feature_ids: Sequence | None = None,
+    amean: np.ndarray | None = None,
 ) -> LinearModelFit:
     """limma's ``lmFit(Y, design, weights = weights)`` (``lm.series`` with ``lm.wfit``).
 
@@ -304,14 +305,20 @@ def lm_wfit(
     sigma when it is 0).  ``amean`` is the mean of each row's non-missing values, ignoring the
     weights, and ``cov_coefficients`` is as limma's (see the module docstring).  The full design must
     have full column rank, as for :func:`stacklm.lm_fit`.  Y and design DataFrames are matched by
-    sample label as in :func:`stacklm.lm_fit`.
+    sample label as in :func:`stacklm.lm_fit`.  ``amean``: ``rowMeans(Y, na.rm = TRUE)`` when the
+    caller has it (voom's :attr:`stacklm.limma.voom.VoomResult.amean`), saving a pass over Y.
     """
     Y, X, coef_names, feature_ids = fit_inputs(Y, design, coef_names, feature_ids)
     G, n = Y.shape
     p = X.shape[1]
     require_full_rank(X, coef_names)
     W, sample_weights = matrix_weights(weights, G, n)
-    amean = row_means(Y, na_rm=True)  # rowMeans(Y, na.rm = TRUE), before weights remove any value
+    if amean is None:
+        amean = row_means(Y, na_rm=True)  # rowMeans(Y, na.rm = TRUE), before weights remove any
+    else:
+        amean = np.asarray(amean, dtype=np.float64).ravel()
+        if amean.size != G:
+            raise ValueError(f"amean has {amean.size} values for {G} features")
 
     def usable(w):  # a weight that keeps its observation: finite and positive
         return np.isfinite(w) & (w > 0)

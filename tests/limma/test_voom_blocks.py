@@ -13,6 +13,7 @@ from stacklm.edger import cpm as cpm_module
 from stacklm.edger.cpm import log_cpm_voom
 from stacklm.limma import voom as voom_module
 from stacklm.limma.voom import voom, voom_trend_points, voom_weights
+from stacklm.limma.weightedfit import lm_wfit
 from stacklm.rstats import sums
 from stacklm.rstats.approx import approx1
 
@@ -134,3 +135,16 @@ def test_chunk_passes_leave_out_what_they_do_not_use(data):
         assert part.n_with_reps == full.n_with_reps
     assert np.array_equal(trend_pass.sx, full.sx) and np.array_equal(trend_pass.sy, full.sy)
     assert np.array_equal(weights_pass.fitted_logcount, full.fitted_logcount)
+
+
+def test_voom_amean_is_the_weighted_fits_amean(data):
+    """voom's ``amean`` is rowMeans(E): passing it to lm_wfit changes nothing."""
+    kept, design = data
+    v = voom(kept, design)
+    assert np.array_equal(v.amean, sums.row_means(v.E, na_rm=True))
+    plain = lm_wfit(v.E, design, v.weights)
+    given = lm_wfit(v.E, design, v.weights, amean=v.amean)
+    for name in ("coefficients", "stdev_unscaled", "sigma", "df_residual", "amean"):
+        assert np.array_equal(getattr(plain, name), getattr(given, name), equal_nan=True), name
+    with pytest.raises(ValueError, match="amean"):
+        lm_wfit(v.E, design, v.weights, amean=v.amean[:-1])
