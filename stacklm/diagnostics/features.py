@@ -62,20 +62,30 @@ def sa_plot_data(
     )
 
 
-def binned_trend(x: np.ndarray, y: np.ndarray, n_bins: int = 20) -> pd.DataFrame:
+def binned_trend(
+    x: np.ndarray, y: np.ndarray, n_bins: int = 20, order: np.ndarray | None = None
+) -> pd.DataFrame:
     """Summaries of ``y`` in ``n_bins`` equal-count bins of ``x`` (features with both finite): bin
-    limits, median x, count, mean, median, quartiles, 5% and 95% quantiles of y (R's type 7)."""
+    limits, median x, count, mean, median, quartiles, 5% and 95% quantiles of y (R's type 7).
+
+    ``order``: ``np.argsort(x, kind="stable")`` of the whole ``x`` when the caller has it (several
+    ``y`` on one ``x``); filtered to the finite pairs it is the stable order of those, so the bins
+    are the same."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
+    if order is None:
+        x, y = x[ok], y[ok]
+        order = np.argsort(x, kind="stable")
+    else:
+        order = np.asarray(order)
+        order = order[ok[order]]
     columns = [
         "bin", "x_low", "x_high", "x_median", "n",
         "y_mean", "y_median", "y_q25", "y_q75", "y_q05", "y_q95",
     ]  # fmt: skip
-    if x.size == 0:
+    if order.size == 0:
         return pd.DataFrame(columns=columns)
-    order = np.argsort(x, kind="stable")
     x, y = x[order], y[order]
     n_bins = max(1, min(n_bins, x.size))
     rows = []

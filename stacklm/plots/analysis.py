@@ -198,6 +198,8 @@ def run_plots(
     summary.md (and its HTML rendering for the report)."""
 
     results = read_table(results_path)
+    # the ids as numpy objects once: each to_numpy() of pandas' Arrow strings converts them again
+    results["feature_id"] = results["feature_id"].astype(object)
     summary = json.loads(Path(summary_path).read_text())
     design = read_design(design_path)
     info = DesignInfo.read(design_info_path)

@@ -40,9 +40,10 @@ def _trend_panel(ax, trend: pd.DataFrame, xlabel: str, ylabel: str, title: str) 
 def plot_estimate_trend(table: pd.DataFrame, names: Sequence[str], png, data_path) -> None:
     fig, axes = _figure(len(names), ncols=3, width=4.2, height=3.4)
     avg = table["average"].to_numpy(dtype=float)
+    by_average = np.argsort(avg, kind="stable")  # once for every panel
     data = []
     for ax, name in zip(axes, names, strict=True):
-        trend = binned_trend(avg, table[f"estimate_{name}"].to_numpy(dtype=float))
+        trend = binned_trend(avg, table[f"estimate_{name}"].to_numpy(dtype=float), order=by_average)
         _trend_panel(ax, trend, f"{_labels().average}, 20 equal-count bins",
                      _labels().estimate(name), name)  # fmt: skip
         trend.insert(0, "coefficient", name)

@@ -119,6 +119,7 @@ def data_rows(p: np.ndarray, significant: np.ndarray, cap: int = DATA_ROWS_PER_C
 def plot_volcano(table: pd.DataFrame, names: Sequence[str], alpha: float, png, data_path) -> None:
     labels = _labels()
     fig, axes = _figure(len(names), ncols=3, width=4.4, height=3.8)
+    ids = table["feature_id"].to_numpy()
     data = []
     for ax, name in zip(axes, names, strict=True):
         est = table[f"estimate_{name}"].to_numpy(dtype=float)
@@ -142,7 +143,7 @@ def plot_volcano(table: pd.DataFrame, names: Sequence[str], alpha: float, png, d
         _legend(ax, loc="upper left")
         rows = data_rows(p, sig)
         data.append(pd.DataFrame({
-            "feature_id": table["feature_id"].to_numpy()[rows], "coefficient": name,
+            "feature_id": ids[rows], "coefficient": name,
             "estimate": est[rows], "neg_log10_p": y[rows], "fdr": fdr[rows],
             "significant": sig[rows],
         }))  # fmt: skip
@@ -155,13 +156,15 @@ def plot_md(table: pd.DataFrame, names: Sequence[str], alpha: float, png, data_p
     labels = _labels()
     fig, axes = _figure(len(names), ncols=3, width=4.4, height=3.8)
     avg = table["average"].to_numpy(dtype=float)
+    by_average = np.argsort(avg, kind="stable")  # once for every panel's binned trend
+    ids = table["feature_id"].to_numpy()
     data = []
     for ax, name in zip(axes, names, strict=True):
         est = table[f"estimate_{name}"].to_numpy(dtype=float)
         fdr = table[f"fdr_{name}"].to_numpy(dtype=float)
         sig = np.nan_to_num(fdr, nan=1.0) <= alpha
         _scatter(ax, avg, est, sig, f"{labels.fdr_method} FDR ≤ {alpha:g}")
-        trend = binned_trend(avg, est)
+        trend = binned_trend(avg, est, order=by_average)
         ax.axhline(0, color=NEUTRAL, lw=0.5)
         _trend_line(ax, trend["x_median"], trend["y_median"], color=TREND, lw=1.6,
                     label="median (20 bins of average)")  # fmt: skip
@@ -171,7 +174,7 @@ def plot_md(table: pd.DataFrame, names: Sequence[str], alpha: float, png, data_p
         _legend(ax, loc="upper right")
         rows = data_rows(table[f"p_{name}"].to_numpy(dtype=float), sig)
         data.append(pd.DataFrame({
-            "feature_id": table["feature_id"].to_numpy()[rows], "coefficient": name,
+            "feature_id": ids[rows], "coefficient": name,
             "average": avg[rows], "estimate": est[rows], "fdr": fdr[rows],
             "significant": sig[rows],
         }))  # fmt: skip

@@ -300,6 +300,15 @@ def test_binned_trend_matches_r(data):
     assert ours["n"].tolist() == ref["n"].tolist()
     for col in ref.columns[1:]:
         assert_matches(ours[col], ref[col], col, atol=1e-10)
+    # the caller's stable order of the whole x (one sort for several y) gives the same bins, also
+    # with missing x and y and ties in x
+    x = np.round(fit.amean, 1)
+    x[::17] = np.nan
+    y = fit.coefficients[:, j].copy()
+    y[5::23] = np.nan
+    shared = binned_trend(x, y, order=np.argsort(x, kind="stable"))
+    pd.testing.assert_frame_equal(shared, binned_trend(x, y))
+    assert shared["n"].sum() == int((np.isfinite(x) & np.isfinite(y)).sum())
 
 
 def test_pvalue_histogram_and_qq_match_r():
