@@ -212,4 +212,7 @@ def plot_sa(table: pd.DataFrame, trend: bool, robust: bool, png, data_path) -> N
     df_text = f"df.prior = {np.nanmedian(d0):.3g}" + (" (median)" if robust else "")
     ax.set_title(f"SA plot (limma plotSA)\n{prior}; {df_text}", fontsize=9)
     sa.insert(0, "feature_id", table["feature_id"].to_numpy())
-    save_plot(fig, png, sa, data_path)
+    # the data table: every variance outlier and a seeded sample of the rest, as the volcano's
+    outlier = sa["outlier"].to_numpy(dtype=bool)
+    rows = data_rows(sa["outlier_fdr"].to_numpy(dtype=float), outlier)
+    save_plot(fig, png, sa.iloc[rows].reset_index(drop=True), data_path)

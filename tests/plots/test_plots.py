@@ -153,6 +153,12 @@ def test_many_features_are_hexagons_and_small_pngs(tmp_path):
     position = table.reset_index().set_index("feature_id").loc[md["feature_id"], "index"]
     assert np.all(np.diff(position.to_numpy()) > 0)
     assert np.array_equal(md["estimate"], table["estimate_x"].to_numpy()[position.to_numpy()])
+    # the SA table: the same sample (no variance outliers without robust eBayes), in input order
+    sa = pd.read_csv(tmp_path / "sa.tsv.gz", sep="\t")
+    assert len(sa) == DATA_ROWS_PER_COEFFICIENT and not sa["outlier"].any()
+    at = table.reset_index().set_index("feature_id").loc[sa["feature_id"], "index"].to_numpy()
+    assert np.all(np.diff(at) > 0)
+    assert np.array_equal(sa["sqrt_sigma"], np.sqrt(table["sigma"].to_numpy()[at]))
 
 
 def test_data_rows_keep_the_most_significant_when_they_exceed_the_cap():
