@@ -9,10 +9,10 @@ Speed: samples are copied in blocks to samples x genes rows (contiguous) and com
 at a time (sized to stay in cache), vectorised over genes and the block's samples.  The rank
 trims of TMM need no sort: the kept set is a window of values, whose ends are order statistics
 found by selection (``np.partition``, O(n)) and whose end tie groups get their average ranks from
-two counts (:func:`_rank_window`).  For the log ratios the ties are those of the C library's
-log2 (R's), which numpy's SIMD log2 can miss or add by a last bit: only the ratios next to the two
-window ends can be affected, and those get the C library's logarithm
-(:func:`_log_rank_window`).  TMMwsp's stable orders are windows of sorted values likewise.  Sums
+two counts (:func:`_rank_window`).  The ranks are those of the C library's log2 (R's), which
+numpy's SIMD log2 can differ from by a last bit, creating or breaking ties: only the values next
+to the two window ends can be affected, and those get the C library's logarithms
+(:func:`_exact_rank_window`).  TMMwsp's stable orders are windows of sorted values likewise.  Sums
 are R's long double sums of the kept genes in gene order.
 """
 
@@ -74,9 +74,9 @@ def _factor_quantile(x: np.ndarray, lib_size: np.ndarray, p: float) -> np.ndarra
     return f / lib_size
 
 
-#: relative half-width of the ratios around a trim boundary whose logarithms are taken with the
-#: C library's log2: any two ratios whose log2 can tie (or swap order) lie within ~3e-13 of
-#: each other (|log2| < 1075, so an ulp of a log2 is at most 2^-42)
+#: half-width (relative to max(1, |bound|)) of the values around a trim boundary that get the C
+#: library's logarithms: numpy's and the C library's log2 differ by at most an ulp (|log2| < 1075,
+#: so at most 2^-42), and so do values whose C-library logarithms tie
 _BOUNDARY_RELATIVE = 1e-11
 
 
@@ -114,48 +114,46 @@ def _rank_window(values: np.ndarray, n: int, lo: int, hi: int) -> np.ndarray:
     return window
 
 
-def _log_rank_window(ratios: np.ndarray, logs: np.ndarray, n: int, lo: int, hi: int) -> np.ndarray:
-    """:func:`_rank_window` for the log ratios of one sample, ranked as R ranks them: by the C
-    library's ``log2`` of ``ratios`` (``+inf`` where not ranked).
+def _c_log2(x: np.ndarray) -> np.ndarray:
+    """The C library's log2 (R's) of each value, one call per distinct value."""
+    if x.size and np.all(x == x[0]):
+        return np.full(x.size, math.log2(float(x[0])))
+    values, inverse = np.unique(x, return_inverse=True)
+    return np.array(list(map(math.log2, values.tolist())))[inverse]
 
-    ``logs`` are numpy's log2 of the ratios (finite where ranked), which may differ from the C
-    library's in the last bit (SIMD kernels) and so create or break ties.  Only the ties at the
-    two trim boundaries decide which values are inside, so only the ratios near the ``lo``-th and
-    ``hi``-th smallest (within ``_BOUNDARY_RELATIVE``) get the C library's logarithm, written into
-    ``logs``; every other log ratio is farther from both bounds than any rounding difference."""
+
+def _exact_rank_window(values: np.ndarray, n: int, lo: int, hi: int, exact) -> np.ndarray:
+    """:func:`_rank_window` for logarithms ranked as R ranks them, by the C library's log2.
+
+    ``values`` are the logarithms by numpy (``+inf`` where not ranked), which may differ from the
+    C library's in the last bit (SIMD kernels) and so create or break ties; ``exact(idx)`` gives
+    the C library's values at positions ``idx``.  Only the ties at the two trim boundaries decide
+    which values are inside, so only the values near the ``lo``-th and ``hi``-th smallest (within
+    ``_BOUNDARY_RELATIVE``) get their exact values, written into ``values``; every other value is
+    farther from both bounds than any rounding difference."""
     lo, hi = max(lo, 1), min(hi, n)
     if lo > hi:
-        return np.zeros(ratios.shape, dtype=bool)
+        return np.zeros(values.shape, dtype=bool)
     bounds = []
-    for k, q in zip((lo, hi), _order_statistics(ratios, lo, hi), strict=True):
-        near = ratios >= q * (1 - _BOUNDARY_RELATIVE)
-        below = ratios.size - int(np.count_nonzero(near))  # log2 well below the bound's
-        near &= ratios <= q * (1 + _BOUNDARY_RELATIVE)
+    for k, q in zip((lo, hi), _order_statistics(values, lo, hi), strict=True):
+        delta = _BOUNDARY_RELATIVE * max(1.0, abs(q))
+        near = values >= q - delta
+        below = values.size - int(np.count_nonzero(near))  # well below the bound
+        near &= values <= q + delta
         idx = np.flatnonzero(near)
-        values, inverse = np.unique(ratios[idx], return_inverse=True)
-        exact = np.array(list(map(math.log2, values.tolist())))[inverse]  # the C library's log2
-        logs[idx] = exact
-        exact.sort()
-        level = exact[k - 1 - below]  # the k-th smallest log ratio, as R's sort has it
-        twice = 2 * (below + int(np.count_nonzero(exact < level)))
-        twice += int(np.count_nonzero(exact == level)) + 1
+        ex = exact(idx)
+        values[idx] = ex
+        ex.sort()
+        level = ex[k - 1 - below]  # the k-th smallest value, as R's sort has it
+        twice = 2 * (below + int(np.count_nonzero(ex < level)))
+        twice += int(np.count_nonzero(ex == level)) + 1
         bounds.append((level, twice))
     (lv_lo, tw_lo), (lv_hi, tw_hi) = bounds
     lower = lv_lo if tw_lo >= 2 * lo else np.nextafter(lv_lo, np.inf)
     upper = lv_hi if tw_hi <= 2 * hi else np.nextafter(lv_hi, -np.inf)
-    window = logs >= lower
-    window &= logs <= upper
+    window = values >= lower
+    window &= values <= upper
     return window
-
-
-def _integral_below(x: np.ndarray, bound: float) -> bool:
-    """Whether every value of ``x`` is a whole number in ``[0, bound]``."""
-    return bool(x.size == 0 or (x.min() >= 0 and x.max() <= bound and np.all(x == np.rint(x))))
-
-
-#: integer counts up to this have proportions whose log2 are never near ties: distinct counts
-#: c1 < c2 <= 1e8 give log2 at least log2(1 + 1e-8) ~ 1.4e-8 apart, far above the near-tie bound
-_NO_NEAR_TIE_COUNT = 1e8
 
 
 def _factor_tmm(
@@ -173,42 +171,51 @@ def _factor_tmm(
     Per sample as edgeR: ``logR = log2(obs.p / ref.p)``, ``absE = (log2(obs.p) + log2(ref.p)) / 2``,
     ``v``; the genes with finite ``logR`` and ``absE`` (``absE > Acutoff``) are trimmed by their
     ranks of ``logR`` and of ``absE``, and the factor is ``2^`` the precision-weighted mean of the
-    kept ``logR``.  The trims are rank windows found by selection (:func:`_rank_window`,
-    :func:`_log_rank_window`: the ties at their ends as the C library's log2 makes them).  Sums
-    are R's long double sums of each sample's kept genes in gene order."""
+    kept ``logR``.  The trims are rank windows found by selection, with the ties at their ends as
+    the C library's log2 makes them (:func:`_exact_rank_window`).  Sums are R's long double sums of
+    each sample's kept genes in gene order."""
     n_obs = lib_b[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         obs_p = xb / n_obs
         ratios = obs_p / ref["p"]
         log_r = np.log2(ratios)
-        if _integral_below(xb, _NO_NEAR_TIE_COUNT):  # log2_libm_rows would change nothing
-            abs_e = np.log2(obs_p)
-        else:
-            abs_e = log2_libm_rows(obs_p).values
+        abs_e = np.log2(obs_p)
         abs_e += ref["log2_p"]
         abs_e /= 2
         fin = abs_e > a_cutoff
         fin &= abs_e < np.inf  # with the above: finite
         fin &= np.isfinite(log_r)
     n = fin.sum(axis=1)
-    ratios[~fin] = np.inf
-    abs_e[~fin] = np.inf
+    not_fin = ~fin
+    log_r[not_fin] = np.inf
+    abs_e[not_fin] = np.inf
+    log2_ref = ref["log2_p"]
     out = np.ones(xb.shape[0])
     for r in range(xb.shape[0]):  # a loop over the block's samples: their trims and R's sums
         nr = int(n[r])
         if nr == 0:
             continue
-        ratio = ratios[r]
-        big = float(np.max(np.where(fin[r], ratio, 0.0)))
-        if max(abs(math.log2(float(ratio.min()))), abs(math.log2(big))) < 1e-6:
+        ratio, p_r = ratios[r], obs_p[r]
+        lr_row = log_r[r]
+        with np.errstate(invalid="ignore"):
+            small = float(np.min(np.where(fin[r], ratio, np.inf)))
+            big = float(np.max(np.where(fin[r], ratio, 0.0)))
+        if max(abs(math.log2(small)), abs(math.log2(big))) < 1e-6:
             continue  # edgeR: max(abs(logR)) < 1e-6 gives 1
         lo_l = math.floor(nr * logratio_trim) + 1
         lo_s = math.floor(nr * sum_trim) + 1
-        keep = _log_rank_window(ratio, log_r[r], nr, lo_l, nr + 1 - lo_l)
-        keep &= _rank_window(abs_e[r], nr, lo_s, nr + 1 - lo_s)
-        keep &= fin[r]
+        keep = _exact_rank_window(
+            lr_row, nr, lo_l, nr + 1 - lo_l, lambda idx, ratio=ratio: _c_log2(ratio[idx])
+        )
+        keep &= _exact_rank_window(
+            abs_e[r],
+            nr,
+            lo_s,
+            nr + 1 - lo_s,
+            lambda idx, p_r=p_r: (_c_log2(p_r[idx]) + log2_ref[idx]) / 2,
+        )
         k = np.flatnonzero(keep)
-        lr = log_r[r, k]
+        lr = lr_row[k]
         if do_weighting:
             obs = xb[r, k]
             with np.errstate(divide="ignore", invalid="ignore"):
