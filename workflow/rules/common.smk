@@ -61,6 +61,11 @@ from stacklm.workflow.chunks import estimated_values_mb
 GENOTYPE = is_genotype_config(config)
 
 
+NORMALIZE_THREADS = (
+    2 if GENOTYPE or config["normalize"]["method"] in ("quantile", "cyclicloess") else 1
+)
+
+
 def design_data_input(wildcards):
     """What the design step reads: the normalized store when the analysis estimates SVs from it,
     else only the matrix file (its sample ids), so the design runs beside normalize."""

@@ -22,7 +22,8 @@ rule design:
         "logs/{analysis}/design.log",
     benchmark:
         "logs/{analysis}/design.benchmark.tsv",
-    threads: 2
+    # sva's BLAS on two threads; without SVs a small job on one, beside normalize
+    threads: lambda wildcards: 2 if _uses_svs(wildcards) else 1
     resources:
         mem_mb=sv_mem_mb,
         runtime=sv_runtime,

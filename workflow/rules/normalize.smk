@@ -26,7 +26,10 @@ rule normalize:
         "logs/normalize.log",
     benchmark:
         "logs/normalize.benchmark.tsv",
-    threads: 2
+    # row-wise steps take one core (the store is written and the matrix hashed by background
+    # threads that mostly wait on I/O), so a design without SVs runs beside it on two cores;
+    # PLINK decoding and quantile / cyclic loess normalization use two
+    threads: NORMALIZE_THREADS
     resources:
         mem_mb=normalize_mem_mb,
         runtime=normalize_runtime,
