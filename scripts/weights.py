@@ -38,7 +38,7 @@ with workflow_step(rule, snakemake.log[0], snakemake.threads) as log:  # noqa: F
             inp.design,
             inp.get("samples"),  # without a setup job: the blocks of the sheet
             p.sample_id,
-            p.analysis["block"],  # (validated settings)
+            p.block,
         )
         n = round_chunk_step(
             inp.store,

@@ -60,9 +60,10 @@ rule weights_chunk:
     params:
         task=round_task,
         chunks=CHUNKS,
-        analysis=analysis_settings,
+        # the sheet's block column, for round 1 without a setup job (not the whole analysis:
+        # editing its moderation or tests does not re-run the REML passes)
+        block=lambda wildcards: SPECS[wildcards.analysis].weighting.block,
         sample_id=config["sample_id"],
-        input_scale=INPUT_SCALE,
     wildcard_constraints:
         round=r"[1-9]\d*",
     log:

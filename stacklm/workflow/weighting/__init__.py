@@ -19,14 +19,19 @@ consensus) and row-local everywhere else, so an analysis runs as:
    voom_quality``, with its duplicateCorrelation rounds when ``block`` is set).  Those hold the
    analysis' (kept) matrix with voom's weights and fitted values: about 8 bytes x features x
    samples x 6 (60,000 genes x 500 samples: 1.5 GB), which is why they are not run beyond ~60k
-   features per job.
+   features per job.  An analysis whose setup has nothing global (a block on continuous input with
+   an estimated correlation, :func:`.plan.has_setup_job`) has no setup job: its round-1 chunks
+   build the state from the sheet (:func:`.setup_step.block_state`).
 3. **rounds** (:func:`.plan.weighting_rounds`), each a pass over the chunks
-   (:func:`.rounds.round_chunk_step`) followed by one small global step
-   (:func:`.rounds.round_global_step`): ``voom`` (per chunk the trend points ``sx``, ``sy`` of
-   :func:`stacklm.limma.voom.voom_trend_points`; globally the lowess trend) and ``dupcor`` (per
-   chunk :func:`stacklm.limma.dupcor.duplicate_correlation_rows`; globally the consensus).  With
-   ``weights: voom`` and an estimated block correlation these are the four rounds of the limma
-   User's Guide recipe (voom, duplicateCorrelation, voom with block and correlation,
+   (:func:`.rounds.round_chunk_step`) and one small global step: ``voom`` (per chunk the trend
+   points ``sx``, ``sy`` of :func:`stacklm.limma.voom.voom_trend_points`; globally the lowess
+   trend) and ``dupcor`` (per chunk :func:`stacklm.limma.dupcor.duplicate_correlation_rows`;
+   globally the consensus).  The global step has no job: each part carries the state its round
+   started from, and every job that reads the round (the next round's chunks, the fit chunks,
+   moderate's summary, the plots) computes the state after it from all parts
+   (:func:`.rounds.load_state`; the same arrays in the same order, so the same numbers in every
+   job).  With ``weights: voom`` and an estimated block correlation these are the four rounds of
+   the limma User's Guide recipe (voom, duplicateCorrelation, voom with block and correlation,
    duplicateCorrelation).
 4. **fit** (per chunk; :func:`.fit.weighted_fit_chunk`): the values (voom's log-CPM, edgeR's
    log-CPM or the input) and weights recomputed for the chunk's rows from the final state

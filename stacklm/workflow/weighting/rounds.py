@@ -104,20 +104,25 @@ def _read_parts(paths: Sequence) -> tuple[WeightingState, str, list[dict]]:
     return base, task, parts
 
 
-def state_after_round(chunk_paths: Sequence, log: logging.Logger | None = None) -> WeightingState:
+def state_after_round(
+    chunk_paths: Sequence, log: logging.Logger | None = None, trend: bool = True
+) -> WeightingState:
     """The state after a round: the global step of its task (voom's lowess trend of all chunks'
     points, or the consensus of all chunks' correlations; chunks in order) on top of the state the
-    round started from (which every part carries)."""
+    round started from (which every part carries).  ``trend=False`` leaves voom's lowess out (the
+    trend stays the round's start's): for readers that use only the points and the history
+    (summary.json)."""
     if not len(chunk_paths):
         raise ValueError("a round without chunk parts")
     state, task, parts = _read_parts(chunk_paths)
     if task == "voom":
-        from stacklm.limma.voom import voom_trend
-
         sx = np.concatenate([p["sx"] for p in parts])
         sy = np.concatenate([p["sy"] for p in parts])
         n_with_reps = int(sum(int(p["n_with_reps"]) for p in parts))
-        state.trend = voom_trend(sx, sy, span=VOOM_SPAN, n_with_reps=n_with_reps)
+        if trend:
+            from stacklm.limma.voom import voom_trend
+
+            state.trend = voom_trend(sx, sy, span=VOOM_SPAN, n_with_reps=n_with_reps)
         state.sx, state.sy = sx, sy
         state.voom_correlation = state.correlation if state.block is not None else None
         state.history.append(
@@ -162,18 +167,18 @@ def state_after_round(chunk_paths: Sequence, log: logging.Logger | None = None) 
 
 
 def load_state(
-    source: str | PathLike | Sequence, log: logging.Logger | None = None
+    source: str | PathLike | Sequence, log: logging.Logger | None = None, trend: bool = True
 ) -> WeightingState:
     """The weighting state an input names: a state file (the setup job's), or the parts of a
     round (a list of paths, or one path for one chunk), whose global step is run here
-    (:func:`state_after_round`)."""
+    (:func:`state_after_round`; ``trend``: as there)."""
     paths = [source] if isinstance(source, str | PathLike) else list(source)
     if len(paths) == 1:
         with np.load(paths[0], allow_pickle=False) as z:
             is_part = "task" in z.files
         if not is_part:
             return WeightingState.load(paths[0])
-    return state_after_round(paths, log=log)
+    return state_after_round(paths, log=log, trend=trend)
 
 
 def start_state(

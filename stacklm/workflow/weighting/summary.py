@@ -21,7 +21,7 @@ def weighting_summary(state_path, counts_summary_path=None) -> dict:
     if counts_summary_path:
         with open(counts_summary_path) as fh:
             out.update(json.load(fh))
-    state = load_state(state_path)
+    state = load_state(state_path, trend=False)  # (summary.json does not use the lowess)
     sw = state.sample_weights
     out["weights"] = {
         "values": {
