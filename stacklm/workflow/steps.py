@@ -1,5 +1,6 @@
 """Plumbing shared by the workflow's script entry points (no Snakemake import here): logging to the
-rule's log file, BLAS threads from the rule's ``threads``, warnings and user errors as one clear
+rule's log file, BLAS threads from the rule's ``threads``, the allocator's reuse of freed memory
+(:mod:`stacklm.workflow.allocator`), warnings and user errors as one clear
 line each, and the step's time and peak memory (the job process's high-water RSS) as its last log
 line."""
 
@@ -15,6 +16,7 @@ import warnings
 
 from threadpoolctl import threadpool_limits
 
+from stacklm.workflow.allocator import reuse_freed_memory
 from stacklm.workflow.failures import ERROR_PREFIX
 
 #: errors caused by the input or the config: shown as one line, traceback only in the log
@@ -57,6 +59,7 @@ def workflow_step(name: str, log_path: str | None, threads: int = 1):
     ...``, :data:`stacklm.workflow.failures.ERROR_PREFIX`), which the Snakefile's ``onerror`` shows
     last.  User errors (bad input or config) exit with that line; other errors are re-raised after
     it (their traceback is in the log either way)."""
+    reuse_freed_memory()  # arrays freed are reused, not faulted in again (allocator.py)
     logger = logging.getLogger("stacklm")
     logger.setLevel(logging.INFO)
     logger.handlers.clear()
