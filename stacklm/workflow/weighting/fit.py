@@ -71,7 +71,7 @@ def weighted_fit_chunk(
     design = read_design(design_path)
     X = design.to_numpy(dtype=np.float64)
     names = [str(c) for c in design.columns]
-    state = load_state(state_source, log=log)
+    state = load_state(state_source, log=log, ids=False)
     if state.samples != [str(s) for s in design.index]:
         raise ValueError(f"{state_source} was made for other samples than {design_path}")
     rows = AnalysisRows(store_path, design, libraries_path, keep_path)

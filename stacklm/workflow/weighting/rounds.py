@@ -90,8 +90,9 @@ def round_chunk_step(
     return n_rows
 
 
-def _read_parts(paths: Sequence) -> tuple[WeightingState, str, list[dict]]:
-    """(the state the round started from, its task, every part's own arrays) of a round's parts."""
+def _read_parts(paths: Sequence, ids: bool) -> tuple[WeightingState, str, list[dict]]:
+    """(the state the round started from, its task, every part's own arrays: the feature ids only
+    for a duplicateCorrelation round and ``ids``) of a round's parts."""
     parts, base, task = [], None, None
     for i, p in enumerate(paths):
         with np.load(p, allow_pickle=False) as z:
@@ -100,21 +101,23 @@ def _read_parts(paths: Sequence) -> tuple[WeightingState, str, list[dict]]:
                 task = str(z["task"])
             elif str(z["task"]) != task:
                 raise ValueError(f"{p} is a part of another round than {paths[0]}")
-            parts.append({k: z[k] for k in z.files if not k.startswith(BASE)})
+            skip = "ids" if task == "voom" or not ids else None
+            parts.append({k: z[k] for k in z.files if not k.startswith(BASE) and k != skip})
     return base, task, parts
 
 
 def state_after_round(
-    chunk_paths: Sequence, log: logging.Logger | None = None, trend: bool = True
+    chunk_paths: Sequence, log: logging.Logger | None = None, trend: bool = True, ids: bool = True
 ) -> WeightingState:
     """The state after a round: the global step of its task (voom's lowess trend of all chunks'
     points, or the consensus of all chunks' correlations; chunks in order) on top of the state the
     round started from (which every part carries).  ``trend=False`` leaves voom's lowess out (the
     trend stays the round's start's): for readers that use only the points and the history
-    (summary.json)."""
+    (summary.json); ``ids=False`` leaves out the feature ids of the per-feature correlations
+    (``atanh_ids``: None), which only the block_correlation plot shows."""
     if not len(chunk_paths):
         raise ValueError("a round without chunk parts")
-    state, task, parts = _read_parts(chunk_paths)
+    state, task, parts = _read_parts(chunk_paths, ids)
     if task == "voom":
         sx = np.concatenate([p["sx"] for p in parts])
         sy = np.concatenate([p["sy"] for p in parts])
@@ -144,7 +147,7 @@ def state_after_round(
         state.correlation = consensus
         state.correlation_estimated = True
         state.atanh = atanh
-        state.atanh_ids = np.concatenate([p["ids"] for p in parts])
+        state.atanh_ids = np.concatenate([p["ids"] for p in parts]) if ids else None
         state.n_not_converged = int(not_converged.sum())
         state.history.append(
             {
@@ -167,18 +170,21 @@ def state_after_round(
 
 
 def load_state(
-    source: str | PathLike | Sequence, log: logging.Logger | None = None, trend: bool = True
+    source: str | PathLike | Sequence,
+    log: logging.Logger | None = None,
+    trend: bool = True,
+    ids: bool = True,
 ) -> WeightingState:
     """The weighting state an input names: a state file (the setup job's), or the parts of a
     round (a list of paths, or one path for one chunk), whose global step is run here
-    (:func:`state_after_round`; ``trend``: as there)."""
+    (:func:`state_after_round`; ``trend``, ``ids``: as there)."""
     paths = [source] if isinstance(source, str | PathLike) else list(source)
     if len(paths) == 1:
         with np.load(paths[0], allow_pickle=False) as z:
             is_part = "task" in z.files
         if not is_part:
             return WeightingState.load(paths[0])
-    return state_after_round(paths, log=log, trend=trend)
+    return state_after_round(paths, log=log, trend=trend, ids=ids)
 
 
 def start_state(

@@ -21,7 +21,8 @@ def weighting_summary(state_path, counts_summary_path=None) -> dict:
     if counts_summary_path:
         with open(counts_summary_path) as fh:
             out.update(json.load(fh))
-    state = load_state(state_path, trend=False)  # (summary.json does not use the lowess)
+    # (summary.json uses neither voom's lowess nor the correlations' feature ids)
+    state = load_state(state_path, trend=False, ids=False)
     sw = state.sample_weights
     out["weights"] = {
         "values": {
