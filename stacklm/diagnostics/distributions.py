@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.fft as sp_fft
 
 from stacklm.io.store import open_binary_matrix
 from stacklm.rstats.basic import bw_nrd0
@@ -62,8 +63,6 @@ def sample_densities(
     convolved with the kernel, then interpolated to the grid (the binned approximation R's
     ``density`` also uses, with simple instead of linear binning).  Long table:
     ``sample, x, density``."""
-    from scipy.signal import fftconvolve
-
     values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
     if grid is None:
@@ -89,11 +88,22 @@ def sample_densities(
             half = int(min(np.ceil(5.0 * bw / step), 2 * counts.size)) if step > 0 else 0
             offsets = np.arange(-half, half + 1) * step
             kernel = np.exp(-0.5 * (offsets / bw) ** 2)
-            fine = fftconvolve(counts.astype(float), kernel, mode="full")[half : half + counts.size]
+            fine = _fft_convolve(counts.astype(float), kernel)[half : half + counts.size]
             fine = np.maximum(fine, 0.0) / (x.size * bw * math.sqrt(2 * math.pi))
             dens = np.interp(grid, centres, fine)
         out.append(pd.DataFrame({"sample": str(name), "x": grid, "density": dens}))
     return pd.concat(out, ignore_index=True)
+
+
+def _fft_convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The full convolution of two real 1-D arrays as ``scipy.signal.fftconvolve(a, b)`` computes
+    it (real FFTs of the next fast length, product, inverse, cut), with the same scipy.fft calls
+    and so the same numbers; without importing scipy.signal (half a second in the normalize job)."""
+    if a.size == 1 or b.size == 1:  # scipy multiplies (no transform along a length-1 axis)
+        return a * b
+    n = a.size + b.size - 1
+    size = sp_fft.next_fast_len(n, real=True)
+    return sp_fft.irfft(sp_fft.rfft(a, size) * sp_fft.rfft(b, size), size)[:n]
 
 
 def sample_quantiles(
