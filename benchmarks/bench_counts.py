@@ -225,7 +225,7 @@ def library_child(matrix: str, samples: str, out: str) -> dict:
     t2 = time.perf_counter()
     v = voom(kept, X, lib_size=lib, norm_factors=nf, save_plot=False)
     t3 = time.perf_counter()
-    fit = lm_wfit(v.E, X, v.weights, coef_names=COEFS, feature_ids=ids[keep])
+    fit = lm_wfit(v.E, X, v.weights, coef_names=COEFS, feature_ids=ids[keep], amean=v.amean)
     t4 = time.perf_counter()
     eb = e_bayes(fit)
     t5 = time.perf_counter()
