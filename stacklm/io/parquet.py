@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,8 @@ def _parquet_pieces(pf: pq.ParquetFile, id_col: int, sample_cols: list[int], row
     """The file's rows as ``(id array, [float64 column per sample])`` pieces:
 
     * whole row groups when they are at most 4 x ``rows`` rows (``read_row_group`` decodes them
-      several times faster than ``iter_batches`` and releases them at once);
+      several times faster than ``iter_batches`` and releases them at once), the next one decoded
+      in a background thread while the caller uses this one (one more group in memory);
     * larger row groups of at most :data:`ROW_GROUP_MAX_VALUES` values one at a time, decoded
       :data:`COLUMN_GROUP` columns at a time into one float64 array (a 65,536-row group of 1,000
       samples: 0.5 GB, where Arrow's whole-table read or batch reader held 2-4 GB);
@@ -112,9 +114,15 @@ def _parquet_pieces(pf: pq.ParquetFile, id_col: int, sample_cols: list[int], row
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     largest = max(sizes, default=0)
     if largest <= 4 * rows:
-        for i in range(meta.num_row_groups):
-            table = pf.read_row_group(i, use_pandas_metadata=False)
-            yield table.column(id_col), [_as_float64(table.column(j)) for j in sample_cols]
+        # the next row group is decoded (Arrow releases the GIL) while this one is used
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(pf.read_row_group, 0, use_pandas_metadata=False)
+            for i in range(meta.num_row_groups):
+                table = ahead.result()
+                if i + 1 < meta.num_row_groups:
+                    ahead = pool.submit(pf.read_row_group, i + 1, use_pandas_metadata=False)
+                yield table.column(id_col), [_as_float64(table.column(j)) for j in sample_cols]
+                del table
     elif largest * len(sample_cols) <= ROW_GROUP_MAX_VALUES:
         for i, size in enumerate(sizes):
             ids = pf.read_row_group(i, columns=[names[id_col]]).column(0)
