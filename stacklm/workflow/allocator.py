@@ -5,12 +5,13 @@ A job allocates and frees many arrays of 1-64 MB (a column of 10^6 features is 8
 malloc gives every allocation above its mmap threshold (128 kB at first, growing to at most 32 MB)
 fresh pages from the kernel and returns them on free, and numpy asks for transparent huge pages
 on large arrays, which the kernel may compact memory to provide; every new array then pays its
-page faults again, in the kernel.  On the 2-core test VMs that was a third to a half of the time of
-the moderate and normalize steps at 10^6 features (moderate: 3.3-3.6 s of system time of 9-12 s;
-1.1-1.3 s with these settings; the same numbers).  :func:`reuse_freed_memory` raises the mmap
-threshold to glibc's maximum and the trim threshold to 1 GiB, so freed arrays up to 32 MB are
-reused from the heap, and turns numpy's huge-page advice off.  A job's peak memory is unchanged
-(what it holds at once); only freed memory is kept until the job ends.
+page faults again, in the kernel.  On the 2-core test VMs, while other jobs ran, that was a third
+to a half of the time of the moderate and normalize steps at 10^6 features (moderate: 3.3-3.6 s of
+system time of 9-12 s; 1.1-1.3 s with these settings); on an idle VM moderate gains ~5% (5.2 ->
+4.9 s).  The numbers are the same.  :func:`reuse_freed_memory` raises the mmap threshold to glibc's
+maximum and the trim threshold to 128 MiB, so freed arrays up to 32 MB are reused from the heap,
+and turns numpy's huge-page advice off.  Freed memory kept for reuse raises a job's peak RSS a
+little (moderate at 10^6 x 100: 1.49-1.54 -> 1.58-1.60 GB).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _M_MMAP_THRESHOLD = -3
 #: allocations up to this size come from the heap and are reused (glibc's maximum, 64-bit)
 MMAP_THRESHOLD = 32 << 20
 #: free memory at the top of the heap kept, rather than returned to the system
-TRIM_THRESHOLD = 1 << 30
+TRIM_THRESHOLD = 128 << 20
 #: extra heap requested at a time when the heap grows
 TOP_PAD = 64 << 20
 
