@@ -37,7 +37,9 @@ TOP_PAD = 64 << 20
 def reuse_freed_memory() -> bool:
     """Set this process' allocator as the module docstring says; True where glibc took the
     settings (False on other C libraries, which are left as they are)."""
-    set_hugepage = getattr(np._core.multiarray, "_set_madvise_hugepage", None)
+    # numpy >= 2 keeps it in numpy._core, numpy 1.26 in numpy.core
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    set_hugepage = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
     if set_hugepage is not None:
         set_hugepage(False)
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
