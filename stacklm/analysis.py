@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 
 import numpy as np
@@ -46,6 +45,7 @@ from stacklm.spec import AnalysisSpec, DesignInfo
 from stacklm.sva.associations import sv_associations
 from stacklm.sva.irwsva import sva
 from stacklm.sva.numsv import num_sv
+from stacklm.threads import executor
 from stacklm.workflow.config import validate_analysis_part
 
 SUMMARY_COLUMNS = [
@@ -137,7 +137,7 @@ def moderate_and_test(
     # the per-column statistics are independent of each other: with threads > 1 they run side by
     # side with the analysis test (numpy's sorts and ufuncs release the GIL), each computed exactly
     # as alone
-    with _executor(threads) as pool:
+    with executor(threads) as pool:
         ordinary_job = None if method == "none" else pool.submit(ordinary_t, eb)
         fdr_jobs = [pool.submit(p_adjust, eb.p_value[:, j], fdr_method) for j in names_j]
         ci_job = pool.submit(confint_columns, eb, confidence_level)
@@ -167,7 +167,7 @@ def moderate_and_test(
         # the statistics are the ordinary ones already with method none (ordinary_fit)
         t_ord, p_ord = (eb.t, eb.p_value) if ordinary_job is None else ordinary_job.result()
         ci_low, ci_high = ci_job.result()
-        treated = None if treat_job is None else treat_job.result()
+        treated = None if treat_job is None else treat_job.result()  # t, p, FDRs, log2 fc
     for w in caught:
         warnings.warn(f"q-values: {w.message}", stacklevel=2)
     cols: dict[str, np.ndarray] = {
@@ -248,26 +248,6 @@ def moderate_and_test(
     return table, stats, eb
 
 
-def _executor(threads: int):
-    """A pool of ``threads`` threads, or for one thread an executor that runs each task at once."""
-    return ThreadPoolExecutor(threads) if threads > 1 else _InlineExecutor()
-
-
-class _InlineExecutor:
-    """``submit`` runs the task in the calling thread (the one-thread case of :func:`_executor`)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def submit(self, fn, *args, **kwargs) -> Future:
-        done: Future = Future()
-        done.set_result(fn(*args, **kwargs))
-        return done
-
-
 def _analysis_test(eb: LinearModelFit, test: Sequence[str], fdr_method: str):
     """The analysis test: one column's moderated t, or the moderated F over several; its p-values,
     their adjustment and the F's numerator df."""
@@ -300,9 +280,8 @@ def columns_frame(cols: dict, threads: int = 1) -> pd.DataFrame:
             return pa.array(values.tolist(), type=pa.string())
         return pa.array(np.ascontiguousarray(values))
 
-    with _executor(threads) as pool:
-        jobs = {name: pool.submit(column, values) for name, values in cols.items()}
-        arrays = {name: job.result() for name, job in jobs.items()}
+    with executor(threads) as pool:
+        arrays = dict(zip(cols, pool.map(column, cols.values()), strict=True))
     return pa.table(arrays).to_pandas(split_blocks=True, self_destruct=True)
 
 

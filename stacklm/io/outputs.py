@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from stacklm.threads import executor
+
 
 def current_umask() -> int:
     """The process's umask, read from /proc where it can be (``os.umask`` can only be read by
@@ -98,11 +100,8 @@ def arrow_table(
             return pa.array(col.to_numpy())
         return pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
 
-    if threads > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            arrays = list(pool.map(convert, table.columns))
-    else:
-        arrays = [convert(name) for name in table.columns]
+    with executor(threads) as pool:
+        arrays = list(pool.map(convert, table.columns))
     return pa.table(dict(zip(map(str, table.columns), arrays, strict=True)))
 
 

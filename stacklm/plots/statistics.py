@@ -91,9 +91,10 @@ def plot_qq(p, lambda_gc: float | None, test_label: str, png, data_path) -> None
     save_plot(fig, png, qq, data_path)
 
 
-#: rows per coefficient in the volcano and MD data tables: above it they hold every significant
-#: feature (the smallest p-values first, if there are more) and a seeded random sample of the rest;
-#: the plots draw every feature, and results.parquet holds them all
+#: rows per coefficient in the volcano and MD data tables (and rows of the SA table): above it they
+#: hold every significant feature (the smallest p-values first, if there are more) or variance
+#: outlier, and a seeded random sample of the rest; the plots draw every feature, and
+#: results.parquet holds them all
 DATA_ROWS_PER_COEFFICIENT = 100_000
 
 #: seed of that sample (the same features for every coefficient and both plots)

@@ -26,6 +26,7 @@ from stacklm.limma.normalize import cyclic_loess, quantile_normalize
 from stacklm.preprocess.counts import check_count_block
 from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
+from stacklm.threads import executor
 
 #: values (rows x samples) a fit job holds at once: 4M float64 = 32 MB
 FIT_BLOCK_VALUES = 1 << 22
@@ -211,10 +212,8 @@ def write_chunk_fit(fits: Sequence, cross, out_path, crossprod_path=None):
 
 def merge_chunk_fits(paths: Sequence, threads: int = 1):
     """Concatenate chunk fits in chunk order (read by ``threads`` threads)."""
-    if threads > 1 and len(paths) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            return concat_fits(list(pool.map(load_fit, paths)))
-    return concat_fits([load_fit(p) for p in paths])
+    with executor(min(threads, len(paths))) as pool:
+        return concat_fits(list(pool.map(load_fit, paths)))
 
 
 def read_design(path) -> pd.DataFrame:
