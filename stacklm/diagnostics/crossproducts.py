@@ -185,12 +185,9 @@ def chunk_cross_products(
     out = {k: np.zeros((n, width)) for k in MATRICES}
     total = dict.fromkeys(MATRICES, 0.0)
 
-    def add(name: str, A: np.ndarray) -> None:
+    def add(name: str, A: np.ndarray) -> None:  # the exact path (the sketch: _sketch_block)
         total[name] += float(np.einsum("ij,ij->", A, A))
-        if sketched:
-            out[name] += A.T @ (A @ omega)
-        else:
-            out[name] += A.T @ A  # numpy uses syrk for A.T @ A
+        out[name] += A.T @ A  # numpy uses syrk for A.T @ A
 
     def centre(A: np.ndarray, missing, count) -> np.ndarray:
         """A (a private copy) centred in place by its rows' means over the observed entries,

@@ -32,14 +32,21 @@ _NEAR_TIE_BOUND = 1e-9
 class RowLogs:
     """:func:`log2_libm_rows`' result: ``values`` (the logarithms, shape of the input);
     ``n_finite`` (per row, how many are finite); ``sorted`` (each row's logarithms in the order
-    of increasing input, the non-finite ones last as ``+inf``); ``finite`` (where ``values`` is
-    finite); with ``order``, ``order`` (the positions in that order)."""
+    of increasing input, the non-finite ones last as ``+inf``); with ``order``, ``order`` (the
+    positions in that order)."""
 
     values: np.ndarray
     n_finite: np.ndarray
     sorted: np.ndarray
-    finite: np.ndarray
     order: np.ndarray | None = None
+
+
+def _c_log2(x: np.ndarray) -> np.ndarray:
+    """The C library's log2 (R's) of each value, one call per distinct value."""
+    if x.size and np.all(x == x[0]):
+        return np.full(x.size, math.log2(float(x[0])))
+    values, inverse = np.unique(x, return_inverse=True)
+    return np.array(list(map(math.log2, values.tolist())))[inverse]
 
 
 def _recompute_near_ties(xs, ls, out, order, near, n_finite: int) -> None:
@@ -53,7 +60,7 @@ def _recompute_near_ties(xs, ls, out, order, near, n_finite: int) -> None:
     count = np.searchsorted(head, vals, "right") - lo
     total = int(count.sum())
     pos = np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(total)
-    exact = np.array(list(map(math.log2, vals.tolist())))  # the C library's log2
+    exact = _c_log2(vals)
     ls[pos] = np.repeat(exact, count)
     out[order[pos]] = ls[pos]
 
@@ -79,8 +86,8 @@ def log2_libm_rows(x, order: bool = False) -> RowLogs:
     else:
         idx = None
         xs = np.sort(key, axis=1)
-    # the finite values sort first: count them by bisection of each sorted row
-    n_finite = np.array([np.searchsorted(row, np.inf) for row in xs], dtype=np.int64)
+    # the finite values sort first (the others are +inf keys)
+    n_finite = np.count_nonzero(valid, axis=1).astype(np.int64)
     m = x.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         ls = np.log2(xs)  # numpy's log2 of a value does not depend on where it sits
@@ -99,7 +106,7 @@ def log2_libm_rows(x, order: bool = False) -> RowLogs:
                 if near.size:
                     row_order = idx[r] if order else np.argsort(key[r])
                     _recompute_near_ties(xs[r], ls[r], out[r], row_order, near, n_finite[r])
-    return RowLogs(values=out, n_finite=n_finite, sorted=ls, finite=valid, order=idx)
+    return RowLogs(values=out, n_finite=n_finite, sorted=ls, order=idx)
 
 
 def log2_libm(x) -> np.ndarray:

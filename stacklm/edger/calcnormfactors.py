@@ -24,7 +24,7 @@ import numpy as np
 
 from ..io.blocks import rows_per_block
 from ..rstats.sums import col_sums, r_mean, r_sum
-from ._rmath import log2_libm, log2_libm_rows
+from ._rmath import _c_log2, log2_libm, log2_libm_rows
 from .cpm import count_matrix
 
 METHODS = ("TMM", "TMMwsp", "upperquartile", "none")
@@ -80,12 +80,6 @@ def _factor_quantile(x: np.ndarray, lib_size: np.ndarray, p: float) -> np.ndarra
 _BOUNDARY_RELATIVE = 1e-11
 
 
-def _twice_rank(values: np.ndarray, q: float) -> int:
-    """Twice the average rank (R's ``rank``, ties averaged) of the value ``q`` of ``values``
-    (its finite entries; non-ranked ones are ``+inf`` padding)."""
-    return 2 * int(np.count_nonzero(values < q)) + int(np.count_nonzero(values == q)) + 1
-
-
 def _order_statistics(values: np.ndarray, lo: int, hi: int) -> tuple[float, float]:
     """The ``lo``-th and ``hi``-th smallest of ``values`` (1-based, ``lo <= hi``), by two
     one-kth partitions (numpy's SIMD quickselect; a partition with two kth is not)."""
@@ -101,25 +95,9 @@ def _rank_window(values: np.ndarray, n: int, lo: int, hi: int) -> np.ndarray:
 
     Average ranks increase with the value, so the window is the values between the ``lo``-th and
     the ``hi``-th smallest ones, each end's tie group included when its average rank is inside:
-    two selections and four counts instead of a sort (counts are integers: ties are common)."""
-    lo, hi = max(lo, 1), min(hi, n)
-    if lo > hi:
-        return np.zeros(values.shape, dtype=bool)
-    q_lo, q_hi = _order_statistics(values, lo, hi)
-    # value > q is value >= the next double above q (q is finite): one comparison per bound
-    lower = q_lo if _twice_rank(values, q_lo) >= 2 * lo else np.nextafter(q_lo, np.inf)
-    upper = q_hi if _twice_rank(values, q_hi) <= 2 * hi else np.nextafter(q_hi, -np.inf)
-    window = values >= lower
-    window &= values <= upper
-    return window
-
-
-def _c_log2(x: np.ndarray) -> np.ndarray:
-    """The C library's log2 (R's) of each value, one call per distinct value."""
-    if x.size and np.all(x == x[0]):
-        return np.full(x.size, math.log2(float(x[0])))
-    values, inverse = np.unique(x, return_inverse=True)
-    return np.array(list(map(math.log2, values.tolist())))[inverse]
+    two selections and a few counts instead of a sort (counts are integers: ties are common).
+    :func:`_exact_rank_window` with the values taken as they are."""
+    return _exact_rank_window(values, n, lo, hi, lambda idx: values[idx])
 
 
 def _exact_rank_window(values: np.ndarray, n: int, lo: int, hi: int, exact) -> np.ndarray:

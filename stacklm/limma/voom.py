@@ -36,7 +36,7 @@ bit, which moves the weights by ~1e-16 relative).
 Speed: the features x samples passes (log-CPM, fitted log counts, the approxfun, the weights) run
 in place by row blocks that stay in cache, with the same operations in the same order as the
 expressions above; the one-shot :func:`voom` takes each block of fitted values through the fitted
-log counts, the approxfun and ``1/f^4`` before the next (:func:`_fitted_weights`), writing the
+log counts, the approxfun and ``1/f^4`` before the next (:func:`_fitted_logcount`), writing the
 weights over the fitted values.  The approxfun finds the knot interval from a bucket grid (one
 lookup for a value in a bucket without a knot, single steps among the knots otherwise) and gathers
 the per-interval differences R's ``approx1`` forms (computed once).  Only ``E`` and the weights
@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from stacklm.edger.cpm import count_matrix, library_sizes, log_cpm_voom
-from stacklm.io.blocks import rows_per_block
+from stacklm.io.blocks import row_blocks
 from stacklm.limma.glsseries import gls_series
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.loessfit import choose_lowess_span
@@ -311,7 +311,10 @@ def voom_trend_points(
     y = _counts_matrix(counts)
     X = _design_matrix(design, y.shape[1])
     lib = effective_lib_size(y, lib_size, norm_factors)
-    return _trend_points(y, X, lib, weights, block, correlation, trend_points, fitted)
+    points = _trend_points(y, X, lib, weights, block, correlation, trend_points, fitted)
+    if fitted:
+        _fitted_logcount(points.fitted_logcount, lib)  # in place
+    return points
 
 
 def _trend_points(
@@ -323,11 +326,10 @@ def _trend_points(
     correlation,
     trend_points: bool = True,
     fitted: bool = True,
-    raw_fitted: bool = False,
 ) -> VoomPoints:
     """:func:`voom_trend_points` on a checked count matrix ``y``, design ``X`` and effective
-    library sizes ``lib``; ``raw_fitted``: ``fitted_logcount`` holds the fitted values
-    ``coef %*% t(design)`` instead (for :func:`_fitted_weights`)."""
+    library sizes ``lib``, except that ``fitted_logcount`` holds the fitted values
+    ``coef %*% t(design)``: :func:`_fitted_logcount` turns them into log counts (and weights)."""
     E = log_cpm_voom(y, lib)
     fit = _fit(E, X, weights, block, correlation)
     n_with_reps = int(np.sum(fit.df_residual > 0))
@@ -342,41 +344,28 @@ def _trend_points(
         sx=sx,
         sy=sy,
         kept=kept,
-        fitted_logcount=_fitted_logcount(fit.coefficients @ X.T, lib)
-        if fitted and not raw_fitted
-        else (fit.coefficients @ X.T if fitted else None),
+        fitted_logcount=fit.coefficients @ X.T if fitted else None,
         n_with_reps=n_with_reps,
         amean=amean,
     )
 
 
-def _fitted_logcount(fitted: np.ndarray, lib: np.ndarray) -> np.ndarray:
-    """``log2(1e-6 * 2^fitted * (lib.size + 1))`` (voom's ``fitted.logcount``), in place by row
-    blocks (the same operations; the products commute exactly)."""
+def _fitted_logcount(
+    fitted: np.ndarray, lib: np.ndarray, trend: VoomTrend | None = None
+) -> np.ndarray:
+    """``log2(1e-6 * 2^fitted * (lib.size + 1))`` (voom's ``fitted.logcount``) from the fitted
+    values ``coef %*% t(design)``, in place by row blocks (the same operations; the products
+    commute exactly); with ``trend``, then voom's weights ``1 / f(fitted.logcount)^4``, each block
+    in cache from the first operation to the last."""
     lib1 = lib + 1
-    rows = rows_per_block(fitted.shape[1], VOOM_BLOCK_VALUES)
-    for start in range(0, fitted.shape[0], rows):
-        block = fitted[start : start + rows]
+    for rows in row_blocks(fitted.shape[0], fitted.shape[1], VOOM_BLOCK_VALUES):
+        block = fitted[rows]
         np.exp2(block, out=block)
         block *= lib1
         block *= 1e-6
         np.log2(block, out=block)
-    return fitted
-
-
-def _fitted_weights(fitted: np.ndarray, lib: np.ndarray, trend: VoomTrend) -> np.ndarray:
-    """voom's weights from the fitted values ``coef %*% t(design)`` (overwritten): the fitted log
-    counts (:func:`_fitted_logcount`) and ``1 / f(fitted.logcount)^4`` block by block, each block
-    in cache from the first operation to the last (the same operations as the two passes)."""
-    lib1 = lib + 1
-    rows = rows_per_block(fitted.shape[1], VOOM_BLOCK_VALUES)
-    for start in range(0, fitted.shape[0], rows):
-        block = fitted[start : start + rows]
-        np.exp2(block, out=block)
-        block *= lib1
-        block *= 1e-6
-        np.log2(block, out=block)
-        trend.weights(block, out=block)
+        if trend is not None:
+            trend.weights(block, out=block)
     return fitted
 
 
@@ -448,9 +437,9 @@ def voom(
     lib = effective_lib_size(y, lib_size, norm_factors)
     if adaptive_span:
         span = choose_lowess_span(y.shape[0], small_n=50, min_span=0.3, power=1 / 3)
-    points = _trend_points(y, X, lib, weights, block, correlation, raw_fitted=True)
+    points = _trend_points(y, X, lib, weights, block, correlation)
     trend = voom_trend(points.sx, points.sy, span, n_with_reps=points.n_with_reps)
-    w = _fitted_weights(points.fitted_logcount, lib, trend)
+    w = _fitted_logcount(points.fitted_logcount, lib, trend)
     return VoomResult(
         E=points.E,
         weights=w,

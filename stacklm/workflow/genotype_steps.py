@@ -152,7 +152,7 @@ def normalize_genotypes(
     starts = iter(range(0, n_snps, chunk_snps))
     with (
         BinaryMatrixWriter(store_path, list(fam["iid"]), dtype="int8") as writer,
-        ThreadPoolExecutor(max_workers=max(2, int(threads))) as pool,
+        ThreadPoolExecutor(max_workers=READ_AHEAD + 1) as pool,  # reads ahead + one write
     ):
         reads = deque(pool.submit(read, s0) for s0 in itertools.islice(starts, READ_AHEAD))
         written = None

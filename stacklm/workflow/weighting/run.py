@@ -7,11 +7,10 @@ import logging
 from pathlib import Path
 
 from stacklm.spec import AnalysisSpec
-from stacklm.workflow.weighting.counts import counts_step
 from stacklm.workflow.weighting.fit import weighted_fit_chunk
 from stacklm.workflow.weighting.plan import has_setup_job, weighting_rounds
 from stacklm.workflow.weighting.rounds import load_state, round_chunk_step, start_state
-from stacklm.workflow.weighting.setup_step import setup_step
+from stacklm.workflow.weighting.setup_step import setup_with_counts_step
 
 _log = logging.getLogger("stacklm")
 
@@ -37,33 +36,20 @@ def run_weighted_chunks(
     work.mkdir(parents=True, exist_ok=True)
     libraries = keep = counts_summary = None
     if input_scale == "counts":
-        libraries = work / "libraries.tsv"
-        keep = work / "filter_by_expr.tsv.gz"
+        libraries, keep = work / "libraries.tsv", work / "filter_by_expr.tsv.gz"
         counts_summary = work / "counts_summary.json"
-        counts_step(
-            store_path, design_path, spec, normalize_method, libraries, keep, counts_summary, log
-        )
-    if has_setup_job(spec, input_scale):
-        setup = work / "setup.npz"
-        setup_step(
-            store_path,
-            design_path,
-            samples_path,
-            sample_id,
-            spec,
-            input_scale,
-            setup,
-            libraries,
-            keep,
-            log=log,
-        )
-        source = setup
-    else:  # the round-1 chunks build the setup state themselves (no setup job)
-        source = None
+    source = None  # without a setup job the round-1 chunks build the setup state (start_state)
+    if has_setup_job(spec, input_scale):  # always with counts
+        source = work / "setup.npz"
+        setup_with_counts_step(
+            store_path, design_path, samples_path, sample_id, spec, input_scale, source,
+            normalize_method, libraries, keep, counts_summary, log=log,
+        )  # fmt: skip
     for r, task in enumerate(weighting_rounds(spec, input_scale), start=1):
         parts = []
+        # every chunk job of the round computes this same state (the previous round's global step)
+        start = start_state(source, design_path, samples_path, sample_id, spec.weighting.block)
         for c in range(chunks):
-            start = start_state(source, design_path, samples_path, sample_id, spec.weighting.block)
             part = work / f"round_{r}" / f"chunk_{c}.npz"
             part.parent.mkdir(exist_ok=True)
             round_chunk_step(store_path, design_path, start, task, c, chunks, part, libraries, keep)

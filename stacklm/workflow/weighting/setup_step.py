@@ -38,36 +38,8 @@ def setup_step(
     log: logging.Logger = _log,
 ) -> WeightingState:
     """The analysis' weighting state before the rounds (see the module docstring, step 2),
-    written to ``state_path``."""
-    state = setup_state(
-        store_path,
-        design_path,
-        samples_path,
-        sample_id,
-        spec,
-        input_scale,
-        libraries_path,
-        keep_path,
-        log=log,
-    )
-    state.save(state_path)
-    return state
-
-
-def setup_state(
-    store_path,
-    design_path,
-    samples_path,
-    sample_id: str,
-    spec: AnalysisSpec,
-    input_scale: str,
-    libraries_path=None,
-    keep_path=None,
-    log: logging.Logger = _log,
-) -> WeightingState:
-    """The analysis' weighting state before the rounds (the store is read only by the global
-    estimators: arrayWeights, voomWithQualityWeights, and the missing-value check of sample
-    weights on continuous input)."""
+    written to ``state_path``.  The store is read only by the global estimators: arrayWeights,
+    voomWithQualityWeights, and the missing-value check of sample weights on continuous input."""
     design = read_design(design_path)
     X = design.to_numpy(dtype=np.float64)
     samples = [str(s) for s in design.index]
@@ -82,11 +54,12 @@ def setup_state(
         state.sample_weights_source = f"sample sheet column {w.sample_weights!r}"
         if kind == "voom":
             state.voom_prior_weights = state.sample_weights  # voom(y, design, weights = sw)
-    global_work = w.array_weights or w.weights == "voom_quality"
-    if kind == "input" and (state.sample_weights is not None or w.array_weights):
-        global_work = True
-    rows = AnalysisRows(store_path, design, libraries_path, keep_path) if global_work else None
-    if kind == "input" and (state.sample_weights is not None or w.array_weights):
+    # the global work (plan.has_setup_job makes the same decision before the run)
+    check_missing = kind == "input" and (state.sample_weights is not None or w.array_weights)
+    rows = None
+    if check_missing or w.array_weights or w.weights == "voom_quality":
+        rows = AnalysisRows(store_path, design, libraries_path, keep_path)
+    if check_missing:
         state.complete = not any_missing(rows)  # limma's NoProbeWts (lm.series, gls.series)
     if w.array_weights:
         from stacklm.limma.arrayweights import array_weights
@@ -105,6 +78,7 @@ def setup_state(
         _voom_quality(rows, X, state, spec, log)
     if kind == "voom" and w.weights == "voom" and w.block is not None and w.correlation is not None:
         state.voom_correlation = state.correlation
+    state.save(state_path)
     return state
 
 
@@ -121,7 +95,7 @@ def _sheet_blocks(state: WeightingState, sheet, block: str | None, correlation) 
 
 def block_state(design_path, samples_path, sample_id: str, block: str) -> WeightingState:
     """The setup state of an analysis without a setup job (:func:`.plan.has_setup_job`: the
-    stored values, a block, an estimated correlation, no weights): what :func:`setup_state` gives
+    stored values, a block, an estimated correlation, no weights): what :func:`setup_step` gives
     it, read from the sample sheet alone (the round-1 chunk jobs call this)."""
     design = read_design(design_path)
     samples = [str(s) for s in design.index]
