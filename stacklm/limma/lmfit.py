@@ -30,6 +30,7 @@ from stacklm.limma.lmsolve import (
     gram_solve,
     observed_row_means,
     one_blas_thread,
+    refuse_infinite,
     require_full_rank,
     sigma_from_rss,
 )
@@ -379,10 +380,7 @@ def lm_fit(
             if np.isfinite(row_sums).all():  # then every value is finite (NaN and inf propagate)
                 _fit_complete_rows(Yb, slice(None), qr, out, amean, start)
                 continue
-            if np.isinf(Yb).any():
-                raise ValueError(
-                    "matrix contains infinite values; only finite values or NaN (missing) are allowed"
-                )
+            refuse_infinite(Yb)
             missing = np.flatnonzero(np.isnan(Yb))
         n_miss = np.bincount(missing // n, minlength=m)
         complete = np.flatnonzero(n_miss == 0)

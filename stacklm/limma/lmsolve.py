@@ -267,3 +267,11 @@ def gram_solve(
         resid = np.where(observed, Yz - bq.T @ qr.Qt, 0.0)
     coef = solve_triangular(qr.R, bq, check_finite=False).T
     return coef, np.einsum("ij,ij->i", weighted(resid), resid)
+
+
+def refuse_infinite(Y: np.ndarray) -> None:
+    """The error of a matrix with +/-Inf (lmFit and lm.wfit take finite values and NaN only)."""
+    if np.isinf(Y).any():
+        raise ValueError(
+            "matrix contains infinite values; only finite values or NaN (missing) are allowed"
+        )

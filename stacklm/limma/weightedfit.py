@@ -39,6 +39,7 @@ from stacklm.limma.lmsolve import (
     gram_solve,
     matrix_weights,
     one_blas_thread,
+    refuse_infinite,
     require_full_rank,
     sigma_from_rss,
 )
@@ -279,13 +280,6 @@ def _wfit_householder(Y: np.ndarray, W: np.ndarray, X: np.ndarray, tol: float = 
     return coef, stdev, sigma, df
 
 
-def _refuse_infinite(Y: np.ndarray) -> None:
-    if np.isinf(Y).any():
-        raise ValueError(
-            "matrix contains infinite values; only finite values or NaN (missing) are allowed"
-        )
-
-
 @one_blas_thread
 def lm_wfit(
     Y,
@@ -324,7 +318,7 @@ def lm_wfit(
         return np.isfinite(w) & (w > 0)
 
     if sample_weights and usable(W).all() and not np.isnan(Y).any():
-        _refuse_infinite(Y)
+        refuse_infinite(Y)
         # limma's NoProbeWts branch: one lm.wfit for all rows; cov.coefficients is weighted
         sw = np.sqrt(W[0])
         fit = lm_fit(Y * sw, X * sw[:, None], coef_names=coef_names, feature_ids=feature_ids)
@@ -345,7 +339,7 @@ def lm_wfit(
         if complete:
             Wz, Yz = Wb, Yb  # read only below
         else:
-            _refuse_infinite(Yb)
+            refuse_infinite(Yb)
             obs = ~np.isnan(Yb) & usable(Wb)  # the block's usable observations
             Wz = np.where(obs, Wb, 0.0)
             Yz = np.where(obs, Yb, 0.0)

@@ -63,7 +63,8 @@ def round_chunk_step(
     n_rows = 0
     for ids, Y in rows.blocks(start, stop):
         n_rows += len(ids)
-        out["ids"].append(np.asarray(ids).astype(str))
+        if task == "dupcor":  # the correlations' feature ids (the block_correlation plot)
+            out["ids"].append(np.asarray(ids).astype(str))
         if not len(ids):
             continue
         if task == "voom":
@@ -84,24 +85,28 @@ def round_chunk_step(
     }
     arrays["n_with_reps"] = np.array(n_with_reps)
     arrays["task"] = np.array(task)
-    arrays.update(state.to_arrays(BASE, leave_out=REPLACED[task]))
+    arrays["chunk"] = np.array(chunk)
+    if chunk == 0:  # the state the round started from, once (the readers take it from part 0)
+        arrays.update(state.to_arrays(BASE, leave_out=REPLACED[task]))
     with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
     return n_rows
 
 
 def _read_parts(paths: Sequence, ids: bool) -> tuple[WeightingState, str, list[dict]]:
-    """(the state the round started from, its task, every part's own arrays: the feature ids only
-    for a duplicateCorrelation round and ``ids``) of a round's parts."""
+    """(the state the round started from, which part 0 carries, its task, every part's own
+    arrays: the feature ids only with ``ids``) of a round's parts, in chunk order."""
     parts, base, task = [], None, None
     for i, p in enumerate(paths):
         with np.load(p, allow_pickle=False) as z:
+            if int(z["chunk"]) != i:
+                raise ValueError(f"{p} is chunk {int(z['chunk'])} of its round, expected chunk {i}")
             if i == 0:
                 base = WeightingState.from_arrays(z, BASE)
                 task = str(z["task"])
             elif str(z["task"]) != task:
                 raise ValueError(f"{p} is a part of another round than {paths[0]}")
-            skip = "ids" if task == "voom" or not ids else None
+            skip = None if ids else "ids"
             parts.append({k: z[k] for k in z.files if not k.startswith(BASE) and k != skip})
     return base, task, parts
 
@@ -181,9 +186,8 @@ def load_state(
     paths = [source] if isinstance(source, str | PathLike) else list(source)
     if len(paths) == 1:
         with np.load(paths[0], allow_pickle=False) as z:
-            is_part = "task" in z.files
-        if not is_part:
-            return WeightingState.load(paths[0])
+            if "task" not in z.files:  # a state file
+                return WeightingState.from_arrays({k: z[k] for k in z.files})
     return state_after_round(paths, log=log, trend=trend, ids=ids)
 
 

@@ -40,15 +40,13 @@ def setup_step(
     """The analysis' weighting state before the rounds (see the module docstring, step 2),
     written to ``state_path``.  The store is read only by the global estimators: arrayWeights,
     voomWithQualityWeights, and the missing-value check of sample weights on continuous input."""
-    design = read_design(design_path)
-    X = design.to_numpy(dtype=np.float64)
-    samples = [str(s) for s in design.index]
-    sheet = read_sample_sheet(samples_path, sample_id)
     w = spec.weighting
     kind = values_kind(spec, input_scale)
-    state = _sheet_blocks(
-        WeightingState(values=kind, samples=samples), sheet, w.block, w.correlation
+    design, sheet, state = _sheet_state(
+        design_path, samples_path, sample_id, kind, w.block, w.correlation
     )
+    X = design.to_numpy(dtype=np.float64)
+    samples = state.samples
     if w.sample_weights is not None:
         state.sample_weights = sample_weights_of(sheet, w.sample_weights, samples)
         state.sample_weights_source = f"sample sheet column {w.sample_weights!r}"
@@ -97,10 +95,16 @@ def block_state(design_path, samples_path, sample_id: str, block: str) -> Weight
     """The setup state of an analysis without a setup job (:func:`.plan.has_setup_job`: the
     stored values, a block, an estimated correlation, no weights): what :func:`setup_step` gives
     it, read from the sample sheet alone (the round-1 chunk jobs call this)."""
+    return _sheet_state(design_path, samples_path, sample_id, "input", block, None)[2]
+
+
+def _sheet_state(design_path, samples_path, sample_id: str, kind: str, block, correlation):
+    """(the design, the sample sheet, a state of ``kind`` values with the sheet's blocks and a
+    given correlation): where :func:`setup_step` and :func:`block_state` start."""
     design = read_design(design_path)
-    samples = [str(s) for s in design.index]
     sheet = read_sample_sheet(samples_path, sample_id)
-    return _sheet_blocks(WeightingState(values="input", samples=samples), sheet, block, None)
+    state = WeightingState(values=kind, samples=[str(s) for s in design.index])
+    return design, sheet, _sheet_blocks(state, sheet, block, correlation)
 
 
 def _quality_weights(Y, X, lib, block=None, correlation=None):

@@ -93,7 +93,7 @@ class WeightingState:
     def from_arrays(cls, z, prefix: str = "") -> WeightingState:
         """The state from the arrays :meth:`to_arrays` wrote (``z``: a mapping or an open
         ``.npz``)."""
-        names = [k for k in z if k.startswith(prefix)] if prefix else list(z)
+        names = [k for k in z if k.startswith(prefix)]
         meta = json.loads(str(z[prefix + "meta"]))
         arrays = {k[len(prefix) :]: z[k] for k in names if k != prefix + "meta"}
         trend = None
