@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from stacklm.io.blocks import rows_per_block
+
 LN2 = math.log(2.0)
 LN_MILLION = math.log(1e6)
 
@@ -91,7 +93,7 @@ def log_cpm_voom(counts, lib_size=None) -> np.ndarray:
     lib = _lib_sizes(y, lib_size)
     denom = lib + 1
     out = np.empty(y.shape)
-    step = max(1, _BLOCK_VALUES // max(y.shape[1], 1))
+    step = rows_per_block(y.shape[1], _BLOCK_VALUES)
     for start in range(0, y.shape[0], step):
         block = out[start : start + step]
         np.add(y[start : start + step], 0.5, out=block)

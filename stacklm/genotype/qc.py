@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from stacklm.io.blocks import rows_per_block
+
 from .plink import MISSING_INT8
 
 #: plink2's kSmallEpsilon (2^-44) and kExactTestBias (2^-83), plink2_string.h
@@ -66,7 +68,7 @@ def genotype_counts(genotypes: np.ndarray) -> np.ndarray:
         g = g[None, :]
     out = np.empty((g.shape[0], 4), dtype=np.int64)
     # row blocks of ~2^18 values: the comparisons' boolean temporaries stay in the cache
-    step = max(1, COUNT_BLOCK_VALUES // max(g.shape[1], 1))
+    step = rows_per_block(g.shape[1], COUNT_BLOCK_VALUES)
     for a in range(0, g.shape[0], step):  # loop over row blocks
         b = g[a : a + step]
         if g.dtype.kind == "f":

@@ -247,24 +247,27 @@ def gram_solve(
     qr: DesignQR,
     L: np.ndarray,
     Yz: np.ndarray,
-    observed: np.ndarray,
+    observed: np.ndarray | None,
     weights: np.ndarray | None = None,
     refine: bool = True,
 ):
     """Least squares of each row of ``Yz`` (0 where not observed) through the Cholesky factor L of
     its Gram matrix ``Q' W_i Q``: ``b_Q = G_i^-1 Q' W_i y_i``, optionally one step of iterative
-    refinement on the (weighted) residuals, ``b = R^-1 b_Q``.  ``weights`` None means weight 1 on
-    the observed samples.  Returns the coefficients (m x p) and the (weighted) residual sums of
-    squares."""
+    refinement on the (weighted) residuals, ``b = R^-1 b_Q``.  ``observed`` None: every sample
+    of every row (no masks); ``weights`` None means weight 1 on the observed samples.  Returns
+    the coefficients (m x p) and the (weighted) residual sums of squares."""
 
     def weighted(a):
         return a if weights is None else weights * a
 
+    def masked(a):
+        return a if observed is None else np.where(observed, a, 0.0)
+
     bq = cholesky_solve(L, (weighted(Yz) @ qr.Q).T)
-    resid = np.where(observed, Yz - bq.T @ qr.Qt, 0.0)
+    resid = masked(Yz - bq.T @ qr.Qt)
     if refine:
         bq += cholesky_solve(L, (weighted(resid) @ qr.Q).T)
-        resid = np.where(observed, Yz - bq.T @ qr.Qt, 0.0)
+        resid = masked(Yz - bq.T @ qr.Qt)
     coef = solve_triangular(qr.R, bq, check_finite=False).T
     return coef, np.einsum("ij,ij->i", weighted(resid), resid)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from stacklm.io.blocks import rows_per_block
 from stacklm.limma.lmfit import lm_fit
@@ -44,7 +43,7 @@ from stacklm.limma.lmsolve import (
     sigma_from_rss,
 )
 from stacklm.limma.marraylm import LinearModelFit
-from stacklm.rstats.cholesky import batched_cholesky, cholesky_solve
+from stacklm.rstats.cholesky import batched_cholesky
 from stacklm.rstats.qr import QR_TOLERANCE
 from stacklm.rstats.sums import row_means
 
@@ -65,24 +64,6 @@ def _power_of_four_scale(wmax: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         k = np.floor(np.log2(np.where(wmax > 0, wmax, 1.0)) / 2)
     return np.ldexp(1.0, (2 * k).astype(np.int64))
-
-
-def _gram_solve_complete(qr: DesignQR, L: np.ndarray, Yz: np.ndarray, Ws: np.ndarray):
-    """:func:`stacklm.limma.lmsolve.gram_solve` for rows with every sample observed (the same
-    operations without the masks, whose ``where`` would keep every value): the solve, one step of
-    iterative refinement on the weighted residuals, ``b = R^-1 b_Q``, and the weighted residual
-    sums of squares."""
-    wr = Ws * Yz
-    bq = cholesky_solve(L, (wr @ qr.Q).T)
-    resid = bq.T @ qr.Qt
-    np.subtract(Yz, resid, out=resid)
-    np.multiply(Ws, resid, out=wr)
-    bq += cholesky_solve(L, (wr @ qr.Q).T)
-    resid = np.matmul(bq.T, qr.Qt, out=resid)
-    np.subtract(Yz, resid, out=resid)
-    coef = solve_triangular(qr.R, bq, check_finite=False).T
-    np.multiply(Ws, resid, out=wr)
-    return coef, np.einsum("ij,ij->i", wr, resid)
 
 
 def _wfit_gram(
@@ -128,18 +109,15 @@ def _wfit_gram(
         with np.errstate(invalid="ignore", divide="ignore"):
             shift = (Ws * Y).sum(axis=1) / Ws.sum(axis=1)
         shift[~np.isfinite(shift)] = 0.0
-        if complete:
-            Yz = Y - shift[:, None]
-        else:
-            Yz = np.where(obs, Y - shift[:, None], 0.0)
+        Yz = Y - shift[:, None]
+        if obs is not None:
+            Yz = np.where(obs, Yz, 0.0)
     else:
         shift = None
         Yz = Y
-    # the solve and one step of iterative refinement on the weighted residuals
-    if complete:
-        coef, rss = _gram_solve_complete(qr, L, Yz, Ws)
-    else:
-        coef, rss = gram_solve(qr, L, Yz, obs, weights=Ws)
+    # the solve and one step of iterative refinement on the weighted residuals (no masks for
+    # complete rows: obs None)
+    coef, rss = gram_solve(qr, L, Yz, obs, weights=Ws)
     if shift is not None:
         coef[:, qr.ones_column] += shift
     # cov(b) = R^-1 L^-T L^-1 R^-T for the scaled weights

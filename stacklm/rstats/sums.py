@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stacklm.io.blocks import rows_per_block
+
 _LD = np.longdouble
 
 
@@ -68,7 +70,7 @@ def row_means(x, na_rm: bool = False) -> np.ndarray:
     if n == 0:
         out[:] = np.nan
         return out
-    step = max(1, _ROW_BLOCK_VALUES // n)
+    step = rows_per_block(n, _ROW_BLOCK_VALUES)
     for start in range(0, g, step):
         block = x[start : start + step]
         count = n

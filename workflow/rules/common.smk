@@ -93,14 +93,20 @@ def normalize_runtime(wildcards, input, attempt):
     return int(attempt * (10 + per_mb * values))
 
 
+def chunk_rows_and_block_mb(store):
+    """(rows of one chunk, MB of one row block as float64: at most FIT_BLOCK_VALUES, 32 MB) of
+    the store: what a chunk job holds at a time."""
+    n_features, _ = _store_shape(store)
+    return -(-n_features // CHUNKS), min(_chunk_values_mb(store), 32)
+
+
 def fit_chunk_mem_mb(wildcards, input, attempt):
     """A fit job works through its chunk in row blocks of 4M values (32 MB as float64,
     stacklm.workflow.pipeline.FIT_BLOCK_VALUES): ~4 working copies of a block, the sample
     cross-products (three n x n matrices, or n x 100 sketches above 1,000 samples) and the chunk's
     per-row output (~25 doubles a row); measured 0.31 GiB at 125,000 SNPs x 5,000 per job."""
-    n_features, n_samples = _store_shape(input.store)
-    rows = -(-n_features // CHUNKS)
-    block_mb = min(_chunk_values_mb(input.store), 32)
+    rows, block_mb = chunk_rows_and_block_mb(input.store)
+    n_samples = _store_shape(input.store)[1]
     cross_mb = 3 * n_samples * min(n_samples, 1000) * 8 / 1e6
     return int(PYTHON_MB + attempt * (200 + 4 * block_mb + cross_mb + rows * 200 / 1e6))
 

@@ -105,9 +105,7 @@ def weights_chunk_mem_mb(wildcards, input, attempt):
     """One row block of the chunk (FIT_BLOCK_VALUES: 32 MB as float64) and voom's / the REML's
     working copies of it, plus the chunk's per-feature output (~50 doubles a row); measured
     275 MiB for 143,000 x 48 (duplicateCorrelation) per job."""
-    n_features, _ = _store_shape(input.store)
-    rows = -(-n_features // CHUNKS)
-    block_mb = min(_chunk_values_mb(input.store), 32)
+    rows, block_mb = chunk_rows_and_block_mb(input.store)
     return int(PYTHON_MB + 400 + attempt * (4 * block_mb + rows * 400 / 1e6))
 
 
