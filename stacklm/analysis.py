@@ -29,7 +29,6 @@ from stacklm.design.analysis import (  # noqa: F401  (part of this module's API)
     output_names,
 )
 from stacklm.design.contrasts import make_contrasts
-from stacklm.diagnostics.associations import covariate_table
 from stacklm.limma.contrasts import contrasts_fit
 from stacklm.limma.decidetests import decide_tests, summary_decide_tests
 from stacklm.limma.ebayes import e_bayes
@@ -42,9 +41,6 @@ from stacklm.multiple_testing.inflation import genomic_inflation
 from stacklm.multiple_testing.padjust import p_adjust
 from stacklm.multiple_testing.qvalue import qvalue
 from stacklm.spec import AnalysisSpec, DesignInfo
-from stacklm.sva.associations import sv_associations
-from stacklm.sva.irwsva import sva
-from stacklm.sva.numsv import num_sv
 from stacklm.threads import executor
 from stacklm.workflow.config import validate_analysis_part
 
@@ -100,6 +96,40 @@ def moderate_and_test(
     confidence_level: float = 0.95,
     threads: int = 1,
 ):
+    """Moderation, per-column tests, the analysis test, FDR and q-values over all features at once:
+    :func:`moderate_columns` as a DataFrame (:func:`columns_frame`).
+
+    Returns ``(table, stats, fit)``: the results table (the workflow's results columns, input
+    order), a dict of summary numbers (priors, pi0, λGC, significant count, decisions) and the
+    moderated fit of the reported columns.
+    """
+    cols, stats, eb = moderate_columns(
+        fit,
+        contrasts,
+        test,
+        moderation,
+        fdr_method=fdr_method,
+        alpha=alpha,
+        threshold_fc=threshold_fc,
+        decide=decide,
+        confidence_level=confidence_level,
+        threads=threads,
+    )
+    return columns_frame(cols, threads=threads), stats, eb
+
+
+def moderate_columns(
+    fit: LinearModelFit,
+    contrasts: Mapping[str, str] | None,
+    test: Sequence[str],
+    moderation: Mapping | None = None,
+    fdr_method: str = "BH",
+    alpha: float = 0.05,
+    threshold_fc: float | None = None,
+    decide: Mapping | None = None,
+    confidence_level: float = 0.95,
+    threads: int = 1,
+):
     """Moderation, per-column tests, the analysis test, FDR and q-values over all features at once.
 
     ``moderation``: ``method`` (``"ebayes"``: limma's eBayes; ``"none"``: ordinary least-squares
@@ -112,9 +142,10 @@ def moderate_and_test(
     ``fdr_treat_<c>``); the analysis test and its F are not thresholded.  ``threads``: how many
     of the per-column statistics are computed side by side (the numbers do not depend on it).
 
-    Returns ``(table, stats, fit)``: the results table (the workflow's results columns, input
-    order), a dict of summary numbers (priors, pi0, λGC, significant count, decisions) and the
-    moderated fit of the reported columns.
+    Returns ``(columns, stats, fit)``: the results table's columns (name -> 1-D array, in the
+    workflow's column order; many are views of the fit's matrices, for
+    :func:`stacklm.io.outputs.arrow_columns` or :func:`columns_frame`), a dict of summary numbers
+    (priors, pi0, λGC, significant count, decisions) and the moderated fit of the reported columns.
     """
     moderation = validate_analysis_part("moderation", moderation)  # the schema's defaults
     decide = validate_analysis_part("decide", decide)
@@ -201,7 +232,6 @@ def moderate_and_test(
     cols["fdr"] = fdr
     cols["qvalue"] = q.qvalues
     cols["lfdr"] = q.lfdr
-    table = columns_frame(cols, threads=threads)
     s2p = np.asarray(eb.s2_prior, dtype=float)
     d0 = np.asarray(eb.df_prior, dtype=float)
     counts = summary_decide_tests(decisions, names)
@@ -245,7 +275,7 @@ def moderate_and_test(
             "note": "per coefficient; the analysis test (statistic, p_value, fdr) is not thresholded",
         },
     }
-    return table, stats, eb
+    return cols, stats, eb
 
 
 def _analysis_test(eb: LinearModelFit, test: Sequence[str], fdr_method: str):
@@ -276,7 +306,9 @@ def columns_frame(cols: dict, threads: int = 1) -> pd.DataFrame:
 
     def column(values):
         values = np.asarray(values)
-        if values.dtype.kind in "US":
+        if values.dtype.kind == "U":  # Arrow converts numpy's UTF-32 itself
+            return pa.array(values, type=pa.string())
+        if values.dtype.kind == "S":
             return pa.array(values.tolist(), type=pa.string())
         return pa.array(np.ascontiguousarray(values))
 
@@ -297,10 +329,49 @@ def top_table(
     """The results rows with ``fdr <= alpha`` (at least the best ``minimum``), in the order of limma's
     ``topTable(fit, coef = test, sort.by = "P")`` (for several columns topTable orders by the F
     p-value; ties keep input order, as R's ``order``)."""
-    order = top_table_order(fit, coef=list(test) if len(test) > 1 else test[0], sort_by="P")
-    order = order[np.isfinite(table["p_value"].to_numpy(dtype=float)[order])]
-    n = max(int(np.sum(table["fdr"].to_numpy(dtype=float) <= alpha)), min(minimum, order.size))
-    return table.iloc[order[:n]].reset_index(drop=True)
+    rows = top_rows(
+        fit,
+        test,
+        table["p_value"].to_numpy(dtype=float),
+        table["fdr"].to_numpy(dtype=float),
+        alpha,
+        minimum,
+    )
+    return table.iloc[rows].reset_index(drop=True)
+
+
+def top_rows(
+    fit: LinearModelFit,
+    test: Sequence[str],
+    p_value: np.ndarray,
+    fdr: np.ndarray,
+    alpha: float,
+    minimum: int = 100,
+) -> np.ndarray:
+    """The rows (0-based positions, in order) of :func:`top_table`: those with ``fdr <= alpha``
+    (at least the best ``minimum`` with a p-value) in the order of limma's ``topTable(fit, coef =
+    test, sort.by = "P")``, ties in input order.
+
+    That order sorts the analysis test's p-values (``p_value``: one column's moderated t p, or the
+    F p that topTable recomputes on ``fit[, test]`` as :func:`moderate_columns` does), so only
+    the rows at or below the n-th smallest p are sorted (stably, in input order: the same rows as
+    a sort of all).  A test of every coefficient of the fit, where topTable reads the fit's own F
+    (``eBayes``'s, without the chi-square switch), takes limma's order from
+    :func:`~stacklm.limma.toptableextras.top_table_order`."""
+    p_value = np.asarray(p_value, dtype=np.float64)
+    finite = np.isfinite(p_value)
+    n_finite = int(np.count_nonzero(finite))
+    n = max(int(np.count_nonzero(np.asarray(fdr) <= alpha)), min(minimum, n_finite))
+    test = list(test)
+    if len(test) > 1 and (len(set(test)) < len(test) or len(test) >= len(fit.coef_names)):
+        order = top_table_order(fit, coef=test, sort_by="P")
+        return order[finite[order]][:n]
+    if n == 0:
+        return np.zeros(0, dtype=np.intp)
+    kth = np.partition(p_value[finite], n - 1)[n - 1]
+    with np.errstate(invalid="ignore"):
+        candidates = np.flatnonzero(p_value <= kth)  # in input order; NaN is never <= kth
+    return candidates[np.argsort(p_value[candidates], kind="stable")][:n]
 
 
 SV_ASSOCIATION_COLUMNS = ["sv", "covariate", "kind", "r2", "p_value", "n"]
@@ -319,6 +390,12 @@ def estimate_surrogate_variables(
     sva's ``num.sv`` when ``surrogate_variables: auto``.  Returns the SV table (indexed by sample id,
     ``sv1..svK``) and the SV-by-covariate association table.  With no SVs requested nothing is
     computed."""
+    # here, not at the top: the moderate job imports this module and needs none of them
+    from stacklm.diagnostics.associations import covariate_table
+    from stacklm.sva.associations import sv_associations
+    from stacklm.sva.irwsva import sva
+    from stacklm.sva.numsv import num_sv
+
     samples = [str(s) for s in design.index]
     index = pd.Index(samples, name="sample_id")
     settings = spec.surrogate

@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -88,14 +89,9 @@ def arrow_table(
     def convert(name):
         col = table[name]
         if name in small:
-            values = col.to_numpy(dtype=np.float64)
-            missing = np.isnan(values)
-            whole = np.where(missing, 0.0, values)
-            if np.any(whole != np.round(whole)) or np.any(np.abs(whole) > 127):
-                raise ValueError(f"column {name!r} does not hold int8 values")
-            return pa.array(whole.astype(np.int8), mask=missing)
+            return _int8_array(name, col.to_numpy(dtype=np.float64))
         if pd.api.types.is_float_dtype(col):
-            return pa.array(col.to_numpy(dtype=np.float64), from_pandas=True)
+            return _float_array(col.to_numpy(dtype=np.float64))
         if pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col):
             return pa.array(col.to_numpy())
         return pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
@@ -103,6 +99,50 @@ def arrow_table(
     with executor(threads) as pool:
         arrays = list(pool.map(convert, table.columns))
     return pa.table(dict(zip(map(str, table.columns), arrays, strict=True)))
+
+
+def arrow_columns(columns: Mapping[str, np.ndarray], int8_columns=(), threads: int = 1) -> pa.Table:
+    """:func:`arrow_table` of a table given as 1-D numpy arrays (name -> array, in column order;
+    views such as a column of a matrix are copied once into contiguous memory), without a
+    DataFrame in between: the same Arrow types and values (floats as float64 with NaN as null,
+    integers and booleans as they are, strings (``U``/``S``/object arrays) as strings,
+    ``int8_columns`` as int8 with nulls), so the files written from it are the same bytes."""
+    small = set(int8_columns)
+
+    def convert(item):
+        name, values = item
+        values = np.asarray(values)
+        if name in small:
+            return _int8_array(name, values.astype(np.float64, copy=False))
+        if values.dtype.kind == "f":
+            return _float_array(np.ascontiguousarray(values, dtype=np.float64))
+        if values.dtype.kind in "iub":
+            return pa.array(np.ascontiguousarray(values))
+        if values.dtype.kind == "U":  # Arrow converts numpy's UTF-32 itself
+            return pa.array(values, type=pa.string())
+        return pa.array(values.astype(str).astype(object), type=pa.string())
+
+    with executor(threads) as pool:
+        arrays = list(pool.map(convert, columns.items()))
+    return pa.table(dict(zip(map(str, columns), arrays, strict=True)))
+
+
+def _float_array(values: np.ndarray) -> pa.Array:
+    """float64 values as an Arrow array sharing their memory, NaN as null.  A column without NaN
+    (its sum is not NaN: any NaN would make it so) needs no validity scan; otherwise Arrow's
+    pandas conversion marks the NaN (the same array either way: no nulls, or nulls at the NaN)."""
+    if not np.isnan(np.add.reduce(values)):
+        return pa.array(values)
+    return pa.array(values, from_pandas=True)
+
+
+def _int8_array(name: str, values: np.ndarray) -> pa.Array:
+    """Floats holding only whole numbers in [-127, 127] and NaN (decisions) as int8, NaN as null."""
+    missing = np.isnan(values)
+    whole = np.where(missing, 0.0, values)
+    if np.any(whole != np.round(whole)) or np.any(np.abs(whole) > 127):
+        raise ValueError(f"column {name!r} does not hold int8 values")
+    return pa.array(whole.astype(np.int8), mask=missing)
 
 
 def write_tsv(table: pd.DataFrame, path, index: bool = False, threads: int = 1) -> None:
@@ -135,15 +175,19 @@ def write_arrow_tsv(arrow: pa.Table, path, threads: int = 1) -> None:
 PARQUET_ROW_GROUP = 131072
 
 
-def write_parquet(table: pd.DataFrame, path, int8_columns=(), threads: int = 1) -> None:
+def write_parquet(table: pd.DataFrame | pa.Table, path, int8_columns=(), threads: int = 1) -> None:
     """Write a table as Parquet, atomically: the columns typed as :func:`arrow_table` types them
     (float64 with missing values as nulls, integers, strings, ``int8_columns`` as int8 with nulls),
     snappy-compressed (3x faster to write than zstd; results' floats hardly compress either way),
     row groups of :data:`PARQUET_ROW_GROUP` rows, no pandas index (``threads``: for
     :func:`arrow_table`'s conversion; the bytes do not depend on it).  pandas
     (``pd.read_parquet``; an int8 column with nulls reads as float64 with NaN), R
-    (``arrow::read_parquet``: integer with NA) and polars read it with the same column names."""
-    arrow = arrow_table(table, int8_columns=int8_columns, threads=threads)
+    (``arrow::read_parquet``: integer with NA) and polars read it with the same column names.
+    An Arrow table (:func:`arrow_columns`, typed already) is written as it is."""
+    if isinstance(table, pa.Table):
+        arrow = table
+    else:
+        arrow = arrow_table(table, int8_columns=int8_columns, threads=threads)
     with atomic_path(path) as tmp:
         pq.write_table(
             arrow,

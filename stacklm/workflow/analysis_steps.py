@@ -13,16 +13,26 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from stacklm.analysis import (
     analysis_design,
+    columns_frame,
     estimate_surrogate_variables,
-    moderate_and_test,
+    moderate_columns,
+    top_rows,
     top_table,
 )
 from stacklm.genotype.inputs import fam_samples, is_plink
 from stacklm.io.matrix import read_matrix_header
-from stacklm.io.outputs import write_json, write_parquet, write_tsv
+from stacklm.io.outputs import (
+    arrow_columns,
+    arrow_table,
+    write_arrow_tsv,
+    write_json,
+    write_parquet,
+    write_tsv,
+)
 from stacklm.io.samplesheet import match_samples, read_sample_sheet
 from stacklm.io.store import open_binary_matrix
 from stacklm.spec import AnalysisSpec, DesignInfo
@@ -110,9 +120,10 @@ def moderate_step(
     log: logging.Logger = _log,
     extend=None,
     threads: int = 1,
-) -> tuple[pd.DataFrame, dict]:
+) -> tuple[pa.Table, dict]:
     """Merge the chunk fits, moderate and test all features at once, write the results table
     (Parquet, :func:`stacklm.io.outputs.write_parquet`) and summary.json (the test's numbers, design, SVs, normalization, versions, config, provenance).
+    Returns the results as the Arrow table written and the summary.
 
     ``extend``: optional ``extend(table, fit, spec, normalized) -> (table, summary_entries)`` that
     adds an input's own columns (before the final five) and summary.json entries (SNP genotypes:
@@ -121,7 +132,7 @@ def moderate_step(
     per-column statistics and the tables' conversion (the numbers do not depend on it)."""
     fit = merge_chunk_fits(chunk_paths, threads=threads)
     log.info("merged %d chunks: %d features", len(chunk_paths), fit.n_features)
-    table, stats, eb = moderate_and_test(
+    cols, stats, eb = moderate_columns(
         fit,
         spec.contrasts_dict,
         list(spec.test),
@@ -158,18 +169,23 @@ def moderate_step(
         "provenance": provenance(config, workflow_dir=workflow_dir, known_inputs=known_inputs),
     }
     # --- input-specific columns and summary entries (genotypes; None for matrices) -------------
+    table = cols  # the columns as arrays: Arrow straight from them, without a DataFrame
     if extend is not None:
-        table, entries = extend(table, fit, spec, normalized)
+        table, entries = extend(columns_frame(cols, threads=threads), fit, spec, normalized)
         summary.update(entries)
     # --------------------------------------------------------------------------------------------
-    decisions = [c for c in table.columns if str(c).startswith("decision_")]
+    decisions = [c for c in table if str(c).startswith("decision_")]
     with ThreadPoolExecutor(1) as pool:  # the top table is written while the results are
         top_job = None
         if top_table_path:
             top_job = pool.submit(
                 _write_top_table, table, eb, spec, fdr["alpha"], top_table_path, features_path, log
             )
-        write_parquet(table, results_path, int8_columns=decisions, threads=threads)
+        if isinstance(table, pd.DataFrame):
+            arrow = arrow_table(table, int8_columns=decisions, threads=threads)
+        else:
+            arrow = arrow_columns(table, int8_columns=decisions, threads=threads)
+        write_parquet(arrow, results_path)
         write_json(summary, summary_path)
         if top_job is not None:
             top_job.result()
@@ -180,12 +196,24 @@ def moderate_step(
         fdr["method"],
         fdr["alpha"],
     )
-    return table, summary
+    return arrow, summary
 
 
 def _write_top_table(table, eb, spec, alpha, path, features_path, log) -> None:
-    """top_table.tsv: the significant rows in limma's topTable order, with the annotation."""
-    top = top_table(table, eb, list(spec.test), alpha)
+    """top_table.tsv: the significant rows in limma's topTable order, with the annotation.
+    ``table``: the results as a DataFrame, or as arrays (name -> 1-D array), of which only the top
+    rows are taken (their decisions stay floats, as a DataFrame's: -0 where the estimate is
+    negative)."""
+    if isinstance(table, pd.DataFrame):
+        top = top_table(table, eb, list(spec.test), alpha)
+    else:
+        rows = top_rows(eb, list(spec.test), table["p_value"], table["fdr"], alpha)
+        top = {name: np.asarray(values)[rows] for name, values in table.items()}
+        if not features_path:
+            write_arrow_tsv(arrow_columns(top), path)
+            log.info("top table: %d features (limma topTable order)", rows.size)
+            return
+        top = columns_frame(top)
     annotation = aligned_annotation(features_path, top["feature_id"], log=log)
     if annotation.shape[1] > 1:
         top = top.merge(annotation, on="feature_id", how="left", sort=False)
@@ -199,6 +227,8 @@ def aligned_annotation(
     """The feature annotation table (feature id in the first column) in the order of ``feature_ids``;
     features it does not describe get missing values (counted in the log).  ``path`` None gives an
     id-only table."""
+    if isinstance(feature_ids, pa.Array | pa.ChunkedArray):  # a column of moderate_step's table
+        feature_ids = feature_ids.to_pylist()
     ids = pd.Index([str(f) for f in feature_ids], name="feature_id")
     if not path:
         return pd.DataFrame(index=ids).reset_index()
