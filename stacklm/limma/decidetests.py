@@ -12,12 +12,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from stacklm.limma.ebayes import e_bayes
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.multiple_testing.padjust import harmonic_sum, p_adjust, p_adjust_rows
+from stacklm.rstats.lazy import stats
 
 __all__ = ["classify_tests_f", "decide_tests", "summary_decide_tests"]
 

@@ -9,14 +9,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from stacklm.io.blocks import row_blocks
 from stacklm.limma.ftest import moderated_f
 from stacklm.limma.labels import align_by_label, labels_of
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.squeezevar import squeeze_var
-from stacklm.rstats.distributions import _t_logsf, _t_sf2
+from stacklm.rstats.distributions import _t_isf, _t_logsf, _t_sf, _t_sf2
 from stacklm.rstats.qr import estimable_columns
 
 #: rows of the element-wise passes hold about this many values (they stay in cache)
@@ -78,17 +77,17 @@ def _tmixture_vector(tstat, stdev_unscaled, df, proportion, v0_lim, p_value=None
     lc = lower[cand]
     if lc.any():
         tail = _t_logsf(tc[lc], df[cand][lc])
-        tc[lc] = stats.t.isf(np.exp(tail), max_df)
+        tc[lc] = _t_isf(np.exp(tail), max_df)
     o = np.argsort(-tc, kind="stable")[:ntarget]
     tstat = tc[o]
     v1 = su[cand[o]] ** 2
     r = np.arange(1, ntarget + 1)
-    p0 = 2 * stats.t.sf(tstat, max_df)
+    p0 = 2 * _t_sf(tstat, max_df)
     ptarget = ((r - 0.5) / ngenes - (1 - p) * p0) / p
     v0 = np.zeros(ntarget)
     pos = ptarget > p0
     if pos.any():
-        qtarget = stats.t.isf(ptarget[pos] / 2, max_df)
+        qtarget = _t_isf(ptarget[pos] / 2, max_df)
         v0[pos] = v1[pos] * ((tstat[pos] / qtarget) ** 2 - 1)
     if v0_lim is not None:
         v0 = np.minimum(np.maximum(v0, v0_lim[0]), v0_lim[1])

@@ -6,13 +6,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
-from scipy.stats import rankdata
 
 from stacklm.limma.fitfdist import FDistFit, fit_f_dist
 from stacklm.limma.loessfit import loess_fit
 from stacklm.rstats.approx import approx, mean_ties
 from stacklm.rstats.distributions import _f_cdf_log, _f_isf_log, _f_pdf, _f_ppf, _f_ppf_log, _f_sf
+from stacklm.rstats.lazy import stats
 from stacklm.rstats.zeroin import _zeroin
 
 
@@ -139,7 +138,7 @@ def fit_f_dist_robustly(x, df1, covariate=None, winsor_tail_p=(0.05, 0.1)) -> FD
         s20 = np.exp(ztrendcorrected)
         fstat = np.exp(z - ztrendcorrected)
         tail = stats.chi2.sf(fstat * d1, d1)
-        r = rankdata(fstat)
+        r = stats.rankdata(fstat)
         emp = (n - r + 0.5) / n
         prob_not_outlier = np.minimum(tail / emp, 1)
         df_pooled = n * d1
@@ -170,7 +169,7 @@ def fit_f_dist_robustly(x, df1, covariate=None, winsor_tail_p=(0.05, 0.1)) -> FD
     zresid = z - ztrendcorrected
     fstat = np.exp(zresid)
     log_tail = _f_sf(fstat, d1, df2, log=True)
-    r = rankdata(fstat)
+    r = stats.rankdata(fstat)
     log_emp = np.log(n - r + 0.5) - np.log(n)
     log_not_outlier = np.minimum(log_tail - log_emp, 0)
     prob_not_outlier = np.exp(log_not_outlier)

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
-from scipy.stats import rankdata
 
 from stacklm.limma.loessfit import choose_lowess_span
 from stacklm.limma.weightedlowess import weighted_loess_fit
 from stacklm.multiple_testing.padjust import p_adjust
 from stacklm.rstats.basic import quantile7
 from stacklm.rstats.gamma import lgamma, lgamma_scalar, trigamma
+from stacklm.rstats.lazy import stats
 from stacklm.rstats.optimize import optimize
 from stacklm.rstats.sums import r_sum
 from stacklm.statmod.logmdigamma import logmdigamma
@@ -207,7 +207,7 @@ def fit_f_dist_unequal_df1(
     df2 = outpw.df2
 
     # qq-plot type identification of right outliers
-    r = rankdata(fstat)
+    r = stats.rankdata(fstat)
     uniform_p = (n - r + 0.5) / n
     prob_not_outlier = np.minimum(right_p / uniform_p, 1.0)
     if prob_not_outlier.min() == 1.0:

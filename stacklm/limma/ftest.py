@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.rstats.distributions import _f_sf
+from stacklm.rstats.lazy import stats
 
 
 def moderated_f(fit: LinearModelFit, coefs=None, use_chisq_for_large_df: bool = True):

@@ -4,7 +4,9 @@ the two-sided t tail ``2*pt(-|t|, df)`` with an exact interpolation table for a 
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
+
+from stacklm.rstats.lazy import stats
 
 
 def _f_sf(x, df1, df2, log=False):
@@ -65,6 +67,23 @@ def _f_pdf(x, df1, df2):
 # --------------------------------------------------------------------------------------------
 def _t_logsf(t, df):
     return stats.t.logsf(t, df)
+
+
+def _t_sf(x, df):
+    """``stats.t.sf(x, df)`` (R's ``pt(x, df, lower.tail = FALSE)``) as its own function,
+    ``stdtr(df, -x)``, without importing scipy.stats: the same numbers."""
+    return special.stdtr(df, -np.asarray(x, dtype=np.float64))
+
+
+def _t_isf(q, df):
+    """``stats.t.isf(q, df)`` (R's ``qt(q, df, lower.tail = FALSE)``) as scipy.stats computes it
+    (``-stdtrit(df, q)``, ``inf`` at q = 0, ``-inf`` at 1, NaN outside [0, 1]; ``* 1 + 0`` as
+    its scale and location, which turns -0 into 0), without importing scipy.stats."""
+    q = np.asarray(q, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        out = -special.stdtrit(df, q) * 1.0 + 0.0
+        out = np.where(q == 0, np.inf, np.where(q == 1, -np.inf, out))
+        return np.where((q >= 0) & (q <= 1), out, np.nan)
 
 
 def _log_t_density_at_zero(nu: float) -> float:

@@ -10,10 +10,11 @@ outside the boundary the basis continues linearly, as ``predict.ns`` does.
 from __future__ import annotations
 
 import numpy as np
-from scipy.interpolate import BSpline
 
 
 def _bspline_columns(t: np.ndarray, x: np.ndarray, nu: int = 0) -> np.ndarray:
+    from scipy.interpolate import BSpline  # here: ~0.2 s to import, for trends only
+
     nb = len(t) - 4
     out = np.empty((len(x), nb))
     for j in range(nb):
