@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
 from stacklm.spec import AnalysisSpec
-from stacklm.workflow.analysis_steps import design_step
+from stacklm.workflow.design_steps import design_step
 from stacklm.workflow.steps import workflow_step
 
 with workflow_step("design", snakemake.log[0], snakemake.threads) as log:  # noqa: F821

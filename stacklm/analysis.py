@@ -22,9 +22,11 @@ import pandas as pd
 import pyarrow as pa
 
 from stacklm.design.analysis import (  # noqa: F401  (part of this module's API)
+    SV_ASSOCIATION_COLUMNS,
     analysis_design,
     analysis_samples,
     check_test,
+    no_surrogate_variables,
     null_design_columns,
     output_names,
 )
@@ -374,9 +376,6 @@ def top_rows(
     return candidates[np.argsort(p_value[candidates], kind="stable")][:n]
 
 
-SV_ASSOCIATION_COLUMNS = ["sv", "covariate", "kind", "r2", "p_value", "n"]
-
-
 def estimate_surrogate_variables(
     values: np.ndarray,
     design: pd.DataFrame,
@@ -400,7 +399,7 @@ def estimate_surrogate_variables(
     index = pd.Index(samples, name="sample_id")
     settings = spec.surrogate
     if not settings.wanted:
-        return pd.DataFrame(index=index), pd.DataFrame(columns=SV_ASSOCIATION_COLUMNS)
+        return no_surrogate_variables(samples)
     Y = np.asarray(values, dtype=np.float64)
     complete = ~np.isnan(Y).any(axis=1)
     Y = Y[complete]

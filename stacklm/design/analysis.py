@@ -116,3 +116,14 @@ def check_test(
             f"analysis; available: {', '.join(available)}"
         )
     return test
+
+
+#: columns of the SV-by-covariate association table (sv_associations.tsv)
+SV_ASSOCIATION_COLUMNS = ["sv", "covariate", "kind", "r2", "p_value", "n"]
+
+
+def no_surrogate_variables(samples: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The SV table (no columns, indexed by sample id) and the empty association table of an
+    analysis without surrogate variables."""
+    index = pd.Index([str(s) for s in samples], name="sample_id")
+    return pd.DataFrame(index=index), pd.DataFrame(columns=SV_ASSOCIATION_COLUMNS)

@@ -9,22 +9,17 @@ import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from stacklm.analysis import (
-    analysis_design,
     columns_frame,
-    estimate_surrogate_variables,
     moderate_columns,
     top_rows,
     top_table,
 )
-from stacklm.genotype.inputs import fam_samples, is_plink
-from stacklm.io.matrix import read_matrix_header
 from stacklm.io.outputs import (
     arrow_columns,
     arrow_table,
@@ -33,74 +28,12 @@ from stacklm.io.outputs import (
     write_parquet,
     write_tsv,
 )
-from stacklm.io.samplesheet import match_samples, read_sample_sheet
-from stacklm.io.store import open_binary_matrix
 from stacklm.spec import AnalysisSpec, DesignInfo
+from stacklm.workflow.design_steps import data_samples, design_step  # noqa: F401  (its API)
 from stacklm.workflow.pipeline import merge_chunk_fits, read_design
 from stacklm.workflow.provenance import provenance, versions
 
 _log = logging.getLogger("stacklm")
-
-
-def data_samples(path, matrix_format: str | None = None) -> list[str]:
-    """The sample ids of the data, in order: of the normalized store (a folder), of a PLINK
-    fileset (the .fam's IIDs) or of a matrix file's header.  The store has the matrix's samples
-    (normalize keeps every column), so a design without SVs can be made from the header while the
-    matrix is being normalized."""
-    if Path(path).is_dir():
-        return list(open_binary_matrix(path, load_feature_ids=False).samples)
-    if is_plink(path, matrix_format):
-        return fam_samples(path)
-    return list(read_matrix_header(path, matrix_format)[1])
-
-
-def design_step(
-    samples_path,
-    sample_id: str,
-    data_path,
-    spec: AnalysisSpec,
-    design_path,
-    info_path,
-    sv_path,
-    associations_path,
-    log: logging.Logger = _log,
-    matrix_format: str | None = None,
-) -> tuple[pd.DataFrame, DesignInfo]:
-    """The design of an analysis as fitted, in one job: the base design from the sample sheet and the
-    data's samples (:func:`stacklm.design.analysis.analysis_design`; ``info_path`` gets its
-    :class:`DesignInfo`), the surrogate variables when the analysis asks for them (the store's
-    values of the analysis' samples are read once, then
-    :func:`stacklm.analysis.estimate_surrogate_variables`; ``sv_path`` and ``associations_path`` get
-    the SV table and the SV-by-covariate associations), and ``design_path``: the base design with
-    the SVs appended (TSV, sample id first).  ``data_path`` is the normalized store, or, for an
-    analysis without SVs, the matrix file itself (:func:`data_samples`)."""
-    sheet = read_sample_sheet(samples_path, sample_id)
-    samples = data_samples(data_path, matrix_format)
-    match_samples(samples, sheet, "the matrix", samples_path)
-    base, info = analysis_design(sheet, samples, spec)
-    if info.dropped_samples:
-        log.warning(
-            "dropped %d sample(s) with missing formula variables: %s",
-            len(info.dropped_samples),
-            ", ".join(info.dropped_samples),
-        )
-    log.info("design: %d samples x %d columns (%s)", *base.shape, ", ".join(base.columns))
-    write_json(info.to_json(), info_path)
-    values = None
-    if spec.surrogate.wanted:
-        if not Path(data_path).is_dir():
-            raise ValueError("surrogate variables are estimated from the normalized store")
-        store = open_binary_matrix(data_path, load_feature_ids=False)
-        values = np.asarray(store.values)[:, store.columns_of([str(s) for s in base.index])]
-    sv, associations = estimate_surrogate_variables(values, base, info, spec, sheet, log=log)
-    write_tsv(sv, sv_path, index=True)
-    write_tsv(associations, associations_path)
-    design = base
-    if sv.shape[1]:
-        design = base.join(sv.loc[base.index])
-        log.info("appended %d surrogate variables", sv.shape[1])
-    write_tsv(design.rename_axis("sample_id"), design_path, index=True)
-    return design, info
 
 
 def moderate_step(
@@ -128,7 +61,8 @@ def moderate_step(
     ``extend``: optional ``extend(table, fit, spec, normalized) -> (table, summary_entries)`` that
     adds an input's own columns (before the final five) and summary.json entries (SNP genotypes:
     :func:`stacklm.workflow.genotype_steps.genotype_moderate_step`); ``fit`` is the merged
-    un-moderated fit, ``normalized`` the normalize step's summary.  ``threads``: for the
+    un-moderated fit, ``normalized`` the normalize step's summary (``normalized_path``: its
+    summary.json, or a Future of it: :func:`stacklm.workflow.direct.direct_normalized`).  ``threads``: for the
     per-column statistics and the tables' conversion (the numbers do not depend on it)."""
     fit = merge_chunk_fits(chunk_paths, threads=threads)
     log.info("merged %d chunks: %d features", len(chunk_paths), fit.n_features)
@@ -147,8 +81,11 @@ def moderate_step(
     design = read_design(design_path)
     sv = read_design(sv_path)
     info = DesignInfo.read(info_path)
-    with open(normalized_path) as fh:
-        normalized = json.load(fh)
+    if hasattr(normalized_path, "result"):  # a Future of the summary (direct Parquet fits)
+        normalized = dict(normalized_path.result())
+    else:
+        with open(normalized_path) as fh:
+            normalized = json.load(fh)
     known_inputs = normalized.pop("input_checksums", None)  # the matrix, hashed by normalize
     summary = {
         **stats,
