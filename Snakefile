@@ -85,6 +85,13 @@ if config["chunks"] == "auto":
 else:
     CHUNKS = int(config["chunks"])
 
+from stacklm.workflow.direct import direct_fit_reason  # noqa: E402
+
+# the fit jobs read a Parquet matrix directly when nothing else needs the normalized store
+# (stacklm/workflow/direct.py); the reason they do not is shown by `snakemake -n`'s log
+DIRECT = direct_fit_reason(config, SPECS, CHUNKS) is None
+STORE = "results/normalized/matrix"  # the normalized binary matrix (rule normalize, store path)
+
 
 wildcard_constraints:
     analysis="|".join(re.escape(a) for a in ANALYSES),

@@ -24,12 +24,25 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
             snakemake.input.get("counts_summary"),  # noqa: F821
         )
         step = functools.partial(moderate_step, extend=extend)
+    normalized = snakemake.input.get("normalized")  # noqa: F821
+    if snakemake.params.direct:  # noqa: F821  (Parquet read by the fit jobs: direct.py)
+        from stacklm.workflow.direct import direct_normalized
+
+        d = snakemake.params.direct  # noqa: F821
+        normalized = direct_normalized(
+            snakemake.input.matrix,  # noqa: F821
+            snakemake.input.pieces,  # noqa: F821
+            d["input_scale"],
+            d["normalize"],
+            d["filter"],
+            d["precision"],
+        )
     table, _ = step(
         snakemake.input.chunks,  # noqa: F821
         snakemake.input.design,  # noqa: F821
         snakemake.input.sv,  # noqa: F821
         snakemake.input.design_info,  # noqa: F821
-        snakemake.input.normalized,  # noqa: F821
+        normalized,
         AnalysisSpec.from_settings(snakemake.wildcards.analysis, snakemake.params.analysis),  # noqa: F821
         snakemake.params.fdr,  # noqa: F821
         snakemake.params.config,  # noqa: F821

@@ -99,8 +99,11 @@ def _as_float64(col) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False)
 
 
-def _parquet_pieces(pf: pq.ParquetFile, id_col: int, sample_cols: list[int], rows: int):
-    """The file's rows as ``(id array, [float64 column per sample])`` pieces:
+def _parquet_pieces(
+    pf: pq.ParquetFile, id_col: int, sample_cols: list[int], rows: int, groups=None
+):
+    """The file's rows (of the row groups ``groups``, default all, in order) as
+    ``(id array, [float64 column per sample])`` pieces:
 
     * whole row groups when they are at most 4 x ``rows`` rows (``read_row_group`` decodes them
       several times faster than ``iter_batches`` and releases them at once), the next one decoded
@@ -111,20 +114,23 @@ def _parquet_pieces(pf: pq.ParquetFile, id_col: int, sample_cols: list[int], row
     * anything larger (a file written as one huge row group) as batches of ``rows`` rows."""
     meta = pf.metadata
     names = pf.schema_arrow.names
-    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    groups = list(range(meta.num_row_groups) if groups is None else groups)
+    sizes = [meta.row_group(i).num_rows for i in groups]
     largest = max(sizes, default=0)
+    if not groups:
+        return
     if largest <= 4 * rows:
         # the next row group is decoded (Arrow releases the GIL) while this one is used
         with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead = pool.submit(pf.read_row_group, 0, use_pandas_metadata=False)
-            for i in range(meta.num_row_groups):
+            ahead = pool.submit(pf.read_row_group, groups[0], use_pandas_metadata=False)
+            for k in range(len(groups)):
                 table = ahead.result()
-                if i + 1 < meta.num_row_groups:
-                    ahead = pool.submit(pf.read_row_group, i + 1, use_pandas_metadata=False)
+                if k + 1 < len(groups):
+                    ahead = pool.submit(pf.read_row_group, groups[k + 1], use_pandas_metadata=False)
                 yield table.column(id_col), [_as_float64(table.column(j)) for j in sample_cols]
                 del table
     elif largest * len(sample_cols) <= ROW_GROUP_MAX_VALUES:
-        for i, size in enumerate(sizes):
+        for i, size in zip(groups, sizes, strict=True):
             ids = pf.read_row_group(i, columns=[names[id_col]]).column(0)
             values = np.empty((len(sample_cols), size))  # one contiguous row per sample column
             for start in range(0, len(sample_cols), COLUMN_GROUP):
@@ -135,15 +141,24 @@ def _parquet_pieces(pf: pq.ParquetFile, id_col: int, sample_cols: list[int], row
                 del table
             yield ids, list(values)
     else:
-        for batch in pf.iter_batches(batch_size=rows, use_pandas_metadata=False):
+        for batch in pf.iter_batches(batch_size=rows, row_groups=groups, use_pandas_metadata=False):
             yield batch.column(id_col), [_as_float64(batch.column(j)) for j in sample_cols]
 
 
-def _parquet_batches(path: Path, pf: pq.ParquetFile, id_col: int, sample_cols: list[int], rows):
-    first_row = 0
+def _parquet_batches(
+    path: Path,
+    pf: pq.ParquetFile,
+    id_col: int,
+    sample_cols: list[int],
+    rows,
+    groups=None,
+    first_row: int = 0,
+):
+    """``(ids, float64 columns, first row)`` pieces of the row groups ``groups`` (default all;
+    ``first_row``: the 0-based row of the first one in the file), with the id column checked."""
     id_name = pf.schema_arrow.names[id_col]
     try:
-        for id_arr, columns in _parquet_pieces(pf, id_col, sample_cols, rows):
+        for id_arr, columns in _parquet_pieces(pf, id_col, sample_cols, rows, groups):
             b = len(id_arr)
             if b == 0:
                 continue

@@ -2,6 +2,8 @@
 import errno
 import json
 
+import pyarrow.parquet as pq
+
 
 def analysis_settings(wildcards):
     """The analysis' validated settings (defaults filled in from the schema) as a plain dict: a
@@ -19,6 +21,15 @@ def analysis_config(wildcards):
 def chunk_files(wildcards):
     """The fit files of an analysis' chunks (rule fit_chunk's output)."""
     return expand(rules.fit_chunk.output.fit, analysis=wildcards.analysis, chunk=range(CHUNKS))
+
+
+def direct_input_pieces(analysis):
+    """The input pieces of an analysis' chunks (direct Parquet fits: rule fit_chunk's output)."""
+    return expand(
+        "results/{analysis}/intermediate/fit/chunk_{chunk}.input.npz",
+        analysis=analysis,
+        chunk=range(CHUNKS),
+    )
 
 
 def chunk_cross_products(wildcards):
@@ -44,9 +55,10 @@ def _store_shape(store):
     return int(info["n_features"]), int(info["n_samples"])
 
 
-def _chunk_values_mb(store):
-    """Size (MB) of one fit chunk as float64: ceil(features / chunks) rows x samples x 8 bytes."""
-    n_features, n_samples = _store_shape(store)
+def _chunk_values_mb(store, shape=None):
+    """Size (MB) of one fit chunk as float64: ceil(features / chunks) rows x samples x 8 bytes
+    (of the store, or of a matrix of ``shape`` features x samples)."""
+    n_features, n_samples = shape or _store_shape(store)
     return -(-n_features // CHUNKS) * n_samples * 8 / 1e6
 
 
@@ -69,7 +81,7 @@ NORMALIZE_THREADS = (
 def design_data_input(wildcards):
     """What the design step reads: the normalized store when the analysis estimates SVs from it,
     else only the matrix file (its sample ids), so the design runs beside normalize."""
-    return rules.normalize.output.store if _uses_svs(wildcards) else config["matrix"]
+    return STORE if _uses_svs(wildcards) else config["matrix"]
 
 
 def plink_side_files(wildcards):
@@ -93,27 +105,45 @@ def normalize_runtime(wildcards, input, attempt):
     return int(attempt * (10 + per_mb * values))
 
 
-def chunk_rows_and_block_mb(store):
+def chunk_rows_and_block_mb(store, shape=None):
     """(rows of one chunk, MB of one row block as float64: at most FIT_BLOCK_VALUES, 32 MB) of
-    the store: what a chunk job holds at a time."""
-    n_features, _ = _store_shape(store)
-    return -(-n_features // CHUNKS), min(_chunk_values_mb(store), 32)
+    the store (or of a matrix of ``shape`` features x samples): what a chunk job holds at a time."""
+    n_features, _ = shape or _store_shape(store)
+    return -(-n_features // CHUNKS), min(_chunk_values_mb(store, shape), 32)
+
+
+def _fit_input_shape(input):
+    """(features, samples) the fit jobs read: the store's, or the Parquet matrix's (direct)."""
+    if DIRECT:
+        meta = pq.read_metadata(input.matrix)
+        return meta.num_rows, meta.num_columns - 1
+    return _store_shape(input.store)
+
+
+def _largest_row_group_mb(path):
+    meta = pq.read_metadata(path)
+    rows = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
+    return rows * (meta.num_columns - 1) * 8 / 1e6
 
 
 def fit_chunk_mem_mb(wildcards, input, attempt):
     """A fit job works through its chunk in row blocks of 4M values (32 MB as float64,
     stacklm.workflow.pipeline.FIT_BLOCK_VALUES): ~4 working copies of a block, the sample
     cross-products (three n x n matrices, or n x 100 sketches above 1,000 samples) and the chunk's
-    per-row output (~25 doubles a row); measured 0.31 GiB at 125,000 SNPs x 5,000 per job."""
-    rows, block_mb = chunk_rows_and_block_mb(input.store)
-    n_samples = _store_shape(input.store)[1]
+    per-row output (~25 doubles a row); measured 0.31 GiB at 125,000 SNPs x 5,000 per job.
+    Reading Parquet directly, it also holds two decoded row groups and their float64 columns."""
+    n_features, n_samples = _fit_input_shape(input)
+    rows, block_mb = chunk_rows_and_block_mb(None, (n_features, n_samples))
     cross_mb = 3 * n_samples * min(n_samples, 1000) * 8 / 1e6
-    return int(PYTHON_MB + attempt * (200 + 4 * block_mb + cross_mb + rows * 200 / 1e6))
+    groups_mb = 3 * _largest_row_group_mb(input.matrix) if DIRECT else 0
+    return int(
+        PYTHON_MB + attempt * (200 + 4 * block_mb + cross_mb + groups_mb + rows * 200 / 1e6)
+    )
 
 
 def fit_chunk_runtime(wildcards, input, attempt):
     """~1 min per 50 MB of chunk with scattered missing values on one core; 2x margin."""
-    return int(attempt * (10 + _chunk_values_mb(input.store) / 25))
+    return int(attempt * (10 + _chunk_values_mb(None, _fit_input_shape(input)) / 25))
 
 
 def sv_mem_mb(wildcards, input, attempt):

@@ -2,7 +2,7 @@ rule corrected:
     """export_corrected: the normalized matrix with the adjustment columns' fitted effects removed
     (limma removeBatchEffect), as Parquet written in row blocks, and its sample PCA."""
     input:
-        store=rules.normalize.output.store,
+        store=STORE,
         design=rules.design.output.design,
         info=rules.design.output.info,
         samples=config["samples"],

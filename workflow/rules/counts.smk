@@ -11,7 +11,7 @@ rule weights_setup:
     and calcNormFactors (normalize.method).  Then the sample weights of the sheet, the blocks,
     arrayWeights and voomWithQualityWeights (global over features)."""
     input:
-        store=rules.normalize.output.store,
+        store=STORE,
         design=rules.design.output.design,
         samples=config["samples"],
     output:
@@ -53,7 +53,7 @@ rule weights_chunk:
     input:
         unpack(counts_inputs),
         unpack(round_start_inputs),
-        store=rules.normalize.output.store,
+        store=STORE,
         design=rules.design.output.design,
     output:
         part="results/{analysis}/intermediate/weights/round_{round}/chunk_{chunk}.npz",

@@ -6,7 +6,13 @@ rule moderate:
         design=rules.design.output.design,
         sv=rules.design.output.sv,
         design_info=rules.design.output.info,
-        normalized=rules.normalize.output.summary,
+        # the normalize summary, or with the direct Parquet path the chunks' input pieces (moderate
+        # adds them up itself, so it does not wait for rule normalize)
+        **(
+            {"matrix": config["matrix"], "pieces": lambda w: direct_input_pieces(w.analysis)}
+            if DIRECT
+            else {"normalized": rules.normalize.output.summary}
+        ),
         features=feature_annotation_input,
         **({"snps": "results/normalized/snps.tsv.gz"} if GENOTYPE else {}),
     output:
@@ -23,6 +29,16 @@ rule moderate:
         analysis=analysis_settings,
         fdr=config["fdr"],
         config=analysis_config,
+        direct=(
+            {
+                "input_scale": config["input_scale"],
+                "normalize": config["normalize"],
+                "filter": config["filter"],
+                "precision": config["precision"],
+            }
+            if DIRECT
+            else None
+        ),
     log:
         "logs/{analysis}/moderate.log",
     benchmark:

@@ -1,0 +1,350 @@
+"""Fit jobs that read a Parquet matrix directly, without the normalized store.
+
+When the only step that needs the normalized values is the plain fit (no surrogate variables, no
+counts, weights or blocks, no corrected export, normalization ``none``, storage precision float64),
+the store is a full copy of the input that is read once: normalize transposes every row group into
+it (3 s of 12 at 850,000 x 400), writes it through the page cache and runs alone before any fit. Here
+each fit job instead reads its own row groups of the Parquet file (:func:`direct_chunk_groups`),
+applies what normalize would (the checks, the input scale's transform, the feature filters) and fits
+them; the two jobs decode side by side. What normalize reports is collected from the chunks:
+
+* each chunk writes a small ``.input.npz`` piece (:func:`write_input_piece`): its input and kept
+  rows, each filter's count, and its rows of the distribution sample (every k-th input row,
+  :func:`distribution_stride`);
+* :func:`direct_normalize_summary` adds the pieces up into the summary normalize writes (the same
+  keys) and checks that feature ids are unique across the whole file (from the id column alone);
+* :func:`direct_distributions` gives the per-sample densities and quantiles from the pieces.
+
+The fitted numbers are those of the store path: the same float64 values, the same row-wise steps,
+rows fitted in blocks (tested equal to within 1e-12; the fits do not depend on row blocks or
+chunks). Two diagnostics use a differently chosen, equally uniform subset of rows: the PCA
+cross-products take every k-th *input* row that is kept (the store path: every k-th kept row; the
+same rows when no filter removes any), and the density sample is every k-th input row (the store
+path: a reservoir sample)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stacklm.diagnostics.crossproducts import block_cross_products
+from stacklm.diagnostics.distributions import reservoir_size, sample_distributions
+from stacklm.io.blocks import rows_per_block
+from stacklm.io.formats import MatrixInputError, matrix_format
+from stacklm.io.matrix import READ_BLOCK_VALUES, _check_piece, _fill_rows
+from stacklm.io.outputs import atomic_path
+from stacklm.io.parquet import _parquet_batches, _parquet_file, _parquet_layout
+from stacklm.io.text import _check_unique_samples
+from stacklm.limma.lmfit import lm_fit
+from stacklm.preprocess.filters import feature_filter
+from stacklm.preprocess.scales import transform_values
+
+#: values (rows x samples) fitted at once, as in the store path's fit jobs (32 MB of float64)
+DIRECT_BLOCK_VALUES = 1 << 22
+
+
+def direct_fit_reason(config: Mapping, specs: Mapping, chunks: int) -> str | None:
+    """Why the fit jobs cannot read the matrix directly (None: they can; see the module). ``specs``:
+    the analyses' :class:`stacklm.spec.AnalysisSpec` by name; ``chunks``: the number of fit jobs
+    (each takes whole row groups, so the file needs at least that many)."""
+    from stacklm.genotype.inputs import is_genotype_config
+    from stacklm.workflow.weighting.plan import uses_weighted_path
+
+    if config.get("fit_input", "auto") == "store":
+        return "fit_input: store"
+    if is_genotype_config(config):
+        return "genotype input"
+    try:
+        fmt = matrix_format(Path(config["matrix"]), config.get("matrix_format"))
+    except (MatrixInputError, ValueError, OSError):
+        return "matrix format unknown"
+    if fmt != "parquet":
+        return "not a Parquet matrix"
+    if config["input_scale"] == "counts":
+        return "counts"
+    if (config.get("normalize") or {}).get("method", "none") != "none":
+        return "between-sample normalization"
+    if config.get("precision", "float64") != "float64":
+        return "precision float32"
+    for name, spec in specs.items():
+        if spec.surrogate.wanted or uses_weighted_path(spec, config["input_scale"]):
+            return f"analysis {name} needs the normalized matrix"
+        if spec.export_corrected:
+            return f"analysis {name} exports corrected values"
+    try:
+        groups = _parquet_file(Path(config["matrix"])).metadata.num_row_groups
+    except MatrixInputError:
+        return "matrix unreadable"
+    if groups < chunks:
+        return "fewer row groups than chunks"
+    return None
+
+
+def direct_chunk_groups(path, chunks: int) -> list[tuple[int, int, int]]:
+    """Each chunk's ``(first row group, end row group, first row)``: contiguous row groups, as
+    even as their number allows (needs at least ``chunks`` row groups)."""
+    meta = _parquet_file(Path(path)).metadata
+    n = meta.num_row_groups
+    if n < chunks:
+        raise ValueError(f"{path}: {n} row groups cannot make {chunks} chunks")
+    starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(n)])
+    edges = [round(c * n / chunks) for c in range(chunks + 1)]
+    return [(edges[c], edges[c + 1], int(starts[edges[c]])) for c in range(chunks)]
+
+
+def distribution_stride(n_rows: int, n_samples: int) -> int:
+    """k of the distribution sample: every k-th input row (by 0-based index), about
+    :func:`stacklm.diagnostics.distributions.reservoir_size` rows in all."""
+    return max(1, -(-int(n_rows) // reservoir_size(n_samples)))
+
+
+def direct_fit_chunk(
+    matrix_path,
+    design: pd.DataFrame,
+    chunk: int,
+    chunks: int,
+    out_path,
+    crossprod_path,
+    piece_path,
+    input_scale: str = "expression",
+    beta_epsilon: float = 1e-6,
+    normalize: Mapping | None = None,
+    filters: Mapping | None = None,
+) -> int:
+    """Fit chunk ``chunk`` (of ``chunks``) of a Parquet matrix read directly (its row groups,
+    :func:`direct_chunk_groups`) on ``design`` (indexed by sample id): the store path's checks
+    (:func:`stacklm.io.matrix.read_matrix_blocks`; duplicated ids within the chunk here, across
+    chunks in :func:`direct_normalize_summary`), transform and filters
+    (:func:`stacklm.workflow.pipeline.normalize_matrix`) and fit
+    (:func:`stacklm.workflow.pipeline.fit_chunk`), block by block. Writes the fit, the
+    cross-products and the chunk's input piece (:func:`write_input_piece`). Returns the rows
+    fitted."""
+    from stacklm.workflow.pipeline import write_chunk_fit
+
+    path = Path(matrix_path)
+    normalize = dict(normalize or {})
+    filters = {k: v for k, v in dict(filters or {}).items() if v is not None}
+    pf = _parquet_file(path)
+    id_col, sample_cols = _parquet_layout(path, pf)
+    names = pf.schema_arrow.names
+    header = [names[id_col]] + [names[j] for j in sample_cols]
+    samples = header[1:]
+    _check_unique_samples(path, header[0], samples, "schema")
+    n_input = pf.metadata.num_rows
+    first_group, end_group, first_row = direct_chunk_groups(path, chunks)[chunk]
+    groups = range(first_group, end_group)
+
+    position = {s: j for j, s in enumerate(samples)}
+    missing = [s for s in design.index if s not in position]
+    if missing:
+        raise MatrixInputError(
+            f"{path}: the design's sample {missing[0]!r} is not a column of the matrix"
+        )
+    columns = [position[s] for s in design.index]
+    same_columns = columns == list(range(len(samples)))
+    X = design.to_numpy(dtype=np.float64)
+    design_samples = [str(s) for s in design.index]
+    stride = distribution_stride(n_input, len(samples))
+    step = rows_per_block(len(samples), DIRECT_BLOCK_VALUES)
+    read_rows = rows_per_block(len(samples), READ_BLOCK_VALUES, minimum=1000)
+
+    def source():  # the whole file's ids, for the row of a duplicated id's first occurrence
+        for ids, _, at in _parquet_batches(path, pf, id_col, sample_cols, read_rows):
+            yield ids, at
+
+    def error_source():
+        return ((ids, None, at) for ids, at in source())
+
+    seen: set[str] = set()
+    removed: dict[str, int] = {}
+    fits, cross = [], None
+    sample_rows, sample_kept = [], []
+    n_read = n_kept = 0
+    buffer = np.empty((step, len(samples)))
+    for ids, cols, at in _parquet_batches(
+        path, pf, id_col, sample_cols, read_rows, groups=groups, first_row=first_row
+    ):
+        for a in range(0, len(ids), step):
+            b = min(a + step, len(ids))
+            # rows x samples, row-major as the store path's blocks (the fit and the
+            # cross-products work on row-major blocks; a column-major one costs them a transpose)
+            raw = buffer[: b - a]
+            _fill_rows(raw, cols, a)
+            block_ids = ids[a:b]
+            _check_piece(path, "parquet", None, header, block_ids, raw, at + a, seen, error_source)
+            values = transform_values(raw, input_scale, beta_epsilon, normalize, block_ids, samples)
+            rows = np.arange(at + a, at + b)
+            keep, counts = feature_filter(values, **filters)
+            for k, v in counts.items():
+                removed[k] = removed.get(k, 0) + int(v)
+            hit = rows % stride == 0
+            if hit.any():
+                sample_rows.append(np.array(values[hit], dtype=np.float64))
+                sample_kept.append(keep[hit])
+            if not keep.all():
+                values, block_ids, rows = values[keep], block_ids[keep], rows[keep]
+            Y = values if same_columns else values[:, columns]
+            block_fit = lm_fit(Y, design, feature_ids=block_ids)
+            block_cross = block_cross_products(
+                Y, X, block_fit.coefficients, design_samples, rows, n_input
+            )
+            cross = block_cross if cross is None else cross + block_cross
+            fits.append(block_fit)
+            n_read += b - a
+            n_kept += len(rows)
+        del ids, cols
+    if not fits:  # no rows (cannot happen for a chunk of row groups; kept for safety)
+        Y = np.empty((0, len(columns)))
+        fits.append(lm_fit(Y, design, feature_ids=np.empty(0, dtype=object)))
+        cross = block_cross_products(Y, X, fits[0].coefficients, design_samples, [], n_input)
+    write_chunk_fit(fits, cross, out_path, crossprod_path)
+    write_input_piece(
+        piece_path,
+        n_read=n_read,
+        n_kept=n_kept,
+        removed=removed,
+        samples=samples,
+        sample_values=np.vstack(sample_rows) if sample_rows else np.empty((0, len(samples))),
+        sample_kept=np.concatenate(sample_kept) if sample_kept else np.empty(0, dtype=bool),
+    )
+    return n_kept
+
+
+def write_input_piece(path, n_read, n_kept, removed, samples, sample_values, sample_kept) -> None:
+    """One chunk's share of what normalize reports: rows read and kept, each filter's count, the
+    sample names, and its rows of the distribution sample (values on the analysis scale) with
+    whether the filters kept them."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            n_read=np.int64(n_read),
+            n_kept=np.int64(n_kept),
+            removed=np.array(json.dumps(removed)),
+            samples=np.array(samples, dtype=str),
+            sample_values=sample_values,
+            sample_kept=sample_kept,
+        )
+
+
+def read_input_pieces(paths: Sequence) -> dict:
+    """The chunks' pieces added up, in chunk order: ``n_read``, ``n_kept``, ``removed`` (filter ->
+    count, in the filters' order), ``samples``, ``sample_values``, ``sample_kept``."""
+    n_read = n_kept = 0
+    removed: dict[str, int] = {}
+    values, kept, samples = [], [], None
+    for p in paths:
+        with np.load(p, allow_pickle=False) as z:
+            n_read += int(z["n_read"])
+            n_kept += int(z["n_kept"])
+            for k, v in json.loads(str(z["removed"])).items():
+                removed[k] = removed.get(k, 0) + int(v)
+            samples = [str(s) for s in z["samples"]]
+            values.append(np.array(z["sample_values"]))
+            kept.append(np.array(z["sample_kept"]))
+    return {
+        "n_read": n_read,
+        "n_kept": n_kept,
+        "removed": removed,
+        "samples": samples or [],
+        "sample_values": np.vstack(values) if values else np.empty((0, 0)),
+        "sample_kept": np.concatenate(kept) if kept else np.empty(0, dtype=bool),
+    }
+
+
+def check_unique_feature_ids(matrix_path) -> int:
+    """Raise the store path's one-line error when a feature id appears twice anywhere in a
+    Parquet matrix (only its id column is read). Returns the number of rows."""
+    path = Path(matrix_path)
+    pf = _parquet_file(path)
+    id_col, _ = _parquet_layout(path, pf)
+    name = pf.schema_arrow.names[id_col]
+    ids = pf.read(columns=[name], use_pandas_metadata=False).column(0)
+    index = pd.Index(ids.to_numpy(zero_copy_only=False).astype(object))
+    if not index.is_unique:
+        duplicated = np.flatnonzero(index.duplicated())
+        second = int(duplicated[0])
+        dup_id = index[second]
+        first = int(np.flatnonzero(index == dup_id)[0])
+        raise MatrixInputError(
+            f"{path}: feature id {dup_id!r} appears twice (row {first + 1} and row {second + 1}); "
+            "feature ids must be unique: remove or rename the duplicated rows (e.g. aggregate "
+            "probes per gene beforehand)"
+        )
+    return len(index)
+
+
+def direct_normalize_summary(
+    matrix_path,
+    piece_paths: Sequence,
+    input_scale: str = "expression",
+    normalize: Mapping | None = None,
+    filters: Mapping | None = None,
+    precision: str = "float64",
+) -> dict:
+    """The summary :func:`stacklm.workflow.pipeline.normalize_matrix` returns (the same keys and
+    numbers), from the chunks' pieces of a directly read Parquet matrix; raises its errors (no
+    feature left; a feature id appearing twice, :func:`check_unique_feature_ids`)."""
+    normalize = dict(normalize or {})
+    filters = {k: v for k, v in dict(filters or {}).items() if v is not None}
+    found = read_input_pieces(piece_paths)
+    n_input = check_unique_feature_ids(matrix_path)
+    if found["n_read"] != n_input:
+        raise ValueError(
+            f"{matrix_path}: the fit chunks read {found['n_read']} of its {n_input} rows; "
+            "the file changed during the run: run again"
+        )
+    if found["n_kept"] == 0:
+        raise ValueError(
+            f"all {n_input} features of {matrix_path} were removed by the filters "
+            f"({', '.join(f'{k}: {v}' for k, v in found['removed'].items())}); relax 'filter'"
+        )
+    return {
+        "n_input_features": n_input,
+        "n_features": found["n_kept"],
+        "n_samples": len(found["samples"]),
+        "removed_by_filter": found["removed"],
+        "input_scale": input_scale,
+        "normalize": normalize,
+        "filter": filters,
+        "precision": precision,
+    }
+
+
+def direct_distributions(piece_paths: Sequence) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-sample densities and quantiles (:func:`sample_distributions`) of the distribution
+    sample: every k-th input row on the analysis scale, and those of them the filters kept."""
+    found = read_input_pieces(piece_paths)
+    values, samples = found["sample_values"], found["samples"]
+    return sample_distributions(values, values[found["sample_kept"]], samples, samples)
+
+
+def direct_normalized(
+    matrix_path,
+    piece_paths: Sequence,
+    input_scale: str = "expression",
+    normalize: Mapping | None = None,
+    filters: Mapping | None = None,
+    precision: str = "float64",
+):
+    """A Future of :func:`direct_normalize_summary` with the matrix's checksum (as the store
+    path's normalize records it for the provenance), computed in a background thread (hashing and
+    Parquet reads release the GIL) while moderate computes the results."""
+    import concurrent.futures
+
+    from stacklm.workflow.provenance import file_checksum
+
+    def build():
+        summary = direct_normalize_summary(
+            matrix_path, piece_paths, input_scale, normalize, filters, precision
+        )
+        summary["input_checksums"] = {"matrix": file_checksum(matrix_path)}
+        return summary
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(build)
+    pool.shutdown(wait=False)
+    return future
