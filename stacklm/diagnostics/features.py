@@ -89,13 +89,17 @@ def binned_trend(
     x, y = x[order], y[order]
     n_bins = max(1, min(n_bins, x.size))
     rows = []
-    for b, idx in enumerate(np.array_split(np.arange(x.size), n_bins)):
-        yb = y[idx]
-        q = np.quantile(yb, [0.25, 0.75, 0.05, 0.95])
-        rows.append(
-            (b + 1, x[idx[0]], x[idx[-1]], float(np.median(x[idx])), idx.size,
-             float(yb.mean()), float(np.median(yb)), *map(float, q))
-        )  # fmt: skip
+    # bins of consecutive sorted x (the first m % n_bins one longer, as np.array_split): the median
+    # of a sorted slice is its middle value(s), the y summaries one partition per bin
+    sizes = np.full(n_bins, x.size // n_bins)
+    sizes[: x.size % n_bins] += 1
+    ends = np.cumsum(sizes)
+    for b, (lo, hi) in enumerate(zip(ends - sizes, ends, strict=True)):
+        xb, yb = x[lo:hi], y[lo:hi]
+        mid = (xb.size - 1) // 2
+        x_median = float(xb[mid]) if xb.size % 2 else float(np.mean(xb[mid : mid + 2]))
+        q = np.quantile(yb, [0.5, 0.25, 0.75, 0.05, 0.95])
+        rows.append((b + 1, xb[0], xb[-1], x_median, xb.size, float(yb.mean()), *map(float, q)))
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -134,15 +138,24 @@ def natural_key(text: str) -> tuple:
 def estimate_correlation(estimates: pd.DataFrame) -> pd.DataFrame:
     """Pearson correlation across features between the columns of ``estimates`` (features x
     coefficients), on the features where all are finite."""
-    values = estimates.to_numpy(dtype=float)
-    complete = np.isfinite(values).all(axis=1)
-    if complete.sum() < 3:
+    columns = [estimates[c].to_numpy(dtype=float) for c in estimates.columns]
+    complete = np.logical_and.reduce([np.isfinite(v) for v in columns])
+    n_complete = int(complete.sum())
+    if n_complete < 3:
         return pd.DataFrame(np.nan, index=estimates.columns, columns=estimates.columns)
-    return pd.DataFrame(
-        np.corrcoef(values[complete], rowvar=False),
-        index=estimates.columns,
-        columns=estimates.columns,
-    )
+    if n_complete < complete.size:
+        columns = [v[complete] for v in columns]
+    # np.corrcoef's arithmetic (centred columns, cross-products, divided by the SDs) on the
+    # columns as they are, without stacking the table into one features x coefficients copy
+    centred = [v - v.mean() for v in columns]
+    k = len(centred)
+    cov = np.empty((k, k))
+    for i in range(k):  # a loop over coefficient pairs, each a dot product over the features
+        for j in range(i, k):
+            cov[i, j] = cov[j, i] = centred[i] @ centred[j]
+    sd = np.sqrt(np.diag(cov))
+    corr = np.clip(cov / sd[:, None] / sd[None, :], -1.0, 1.0)
+    return pd.DataFrame(corr, index=estimates.columns, columns=estimates.columns)
 
 
 def design_estimate_correlation(

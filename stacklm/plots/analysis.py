@@ -10,7 +10,11 @@ from stacklm.diagnostics.associations import (
     strongest_associations,
 )
 from stacklm.diagnostics.crossproducts import CrossProducts, sum_cross_products
-from stacklm.diagnostics.features import design_estimate_correlation, estimate_correlation
+from stacklm.diagnostics.features import (
+    binned_trend,
+    design_estimate_correlation,
+    estimate_correlation,
+)
 from stacklm.diagnostics.pca import cross_product_pcas
 from stacklm.diagnostics.summary import markdown_table_html, reviewer_notes, summary_markdown
 from stacklm.io.outputs import read_table, write_text
@@ -28,9 +32,17 @@ from stacklm.plots.samples import (
     plot_sample_density,
     plot_sv_associations,
 )
-from stacklm.plots.statistics import plot_md, plot_pvalue_histogram, plot_qq, plot_sa, plot_volcano
+from stacklm.plots.statistics import (
+    coefficient_rows,
+    plot_md,
+    plot_pvalue_histogram,
+    plot_qq,
+    plot_sa,
+    plot_volcano,
+)
 from stacklm.plots.style import _labels, analysis_labels, labelled
 from stacklm.spec import AnalysisSpec, DesignInfo
+from stacklm.threads import executor
 from stacklm.workflow.pipeline import read_design
 
 matplotlib.use("Agg")
@@ -44,6 +56,7 @@ from pathlib import Path
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,18 +126,24 @@ def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_p
     def draw(func, *args, **kwargs):  # drawn below, on `workers` processes
         draws.append(functools.partial(func, *args, **kwargs))
 
+    # shared by several figures, computed once before the figures are drawn on forked processes
+    average = results["average"].to_numpy(dtype=float)
+    order = np.argsort(average, kind="stable")
+    rows = coefficient_rows(results, names, alpha)
+    with executor(min(max(workers, 1), 2)) as pool:  # numpy's sorts and gathers release the GIL
+        trends = dict(zip(names, pool.map(
+            lambda n: binned_trend(average, results[f"estimate_{n}"].to_numpy(dtype=float),
+                                   order=order), names), strict=True))  # fmt: skip
+    # the costliest figures first: the other process draws the small ones meanwhile
+    draw(plot_md, results, names, alpha, *path("md"), rows=rows, order=order, trends=trends)
+    draw(plot_volcano, results, names, alpha, *path("volcano"), rows=rows)
+    draw(plot_sa, results, spec.moderation.trend, spec.moderation.robust, *path("sa"), order=order)
+    draw(plot_estimate_trend, results, names, *path("estimate_trend"), order=order, trends=trends)
     p = results["p_value"].to_numpy(dtype=float)
     draw(plot_pvalue_histogram, p, summary.get("pi0"), test_label, *path("pvalue_histogram"))
     draw(plot_qq, p, summary.get("lambda_gc"), test_label, *path("qq"))
-    draw(plot_volcano, results, names, alpha, *path("volcano"))
-    draw(plot_md, results, names, alpha, *path("md"))
-    draw(plot_sa, results, spec.moderation.trend, spec.moderation.robust, *path("sa"))
-    draw(plot_estimate_trend, results, names, *path("estimate_trend"))
-
-    estimates = results[[f"estimate_{n}" for n in all_names]].set_axis(all_names, axis=1)
-    observed = estimate_correlation(estimates)
-    expected = design_estimate_correlation(design, all_names, spec.contrasts_dict)
-    draw(plot_estimate_correlation, observed, expected, *path("estimate_correlation"))
+    draw(_plot_estimate_correlation, results, all_names, design, spec.contrasts_dict,
+         *path("estimate_correlation"))  # fmt: skip
     if features is not None:
         draw(plot_estimate_annotation, results, names, features, *path("estimate_annotation"))
 
@@ -162,6 +181,28 @@ def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_p
     return structure
 
 
+def _plot_estimate_correlation(results, names, design, contrasts, png, data_path) -> None:
+    """The observed correlation of the estimates across features (computed where it is drawn)
+    and the one the design implies."""
+    observed = estimate_correlation(
+        results[[f"estimate_{n}" for n in names]].set_axis(list(names), axis=1)
+    )
+    expected = design_estimate_correlation(design, names, contrasts)
+    plot_estimate_correlation(observed, expected, png, data_path)
+
+
+def results_columns(names: Sequence[str]) -> list[str]:
+    """The columns of results.parquet the plots and summary.md read, of the table's ``names``:
+    the per-feature statistics, each coefficient's estimate, p-value and FDR, the test's p-value,
+    FDR and q-value (a third of the table at 7 coefficients)."""
+    fixed = {"feature_id", "average", "sigma", "df_residual", "s2_prior", "df_prior", "p_value",
+             "fdr", "qvalue"}  # fmt: skip
+    per_name = ("estimate_", "p_", "fdr_")
+    reported = {n[len("estimate_") :] for n in names if n.startswith("estimate_")}
+    wanted = fixed | {f"{prefix}{r}" for r in reported for prefix in per_name}
+    return [n for n in names if n in wanted]
+
+
 def significant_counts(
     results: pd.DataFrame, alpha: float, exclude: Sequence[str] = ()
 ) -> dict[str, int]:
@@ -197,9 +238,8 @@ def run_plots(
     """The workflow's plot step from files: read the analysis outputs, draw every plot, write
     summary.md (and its HTML rendering for the report)."""
 
-    results = read_table(results_path)
-    # the ids as numpy objects once: each to_numpy() of pandas' Arrow strings converts them again
-    results["feature_id"] = results["feature_id"].astype(object)
+    # the ids stay Arrow strings: the data tables take their rows (statistics.feature_ids)
+    results = read_table(results_path, columns=results_columns(pq.read_schema(results_path).names))
     summary = json.loads(Path(summary_path).read_text())
     design = read_design(design_path)
     info = DesignInfo.read(design_info_path)

@@ -5,12 +5,20 @@ from __future__ import annotations
 import matplotlib
 
 from stacklm.diagnostics.features import binned_trend, category_summary
-from stacklm.plots.common import _figure, _legend, _message, save_plot
-from stacklm.plots.style import ANNOTATION_MAX_VALUES, HEXBIN_MIN_FEATURES, NEUTRAL, TREND, _labels
+from stacklm.plots.common import (
+    PADS,
+    _figure,
+    _legend,
+    _message,
+    _shared_colorbar,
+    heatmap_pads,
+    save_plot,
+)
+from stacklm.plots.style import ANNOTATION_MAX_VALUES, DENSITY_MIN_FEATURES, NEUTRAL, TREND, _labels
 
 matplotlib.use("Agg")
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -37,13 +45,19 @@ def _trend_panel(ax, trend: pd.DataFrame, xlabel: str, ylabel: str, title: str) 
     ax.set_title(title, fontsize=9)
 
 
-def plot_estimate_trend(table: pd.DataFrame, names: Sequence[str], png, data_path) -> None:
-    fig, axes = _figure(len(names), ncols=3, width=4.2, height=3.4)
+def plot_estimate_trend(table: pd.DataFrame, names: Sequence[str], png, data_path,
+                        order: np.ndarray | None = None,
+                        trends: Mapping[str, pd.DataFrame] | None = None) -> None:  # fmt: skip
+    """Binned summaries of each coefficient's estimates along the average (``order``: the stable
+    argsort of the average, ``trends``: the summaries, when the caller has them)."""
+    fig, axes = _figure(len(names), ncols=3, width=4.2, height=3.4, pads=PADS)
     avg = table["average"].to_numpy(dtype=float)
-    by_average = np.argsort(avg, kind="stable")  # once for every panel
+    by_average = order if order is not None else np.argsort(avg, kind="stable")  # every panel's
     data = []
     for ax, name in zip(axes, names, strict=True):
-        trend = binned_trend(avg, table[f"estimate_{name}"].to_numpy(dtype=float), order=by_average)
+        trend = (trends[name].copy() if trends is not None
+                 else binned_trend(avg, table[f"estimate_{name}"].to_numpy(dtype=float),
+                                   order=by_average))  # fmt: skip
         _trend_panel(ax, trend, f"{_labels().average}, 20 equal-count bins",
                      _labels().estimate(name), name)  # fmt: skip
         trend.insert(0, "coefficient", name)
@@ -75,7 +89,10 @@ def plot_estimate_correlation(
     observed: pd.DataFrame, expected: pd.DataFrame, png, data_path
 ) -> None:
     names = list(observed.columns)
-    fig, axes = _figure(2, ncols=2, width=0.45 * len(names) + 3.2, height=0.4 * len(names) + 2.2)
+    pads = heatmap_pads(names, names, title_lines=2)
+    fig, axes = _figure(2, ncols=2, width=0.45 * len(names) + pads.left + pads.right,
+                        height=0.4 * len(names) + pads.bottom + pads.top, pads=pads,
+                        colorbar_space=1.1)  # fmt: skip
     for ax, (title, mat) in zip(
         axes,
         [("observed across features", observed), ("expected from the design alone", expected)],
@@ -84,7 +101,7 @@ def plot_estimate_correlation(
         values = mat.loc[names, names].to_numpy(dtype=float)
         im = _heatmap(ax, values, names, names, "RdBu_r", -1, 1, text=values)
         ax.set_title(f"correlation of estimates:\n{title}", fontsize=9)
-    fig.colorbar(im, ax=axes, label="Pearson correlation", shrink=0.8)
+    _shared_colorbar(fig, axes, im, "Pearson correlation")
     long = []
     for kind, mat in (("observed", observed), ("design", expected)):
         m = mat.loc[names, names]
@@ -126,7 +143,7 @@ def plot_estimate_annotation(
             if kind == "numeric":
                 x = ann[col].to_numpy(dtype=float)
                 ok = np.isfinite(x) & np.isfinite(est)
-                if ok.sum() < HEXBIN_MIN_FEATURES:
+                if ok.sum() < DENSITY_MIN_FEATURES:
                     ax.scatter(x[ok], est[ok], s=2, c="#bbbbbb", linewidths=0, rasterized=True)
                 trend = binned_trend(x, est)
                 _trend_panel(ax, trend, f"{col} (20 equal-count bins)", labels.estimate(name),

@@ -8,7 +8,18 @@ from stacklm.design.factors import is_factor
 from stacklm.diagnostics.crossproducts import neg_log10_p
 from stacklm.diagnostics.features import natural_key
 from stacklm.diagnostics.pca import SamplePCA
-from stacklm.plots.common import _figure, _legend, _message, save_plot
+from stacklm.plots.common import (
+    COLORBAR_PADS,
+    PADS,
+    Pads,
+    _colorbar,
+    _figure,
+    _legend,
+    _message,
+    _shared_colorbar,
+    heatmap_pads,
+    save_plot,
+)
 from stacklm.plots.estimates import _heatmap
 from stacklm.plots.style import MATRIX_LABELS, NEUTRAL, PRIOR, SIGNIFICANT, _labels
 
@@ -24,7 +35,7 @@ import pandas as pd  # noqa: E402
 # sample structure: PCA of input, fitted values, residuals; surrogate variables
 # --------------------------------------------------------------------------------------------
 def plot_pca_scree(pcas: Mapping[str, SamplePCA], png, data_path, n_show: int = 20) -> None:
-    fig, axes = _figure(len(pcas), ncols=3, width=4.2, height=3.4)
+    fig, axes = _figure(len(pcas), ncols=3, width=4.2, height=3.4, pads=PADS)
     data = []
     for ax, (name, pca) in zip(axes, pcas.items(), strict=True):
         table = pca.variance_table()
@@ -53,7 +64,9 @@ def plot_pca_scores(pca: SamplePCA, covariates: pd.DataFrame, matrix: str, png, 
     shown = [c for c in covariates.columns  # constant columns (one tissue) say nothing
              if covariates[c].nunique() > 1
              and (not is_factor(covariates[c]) or covariates[c].nunique() <= 20)]  # fmt: skip
-    fig, axes = _figure(max(1, len(shown)), ncols=3, width=4.4, height=3.8)
+    numeric = any(not is_factor(covariates[c]) for c in shown)  # with colorbars
+    fig, axes = _figure(max(1, len(shown)), ncols=3, width=4.4, height=3.8,
+                        pads=COLORBAR_PADS if numeric else PADS)  # fmt: skip
     frac = pca.variance_fraction
     data = scores.join(covariates)
     if scores.shape[1] == 0:
@@ -82,7 +95,7 @@ def plot_pca_scores(pca: SamplePCA, covariates: pd.DataFrame, matrix: str, png, 
             sc = ax.scatter(x[~missing], y[~missing], s=14,
                             c=series[~missing].to_numpy(dtype=float), cmap="viridis",
                             edgecolors="white", linewidths=0.3)  # fmt: skip
-            ax.figure.colorbar(sc, ax=ax, label=col, pad=0.01)
+            _colorbar(ax, sc, col, fontsize=9)
         ax.set_title(f"coloured by {col}", fontsize=9)
     for ax in axes:
         ax.set_xlabel(f"PC1 ({100 * frac[0]:.1f}%)")
@@ -140,8 +153,12 @@ def plot_pca_associations(
     sample covariate (``in_design`` ones are labelled: the residuals are orthogonal to them)."""
     covs = _informative_covariates(list(associations.values()))
     n_pc = max((p.scores.shape[1] for p in pcas.values()), default=1)
-    fig, axes = _figure(len(pcas), ncols=1, width=0.5 * n_pc + 3.0,
-                        height=0.3 * max(len(covs), 1) + 1.8)  # fmt: skip
+    design = set(in_design)
+    row_names = [f"{c} (in design: 0)" if c in design else c for c in covs]
+    pads = heatmap_pads(row_names or ["no usable covariates"], ["PC10 (100%)"])
+    fig, axes = _figure(len(pcas), ncols=1, width=0.5 * n_pc + 0.6 + pads.left + pads.right,
+                        height=0.3 * max(len(covs), 1) + pads.bottom + pads.top, pads=pads,
+                        colorbar_space=1.0)  # fmt: skip
     im = None
     for ax, (name, pca) in zip(axes, pcas.items(), strict=True):
         comps = list(pca.scores.columns)
@@ -155,7 +172,7 @@ def plot_pca_associations(
         im = _association_panel(ax, associations[name], comps, labels, covs, title, in_design,
                                 orthogonal=name == "residuals")  # fmt: skip
     if im is not None:
-        fig.colorbar(im, ax=axes, label="R² of PC ~ covariate (text: −log10 p)", shrink=0.8)
+        _shared_colorbar(fig, axes, im, "R² of PC ~ covariate (text: −log10 p)")
     fig.suptitle("sample PCs vs sample covariates", fontsize=10)
     data = pd.concat(
         [t.assign(matrix=name)[["matrix", *t.columns]] for name, t in associations.items()],
@@ -211,7 +228,7 @@ def plot_sample_density(densities: pd.DataFrame, samples: Sequence[str], png, da
     dens = densities[densities["sample"].astype(str).isin(samples)]
     stages = [("input", "input (analysis scale, before normalization)"),
               ("normalized", "normalized and filtered (as fitted)")]  # fmt: skip
-    fig, axes = _figure(2, ncols=2, width=4.8, height=3.6)
+    fig, axes = _figure(2, ncols=2, width=4.8, height=3.6, pads=Pads(top=0.5))
     alpha = float(np.clip(8.0 / max(len(samples), 1), 0.08, 0.8))
     top = float(dens["density"].max()) if len(dens) else 1.0
     for ax, (stage, title) in zip(axes, stages, strict=True):

@@ -20,9 +20,11 @@ import pandas as pd  # noqa: E402
 
 DPI = 150
 
-#: above this many features scatter plots use hexagonal binning
-HEXBIN_MIN_FEATURES = 20_000
-#: highlighted (significant) features are drawn as points up to this many, above as red hexagons
+#: from this many features on, scatter plots draw an image of the features per bin instead of points
+DENSITY_MIN_FEATURES = 20_000
+#: bins of that image: (x, y); ~3 x 3 pixels each in a panel of 3.5 x 2.9 inches at 150 dpi
+DENSITY_GRID = (180, 140)
+#: highlighted (significant) features are drawn as points up to this many, above as red bins
 HIGHLIGHT_MAX_POINTS = 20_000
 
 SIGNIFICANT = "#d62728"
