@@ -77,10 +77,19 @@ if config["chunks"] == "auto":
     from stacklm.workflow.chunks import auto_chunks
     from stacklm.workflow.weighting.plan import uses_weighted_path
 
+    # a local run's cores count (stacklm/workflow/chunks.py); a cluster run and its jobs (which
+    # read this file again) use the size rule only, so that every process counts the same chunks
+    _CORES = None
+    if workflow.local_exec and not workflow.remote_exec:
+        try:
+            _CORES = workflow.cores
+        except WorkflowError:  # no --cores (a dry run): the size rule
+            _CORES = None
     CHUNKS = auto_chunks(
         config["matrix"],
         config.get("matrix_format"),
         weighted=any(uses_weighted_path(s, config["input_scale"]) for s in SPECS.values()),
+        cores=_CORES,
     )
 else:
     CHUNKS = int(config["chunks"])

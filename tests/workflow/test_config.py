@@ -117,3 +117,24 @@ def test_auto_chunks_follow_the_data_size(tmp_path):
     assert (tmp_path / "real.parquet").stat().st_size < 10**6
     assert auto_chunks(tmp_path / "real.parquet", weighted=True) == 2
     assert auto_chunks(tmp_path / "real.parquet") == 1
+
+
+def test_auto_chunks_of_a_local_run_keep_its_cores_busy_with_fewer_jobs(tmp_path):
+    from stacklm.workflow.chunks import LOCAL_CHUNK_TARGET_MB, auto_chunks
+
+    assert LOCAL_CHUNK_TARGET_MB == 2048
+    big = tmp_path / "m.tsv"
+
+    def chunks(values_mb, **kw):
+        with open(big, "wb") as fh:  # text: ~1 MB of values per MB of file
+            fh.truncate(values_mb * 10**6)
+        return auto_chunks(big, **kw)
+
+    assert chunks(9, cores=2) == 1  # small data: one job, whatever the cores
+    assert chunks(800) == chunks(800, cores=2) == 2  # 10^6 x 100
+    assert chunks(2720) == 6 and chunks(2720, cores=2) == 2  # 850,000 x 400
+    assert chunks(2720, cores=1) == 2 and chunks(2720, cores=4) == 4
+    assert chunks(2720, cores=8) == 6  # never more than the size rule
+    assert chunks(8000) == 16 and chunks(8000, cores=2) == 4  # 10^6 x 1,000: 2 rounds
+    # weights or blocks: the 128 MB rule, whatever the cores (several passes balance many jobs)
+    assert chunks(2720, weighted=True, cores=2) == chunks(2720, weighted=True) == 22
