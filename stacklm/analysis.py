@@ -147,7 +147,9 @@ def moderate_columns(
     Returns ``(columns, stats, fit)``: the results table's columns (name -> 1-D array, in the
     workflow's column order; many are views of the fit's matrices, for
     :func:`stacklm.io.outputs.arrow_columns` or :func:`columns_frame`), a dict of summary numbers
-    (priors, pi0, λGC, significant count, decisions) and the moderated fit of the reported columns.
+    (priors, pi0, λGC, significant count, decisions) and the moderated fit of the reported columns
+    (its ``F`` over all coefficients only when the test is over all of them, as topTable reads it
+    then; None otherwise).
     """
     moderation = validate_analysis_part("moderation", moderation)  # the schema's defaults
     decide = validate_analysis_part("decide", decide)
@@ -159,19 +161,25 @@ def moderate_columns(
     test = check_test(test, design_columns, contrasts)
     names = output_names(design_columns, contrasts)
     fit = reporting_fit(fit, contrasts)
-    if method == "none":
-        eb = ordinary_fit(fit)
-    else:
-        eb = e_bayes(fit, trend=trend, robust=robust, legacy=legacy)
-    g = eb.n_features
-    names_j = [eb.coef_names.index(name) for name in names]
+    names_j = [fit.coef_names.index(name) for name in names]
     decide_method = decide["method"]
     decide_lfc = float(decide["lfc"])
+    # eBayes' F over all the fit's coefficients is read only where the test is over all of them
+    # (topTable's order reads it then: top_rows)
+    all_f = len(set(test)) >= len(fit.coef_names) > 1
     # the per-column statistics are independent of each other: with threads > 1 they run side by
-    # side with the analysis test (numpy's sorts and ufuncs release the GIL), each computed exactly
-    # as alone
+    # side with eBayes and the analysis test (numpy's sorts and ufuncs release the GIL), each
+    # computed exactly as alone
     with executor(threads) as pool:
-        ordinary_job = None if method == "none" else pool.submit(ordinary_t, eb)
+        # the ordinary t needs no moderation: it runs while eBayes does (the same arrays)
+        ordinary_job = None if method == "none" else pool.submit(ordinary_t, fit)
+        # the fit's columns, each copied once into its own memory for the results table
+        fit_columns = pool.submit(_column_copies, (fit.coefficients, fit.stdev_unscaled), names_j)
+        if method == "none":
+            eb = ordinary_fit(fit)
+        else:
+            eb = e_bayes(fit, trend=trend, robust=robust, legacy=legacy, f_test=all_f)
+        g = eb.n_features
         fdr_jobs = [pool.submit(p_adjust, eb.p_value[:, j], fdr_method) for j in names_j]
         ci_job = pool.submit(confint_columns, eb, confidence_level)
         treat_job = None
@@ -213,9 +221,10 @@ def moderate_columns(
         "s2_post": eb.s2_post,
         "df_total": eb.df_total,
     }
+    estimates, stdev_unscaled = fit_columns.result()
     for k, (name, j) in enumerate(zip(names, names_j, strict=True)):
-        cols[f"estimate_{name}"] = eb.coefficients[:, j]
-        cols[f"stdev_unscaled_{name}"] = eb.stdev_unscaled[:, j]
+        cols[f"estimate_{name}"] = estimates[k]
+        cols[f"stdev_unscaled_{name}"] = stdev_unscaled[k]
         cols[f"t_{name}"] = eb.t[:, j]
         cols[f"p_{name}"] = eb.p_value[:, j]
         cols[f"fdr_{name}"] = fdrs[k]
@@ -278,6 +287,12 @@ def moderate_columns(
         },
     }
     return cols, stats, eb
+
+
+def _column_copies(matrices, columns) -> list[list[np.ndarray]]:
+    """``[[np.ascontiguousarray(m[:, j]) for j in columns] for m in matrices]``: columns of
+    row-major matrices in their own contiguous memory, as the results table stores them."""
+    return [[np.ascontiguousarray(m[:, j]) for j in columns] for m in matrices]
 
 
 def _analysis_test(eb: LinearModelFit, test: Sequence[str], fdr_method: str):

@@ -5,6 +5,8 @@ ordinary t, topTable's order, and moderation.method none."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import TEST_DATA, assert_matches, limma_results_inputs, read_table
@@ -144,3 +146,35 @@ def test_public_top_table_confint_and_limma_names(data):
     assert_matches(top["CI.R"], ref["CI.R.0.95.cancerCancer"], "CI.R")
     for name in ("treat", "decide_tests", "remove_batch_effect", "voom", "duplicate_correlation"):
         assert callable(getattr(stacklm, name))
+
+
+@pytest.mark.parametrize("which", ["complete", "na"])
+def test_top_rows_are_top_table_order(data, which):
+    """top_rows sorts only the rows at or below the n-th p: the rows and order of a stable sort
+    of all of them (topTable's), ties (rounded p-values) in input order, for one column and for
+    the F; a test of every coefficient (no intercept) takes eBayes' own F (computed then only)."""
+    from stacklm.analysis import top_rows
+    from stacklm.design.formula import design_matrix
+    from stacklm.limma.toptableextras import top_table_order
+
+    matrices, sheet = data
+    fit = lm_fit(matrices[which], _design(sheet))
+    no_intercept = design_matrix(sheet, "~ 0 + cancer + batch", SETTINGS["levels"])
+    fit0 = lm_fit(matrices[which], no_intercept)
+    for f, test in ((fit, TESTED), (fit, TESTED[:1]), (fit0, list(fit0.coef_names))):
+        with warnings.catch_warnings():  # every feature differs from 0 without an intercept
+            warnings.simplefilter("ignore", UserWarning)
+            table, _, eb = moderate_and_test(f, {}, test, {})
+        every = len(test) == len(f.coef_names)
+        p = np.round(table["p_value"].to_numpy(), 3)  # many ties
+        fdr = table["fdr"].to_numpy()
+        for alpha, minimum in ((0.05, 100), (0.0, 100), (0.5, 0), (1.0, 10)):
+            rows = top_rows(eb, test, table["p_value"] if every else p, fdr, alpha, minimum)
+            if every:
+                want = top_table_order(eb, coef=test, sort_by="P")
+            else:
+                want = np.argsort(p, kind="stable")
+            want = want[np.isfinite(p[want])]
+            n = max(int(np.sum(fdr <= alpha)), min(minimum, want.size))
+            np.testing.assert_array_equal(rows, want[:n])
+        assert (eb.F is not None) == every
