@@ -172,7 +172,7 @@ def moderate_columns(
     # computed exactly as alone
     with executor(threads) as pool:
         # the ordinary t needs no moderation: it runs while eBayes does (the same arrays)
-        ordinary_job = None if method == "none" else pool.submit(ordinary_t, fit)
+        ordinary_job = None if method == "none" else pool.submit(_ordinary_columns, fit, names_j)
         # the fit's columns, each copied once into its own memory for the results table
         fit_columns = pool.submit(_column_copies, (fit.coefficients, fit.stdev_unscaled), names_j)
         if method == "none":
@@ -180,8 +180,9 @@ def moderate_columns(
         else:
             eb = e_bayes(fit, trend=trend, robust=robust, legacy=legacy, f_test=all_f)
         g = eb.n_features
+        eb_columns = pool.submit(_column_copies, (eb.t, eb.p_value, eb.lods), names_j)
         fdr_jobs = [pool.submit(p_adjust, eb.p_value[:, j], fdr_method) for j in names_j]
-        ci_job = pool.submit(confint_columns, eb, confidence_level)
+        ci_job = pool.submit(_confint_columns, eb, confidence_level, names_j)
         treat_job = None
         if threshold_fc is not None:
             treat_job = pool.submit(
@@ -205,8 +206,9 @@ def moderate_columns(
             coefs=names,
             adjusted_p=np.column_stack(fdrs) if decide_method == "separate" else None,
         )
+        t_eb, p_eb, lods = eb_columns.result()
         # the statistics are the ordinary ones already with method none (ordinary_fit)
-        t_ord, p_ord = (eb.t, eb.p_value) if ordinary_job is None else ordinary_job.result()
+        t_ord, p_ord = (t_eb, p_eb) if ordinary_job is None else ordinary_job.result()
         ci_low, ci_high = ci_job.result()
         treated = None if treat_job is None else treat_job.result()  # t, p, FDRs, log2 fc
     for w in caught:
@@ -222,17 +224,17 @@ def moderate_columns(
         "df_total": eb.df_total,
     }
     estimates, stdev_unscaled = fit_columns.result()
-    for k, (name, j) in enumerate(zip(names, names_j, strict=True)):
+    for k, name in enumerate(names):
         cols[f"estimate_{name}"] = estimates[k]
         cols[f"stdev_unscaled_{name}"] = stdev_unscaled[k]
-        cols[f"t_{name}"] = eb.t[:, j]
-        cols[f"p_{name}"] = eb.p_value[:, j]
+        cols[f"t_{name}"] = t_eb[k]
+        cols[f"p_{name}"] = p_eb[k]
         cols[f"fdr_{name}"] = fdrs[k]
-        cols[f"lods_{name}"] = eb.lods[:, j]
-        cols[f"t_ordinary_{name}"] = t_ord[:, j]
-        cols[f"p_ordinary_{name}"] = p_ord[:, j]
-        cols[f"ci_low_{name}"] = ci_low[:, j]
-        cols[f"ci_high_{name}"] = ci_high[:, j]
+        cols[f"lods_{name}"] = lods[k]
+        cols[f"t_ordinary_{name}"] = t_ord[k]
+        cols[f"p_ordinary_{name}"] = p_ord[k]
+        cols[f"ci_low_{name}"] = ci_low[k]
+        cols[f"ci_high_{name}"] = ci_high[k]
         cols[f"decision_{name}"] = decisions[:, k]
         if treated is not None:
             cols[f"t_treat_{name}"] = treated[0][:, k]
@@ -293,6 +295,18 @@ def _column_copies(matrices, columns) -> list[list[np.ndarray]]:
     """``[[np.ascontiguousarray(m[:, j]) for j in columns] for m in matrices]``: columns of
     row-major matrices in their own contiguous memory, as the results table stores them."""
     return [[np.ascontiguousarray(m[:, j]) for j in columns] for m in matrices]
+
+
+def _ordinary_columns(fit: LinearModelFit, columns) -> list[list[np.ndarray]]:
+    """The ordinary t and p of every coefficient (computed as :func:`ordinary_t` does, on all of
+    them), as copies of the ``columns``."""
+    return _column_copies(ordinary_t(fit), columns)
+
+
+def _confint_columns(fit: LinearModelFit, level: float, columns) -> list[list[np.ndarray]]:
+    """topTable's confidence limits (:func:`confint_columns` of every coefficient) as copies of the
+    ``columns``."""
+    return _column_copies(confint_columns(fit, level), columns)
 
 
 def _analysis_test(eb: LinearModelFit, test: Sequence[str], fdr_method: str):
