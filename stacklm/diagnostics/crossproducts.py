@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from stacklm.io.blocks import rows_per_block
 from stacklm.io.formats import INT8_MISSING
@@ -256,6 +255,8 @@ def _sketch_block(Yc, missing, count, B, X, omega, out) -> tuple[float, float, f
         r, c = np.nonzero(missing)
         f = np.einsum("kj,kj->k", Xt[c], B[r])
         mu = -np.bincount(r, weights=f, minlength=m) / count
+        from scipy.sparse import csr_matrix  # here: 0.08 s of every importer's start
+
         E = csr_matrix((f - mu[r], (r, c)), shape=(m, n))
         miss_sq = np.bincount(r, weights=f * f, minlength=m)
     else:

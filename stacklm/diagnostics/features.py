@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from stacklm.design.contrasts import make_contrasts
 from stacklm.diagnostics.associations import _level_text
@@ -47,8 +47,10 @@ def sa_plot_data(
         df2 = np.nanmax(d0)
         ratio = sig**2 / s2p
         with np.errstate(invalid="ignore"):
-            pdn = special.fdtr(d, df2, ratio) if np.isfinite(df2) else stats.chi2.cdf(ratio * d, d)
-            pup = special.fdtrc(d, df2, ratio) if np.isfinite(df2) else stats.chi2.sf(ratio * d, d)
+            # chdtr/chdtrc: what scipy.stats.chi2's cdf and sf call (scipy.stats, not imported
+            # here, costs a third of a second of the plot job's start)
+            pdn = special.fdtr(d, df2, ratio) if np.isfinite(df2) else special.chdtr(d, ratio * d)
+            pup = special.fdtrc(d, df2, ratio) if np.isfinite(df2) else special.chdtrc(d, ratio * d)
         fdr = p_adjust(2 * np.minimum(pdn, pup), "BH")
         outlier = np.asarray(fdr <= 0.5) & np.isfinite(fdr)
     return pd.DataFrame(

@@ -40,7 +40,7 @@ from stacklm.plots.statistics import (
     plot_sa,
     plot_volcano,
 )
-from stacklm.plots.style import _labels, analysis_labels, labelled
+from stacklm.plots.style import analysis_labels, labelled
 from stacklm.spec import AnalysisSpec, DesignInfo
 from stacklm.threads import executor
 from stacklm.workflow.pipeline import read_design
@@ -68,7 +68,7 @@ def _read_tsv(path, **kw) -> pd.DataFrame:
 
 def analysis_plots(
     outdir,
-    results: pd.DataFrame,
+    results,
     summary: Mapping,
     design: pd.DataFrame,
     sheet: pd.DataFrame,
@@ -85,7 +85,9 @@ def analysis_plots(
 ) -> list[tuple]:
     """Draw every plot of an analysis into ``outdir`` (see :data:`PLOTS`).
 
-    ``results``: the results table; ``summary``: summary.json; ``design``: design as fitted
+    ``results``: the results table, or a function of no arguments returning it (with ``workers``
+    > 1 the sample-structure figures, which do not need it, are drawn on a forked process while it
+    is read); ``summary``: summary.json; ``design``: design as fitted
     (indexed by sample id); ``sheet``: the sample sheet (indexed by sample id); ``spec``, ``info``:
     the analysis and what its design step found; ``cross_products``: the summed chunk cross-products; ``densities``: the
     per-sample densities (:func:`stacklm.diagnostics.sample_distributions`); ``features``: the
@@ -94,16 +96,16 @@ def analysis_plots(
     Returns the strongest covariate association of the top 3 components of each matrix (rows for
     :func:`stacklm.diagnostics.summary_markdown`; covariate None where none has p <= 0.05).
     """
+    return _draw_analysis(outdir, results, summary, design, sheet, spec, info, cross_products,
+                          surrogate_variables, sv_associations, densities, features,
+                          n_components, analysis_name, workers)[0]  # fmt: skip
+
+
+def _draw_analysis(outdir, results, summary, design, sheet, spec, info, cross_products,
+                   surrogate_variables, sv_associations, densities, features, n_components,
+                   analysis_name, workers):  # fmt: skip
+    """:func:`analysis_plots`, returning (structure rows, the results table)."""
     labels = analysis_labels(analysis_name, summary, info, sheet)
-    with labelled(labels):
-        return _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_products,
-                               surrogate_variables, sv_associations, densities, features,
-                               n_components, workers)  # fmt: skip
-
-
-def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_products,
-                    surrogate_variables, sv_associations, densities, features,
-                    n_components, workers=1):  # fmt: skip
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -113,6 +115,70 @@ def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_p
             out / f"{stem}{suffix or PLOTS.get(stem) or ANNOTATION_PLOTS[stem]}",
         )
 
+    with labelled(labels):
+        sample_draws, structure = _sample_draws(path, design, sheet, spec, info, cross_products,
+                                                surrogate_variables, sv_associations, densities,
+                                                n_components)  # fmt: skip
+        early = _start_draws(sample_draws, labels) if workers > 1 else None
+        try:
+            table = results() if callable(results) else results
+            draws = _result_draws(path, table, summary, design, spec, surrogate_variables,
+                                  features, workers)  # fmt: skip
+            draw_all(draws if early else draws + sample_draws, workers, labels=labels)
+        finally:
+            if early is not None:
+                pool, done = early
+                try:
+                    done.result()
+                finally:
+                    pool.shutdown()
+    return structure, table
+
+
+def _sample_draws(path, design, sheet, spec, info, cross_products, surrogate_variables,
+                  sv_associations, densities, n_components):  # fmt: skip
+    """The figures of the sample structure (PCA from the cross-products, surrogate variables,
+    densities; not the results table), and the summary's structure rows."""
+    sv_names = [str(c) for c in surrogate_variables.columns]
+    samples = [str(s) for s in design.index]
+    covariates = covariate_table(sheet, samples, spec.levels_dict,
+                                    surrogate_variables if surrogate_variables.shape[1] else None,
+                                    numeric=list(info.numeric_covariates))  # fmt: skip
+    pcas = cross_product_pcas(cross_products, n_components)
+    associations = {
+        name: component_associations(pca.scores, covariates) for name, pca in pcas.items()
+    }
+    draws = []
+
+    def draw(func, *args, **kwargs):
+        draws.append(functools.partial(func, *args, **kwargs))
+
+    for name, pca in pcas.items():
+        draw(plot_pca_scores, pca, covariates, name, *path(f"pca_{name}"))
+    in_design = list(info.variables) + sv_names
+    draw(plot_pca_associations, pcas, associations, *path("pca_associations"), in_design=in_design)
+    draw(plot_pca_scree, pcas, *path("pca_scree"))
+    draw(plot_sample_density, densities, samples, *path("sample_density"))
+    draw(plot_sv_associations, sv_associations, *path("sv_associations"),
+                         requested=spec.surrogate.requested)  # fmt: skip
+    structure = []
+    for name, pca in pcas.items():
+        best = strongest_associations(associations[name])
+        for comp in list(pca.scores.columns)[:3]:
+            row = best[best["component"] == comp]
+            k = int(comp[2:]) - 1
+            if len(row):
+                r = row.iloc[0]
+                structure.append((name, comp, float(pca.variance_fraction[k]), r["covariate"],
+                                  float(r["r2"]), float(r["p_value"])))  # fmt: skip
+            else:  # structure no sample covariate explains (a hidden confounder?)
+                structure.append((name, comp, float(pca.variance_fraction[k]), None, np.nan,
+                                  np.nan))  # fmt: skip
+    return draws, structure
+
+
+def _result_draws(path, results, summary, design, spec, surrogate_variables, features, workers):
+    """The figures of the results table, the costliest first."""
     alpha = float(summary.get("alpha", 0.05))
     test = list(summary.get("test") or [])
     stat = summary.get("test_statistic", "t" if len(test) == 1 else "F")
@@ -120,10 +186,9 @@ def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_p
     sv_names = [str(c) for c in surrogate_variables.columns]
     names = [n for n in reported_names(results) if n not in sv_names]
     all_names = reported_names(results)
-
     draws = []
 
-    def draw(func, *args, **kwargs):  # drawn below, on `workers` processes
+    def draw(func, *args, **kwargs):  # drawn by draw_all, on `workers` processes
         draws.append(functools.partial(func, *args, **kwargs))
 
     # shared by several figures, computed once before the figures are drawn on forked processes
@@ -146,39 +211,7 @@ def _analysis_plots(outdir, results, summary, design, sheet, spec, info, cross_p
          *path("estimate_correlation"))  # fmt: skip
     if features is not None:
         draw(plot_estimate_annotation, results, names, features, *path("estimate_annotation"))
-
-    samples = [str(s) for s in design.index]
-    covariates = covariate_table(sheet, samples, spec.levels_dict,
-                                    surrogate_variables if surrogate_variables.shape[1] else None,
-                                    numeric=list(info.numeric_covariates))  # fmt: skip
-    pcas = cross_product_pcas(cross_products, n_components)
-    associations = {
-        name: component_associations(pca.scores, covariates) for name, pca in pcas.items()
-    }
-    draw(plot_pca_scree, pcas, *path("pca_scree"))
-    in_design = list(info.variables) + sv_names
-    draw(plot_pca_associations, pcas, associations, *path("pca_associations"), in_design=in_design)
-    for name, pca in pcas.items():
-        draw(plot_pca_scores, pca, covariates, name, *path(f"pca_{name}"))
-    draw(plot_sv_associations, sv_associations, *path("sv_associations"),
-                         requested=spec.surrogate.requested)  # fmt: skip
-    draw(plot_sample_density, densities, samples, *path("sample_density"))
-
-    draw_all(draws, workers, labels=_labels())
-    structure = []
-    for name, pca in pcas.items():
-        best = strongest_associations(associations[name])
-        for comp in list(pca.scores.columns)[:3]:
-            row = best[best["component"] == comp]
-            k = int(comp[2:]) - 1
-            if len(row):
-                r = row.iloc[0]
-                structure.append((name, comp, float(pca.variance_fraction[k]), r["covariate"],
-                                  float(r["r2"]), float(r["p_value"])))  # fmt: skip
-            else:  # structure no sample covariate explains (a hidden confounder?)
-                structure.append((name, comp, float(pca.variance_fraction[k]), None, np.nan,
-                                  np.nan))  # fmt: skip
-    return structure
+    return draws
 
 
 def _plot_estimate_correlation(results, names, design, contrasts, png, data_path) -> None:
@@ -238,8 +271,11 @@ def run_plots(
     """The workflow's plot step from files: read the analysis outputs, draw every plot, write
     summary.md (and its HTML rendering for the report)."""
 
-    # the ids stay Arrow strings: the data tables take their rows (statistics.feature_ids)
-    results = read_table(results_path, columns=results_columns(pq.read_schema(results_path).names))
+    def results():  # read while the sample-structure figures are drawn (see analysis_plots)
+        # the ids stay Arrow strings: the data tables take their rows (statistics.feature_ids)
+        columns = results_columns(pq.read_schema(results_path).names)
+        return read_table(results_path, columns=columns)
+
     summary = json.loads(Path(summary_path).read_text())
     design = read_design(design_path)
     info = DesignInfo.read(design_info_path)
@@ -252,27 +288,14 @@ def run_plots(
         features = pd.read_csv(features_path, sep=sep, index_col=0)
         features.index = features.index.astype(str)
     cross = sum_cross_products(list(cross_product_paths))
-    structure = analysis_plots(
-        outdir,
-        results,
-        summary,
-        design,
-        sheet,
-        spec,
-        info,
-        cross,
-        sv,
-        sv_assoc,
-        densities,
-        features,
-        analysis_name=analysis_name,
-        workers=workers,
-    )
+    structure, table = _draw_analysis(outdir, results, summary, design, sheet, spec, info, cross,
+                                      sv, sv_assoc, densities, features, 10, analysis_name,
+                                      workers)  # fmt: skip
     if summary_md_path:
         text = summary_markdown(
             analysis_name,
             summary,
-            significant_counts(results, float(summary.get("alpha", 0.05)), list(sv.columns)),
+            significant_counts(table, float(summary.get("alpha", 0.05)), list(sv.columns)),
             structure,
             notes=reviewer_notes(summary, sv_assoc, info.variables),
         )
@@ -288,6 +311,23 @@ def _draw_one(i: int) -> None:
     labels, func = _PENDING[i]
     with labelled(labels):
         func()
+
+
+def _draw_many(indices: Sequence[int]) -> None:
+    for i in indices:
+        _draw_one(i)
+
+
+def _start_draws(draws: Sequence, labels=None):
+    """Start drawing ``draws`` one after the other on one forked process, now (the caller goes on
+    meanwhile); returns (the pool, the future of the drawing) to wait for."""
+    global _PENDING
+    _PENDING = [(labels, func) for func in draws]
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        return pool, pool.submit(_draw_many, range(len(draws)))  # the process forks here
+    finally:
+        _PENDING = []
 
 
 def draw_all(draws: Sequence, workers: int = 1, labels=None) -> None:

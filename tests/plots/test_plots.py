@@ -1,5 +1,5 @@
 """stacklm.plots without the workflow: labels and units, covariates as the association heatmaps
-see them, and per-feature plots of a large table (hexagons, small PNGs)."""
+see them, and per-feature plots of a large table (binned images, small PNGs, fixed layouts)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from stacklm.analysis import analysis_design
@@ -16,6 +17,9 @@ from stacklm.diagnostics.associations import (
 )
 from stacklm.diagnostics.features import category_summary
 from stacklm.diagnostics.summary import summary_markdown
+from stacklm.io.outputs import write_tsv
+from stacklm.plots import common
+from stacklm.plots.common import _figure, _scatter, density_grid
 from stacklm.plots.statistics import (
     DATA_ROWS_PER_COEFFICIENT,
     data_rows,
@@ -24,6 +28,8 @@ from stacklm.plots.statistics import (
     plot_volcano,
 )
 from stacklm.plots.style import (
+    DENSITY_GRID,
+    DENSITY_MIN_FEATURES,
     HIGHLIGHT_MAX_POINTS,
     Labels,
     analysis_labels,
@@ -125,7 +131,7 @@ def _big_table(g: int) -> pd.DataFrame:
     )
 
 
-def test_many_features_are_hexagons_and_small_pngs(tmp_path):
+def test_many_features_are_binned_images_and_small_pngs(tmp_path):
     g = 300_000
     table = _big_table(g)
     assert (table["fdr_x"] <= 0.05).sum() > HIGHLIGHT_MAX_POINTS
@@ -143,7 +149,7 @@ def test_many_features_are_hexagons_and_small_pngs(tmp_path):
             pixels = np.asarray(img.convert("RGB"), dtype=float)
         assert (pixels < 235).any(axis=2).mean() > 0.02, f"{png.name} looks blank"
     # 300,000 features: the data tables hold every significant feature and a seeded sample of the
-    # others, 100,000 rows per coefficient (the PNG draws all of them)
+    # others, DATA_ROWS_PER_COEFFICIENT rows per coefficient (the PNG draws all of them)
     md = pd.read_csv(tmp_path / "md.tsv.gz", sep="\t")
     volcano = pd.read_csv(tmp_path / "v.tsv.gz", sep="\t")
     n_sig = int((table["fdr_x"] <= 0.05).sum())
@@ -170,3 +176,100 @@ def test_data_rows_keep_the_most_significant_when_they_exceed_the_cap():
     few = data_rows(p, p < 0.05, cap=10)  # 3 significant + a seeded sample of 7 others
     assert len(few) == 10 and set(np.flatnonzero(p < 0.05)) <= set(few)
     assert few.tolist() == data_rows(p, p < 0.05, cap=10).tolist()
+
+
+def test_density_grid_counts_every_point_once():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=10_000), rng.uniform(0, 5, 10_000)
+    extent = (float(x.min()), float(x.max()), 0.0, 5.0)
+    counts = density_grid(x, y, extent, shape=(40, 30))
+    assert counts.shape == (30, 40) and counts.sum() == x.size
+    # the maximum lands in the last bin, a point outside the extent in the nearest edge bin
+    edge = density_grid([x.max(), 99.0, -99.0], [5.0, 2.5, -1.0], extent, shape=(40, 30))
+    assert edge[29, 39] == 1 and edge[15, 39] == 1 and edge[0, 0] == 1
+    # grouped: the two grids add up to the ungrouped one
+    group = rng.uniform(size=x.size) < 0.3
+    both = density_grid(x, y, extent, shape=(40, 30), group=group)
+    assert both[1].sum() == group.sum() and np.array_equal(both[0] + both[1], counts)
+    # a constant coordinate puts every point in the first bin of that axis
+    flat = density_grid(np.ones(5), np.arange(5.0), (1.0, 1.0, 0.0, 4.0), shape=(3, 5))
+    assert flat[:, 0].sum() == 5 and flat[:, 1:].sum() == 0
+
+
+def test_scatter_draws_binned_counts_and_at_most_the_capped_points():
+    rng = np.random.default_rng(5)
+    g = 3 * DENSITY_MIN_FEATURES
+    x, y = rng.normal(size=g), rng.normal(size=g)
+    x[:7] = np.nan  # not drawn, not counted
+    few = np.zeros(g, dtype=bool)
+    few[: HIGHLIGHT_MAX_POINTS // 2] = True
+    fig, (ax,) = _figure(1, pads=common.COLORBAR_PADS)
+    counts = _scatter(ax, x, y, few, "significant")
+    finite = np.isfinite(x)
+    assert counts.shape == DENSITY_GRID[::-1]
+    assert ax.images[0].get_array().sum() == counts.sum() == int((finite & ~few).sum())
+    (points,) = ax.collections  # the highlighted features as points, no more
+    assert len(points.get_offsets()) == int((finite & few).sum()) <= HIGHLIGHT_MAX_POINTS
+    many = rng.uniform(size=g) < 0.5
+    assert many.sum() > HIGHLIGHT_MAX_POINTS
+    fig, (ax,) = _figure(1, pads=common.COLORBAR_PADS)
+    _scatter(ax, x, y, many, "significant")
+    grey, red = ax.images  # above the cap the highlighted features are a second image
+    assert grey.get_array().sum() == int((finite & ~many).sum())
+    assert red.get_array().sum() == int((finite & many).sum())
+    assert all(len(c.get_offsets()) == 0 for c in ax.collections)  # only the legend's entry
+    fig, (ax,) = _figure(1)  # few features: points
+    assert _scatter(ax, x[:500], y[:500]) is None and not ax.images
+
+
+def test_fixed_layouts_keep_panels_apart_and_inside_the_figure(tmp_path, monkeypatch):
+    table = _big_table(30_000)
+    table["estimate_a_long_contrast_name"] = table["estimate_x"] * 2
+    table["p_a_long_contrast_name"] = table["p_x"]
+    table["fdr_a_long_contrast_name"] = table["fdr_x"]
+    names = ["x", "a_long_contrast_name"] * 2
+    figures = []
+    original = common.save_plot
+
+    def keep(fig, *args):
+        figures.append(fig)
+        original(fig, *args)
+
+    monkeypatch.setattr("stacklm.plots.statistics.save_plot", keep)
+    with labelled(Labels(analysis="layout", value="log2 value", difference="log2 FC")):
+        plot_volcano(table, names, 0.05, tmp_path / "v.png", tmp_path / "v.tsv.gz")
+        plot_md(table, names, 0.05, tmp_path / "md.png", tmp_path / "md.tsv.gz")
+        plot_sa(table, False, False, tmp_path / "sa.png", tmp_path / "sa.tsv.gz")
+    for fig in figures:
+        assert fig.get_layout_engine() is None  # one draw when saved
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        page = fig.bbox.padded(1)
+        panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        boxes = [ax.get_tightbbox(renderer) for ax in panels]  # ticks, labels, title, colorbar
+        for box in boxes:
+            assert page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1)
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not a.overlaps(b)
+        title = fig._suptitle.get_window_extent(renderer)
+        assert all(title.y0 > box.y1 for box in boxes)
+
+
+def test_data_tables_are_written_as_the_dataframe_writer_writes_them(tmp_path):
+    table = _big_table(2_000)
+    table.loc[3, "estimate_x"] = np.nan
+    table.loc[5, "fdr_x"] = np.nan
+    with labelled(Labels(analysis="bytes")):
+        plot_volcano(table, ["x"], 0.05, tmp_path / "v.png", tmp_path / "v.tsv.gz")
+    y = -np.log10(table["p_x"].to_numpy())
+    expected = pd.DataFrame({
+        "feature_id": table["feature_id"].astype(object), "coefficient": "x",
+        "estimate": table["estimate_x"], "neg_log10_p": y, "fdr": table["fdr_x"],
+        "significant": np.nan_to_num(table["fdr_x"].to_numpy(), nan=1.0) <= 0.05,
+    })  # fmt: skip
+    write_tsv(expected, tmp_path / "expected.tsv.gz")
+    import gzip
+
+    written = gzip.decompress((tmp_path / "v.tsv.gz").read_bytes())
+    assert written == gzip.decompress((tmp_path / "expected.tsv.gz").read_bytes())
+    assert b"\tNA\t" in written
