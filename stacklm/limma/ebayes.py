@@ -182,7 +182,7 @@ def e_bayes(
         var_prior[np.isnan(var_prior)] = 1 / np.atleast_1d(s2_prior)[0]
     inf_df_all = np.broadcast_to(np.asarray(df_prior) > 1e6, sigma.shape)
     log_odds_prior = np.log(proportion / (1 - proportion))
-    lods = np.empty(coef.shape)
+    lods = np.empty(coef.shape, order="F")  # columns contiguous (results tables store them so)
     with np.errstate(invalid="ignore", divide="ignore"):
         for rows in row_blocks(n_rows, n_coef, ELEMENTWISE_BLOCK_VALUES):
             su2 = su[rows] ** 2

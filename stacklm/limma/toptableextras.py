@@ -47,7 +47,8 @@ def confint_columns(
     fit: LinearModelFit, level: float | bool = 0.95, coefs=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``topTable(fit, coef, confint = level)``'s ``CI.L`` and ``CI.R`` for every feature (input
-    order), as two G x k arrays (k = ``coefs``, names or 0-based positions; default all).
+    order), as two G x k column-major arrays (k = ``coefs``, names or 0-based positions; default
+    all).
 
     As .topTableT: ``margin = sqrt(s2.post) * stdev.unscaled * qt((1 + level) / 2, df.total)``,
     ``CI.L = logFC - margin``, ``CI.R = logFC + margin`` (``level=True`` means 0.95).  Needs a
@@ -63,10 +64,16 @@ def confint_columns(
     alpha = (1 + level) / 2
     idx = _coef_positions(fit, coefs)
     q = _qt_upper_on_distinct(alpha, np.broadcast_to(fit.df_total, np.shape(fit.s2_post)))
-    su = fit.stdev_unscaled[:, idx]
-    margin = np.sqrt(fit.s2_post)[:, None] * su * q[:, None]
-    coef = fit.coefficients[:, idx]
-    return coef - margin, coef + margin
+    sd = np.sqrt(fit.s2_post)
+    # column by column into column-major arrays (each column contiguous, as a results table
+    # stores it), with the operations of sqrt(s2.post) * stdev.unscaled * qt in that order
+    shape = (fit.coefficients.shape[0], len(idx))
+    low, high = np.empty(shape, order="F"), np.empty(shape, order="F")
+    for k, j in enumerate(idx):
+        margin = sd * fit.stdev_unscaled[:, j] * q
+        np.subtract(fit.coefficients[:, j], margin, out=low[:, k])
+        np.add(fit.coefficients[:, j], margin, out=high[:, k])
+    return low, high
 
 
 def ordinary_t(fit: LinearModelFit, coefs=None) -> tuple[np.ndarray, np.ndarray]:
