@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import struct
+import zipfile
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from stacklm.limma.marraylm import LinearModelFit
+from stacklm.threads import executor
 
 # --------------------------------------------------------------------------------------------
 # chunks
@@ -63,3 +67,105 @@ def load_fit(path) -> LinearModelFit:
             design=design if design.size else None,
             design_names=names,
         )
+
+
+def load_fits(paths: Sequence, threads: int = 1) -> LinearModelFit:
+    """``concat_fits([load_fit(p) for p in paths])``, the same fit, with each chunk's row arrays
+    read from its file straight into their place in the concatenated arrays (``threads`` files at a
+    time): one copy of the data instead of two, and half the fresh memory.  The members are checked
+    against their CRC-32 as ``np.load`` does; a chunk stored otherwise than :func:`save_fit` stores
+    it (compressed, Fortran order) is read with :func:`load_fit`."""
+    paths = list(paths)
+    if not paths:
+        raise ValueError("no fits to concatenate")
+    layouts = [_row_layout(p) for p in paths]
+    if any(layout is None for layout in layouts):
+        with executor(min(threads, len(paths))) as pool:
+            return concat_fits(list(pool.map(load_fit, paths)))
+    with np.load(paths[0], allow_pickle=False) as z:
+        first = {k: z[k] for k in ("cov_coefficients", "coef_names", "design")}
+    names = [str(s) for s in first["coef_names"]]
+    for path in paths[1:]:
+        with np.load(path, allow_pickle=False) as z:
+            if [str(s) for s in z["coef_names"]] != names or not np.array_equal(
+                z["cov_coefficients"], first["cov_coefficients"]
+            ):
+                raise ValueError(
+                    "fits to concatenate must come from the same design and coefficients"
+                )
+    rows = {}
+    starts = np.cumsum([0] + [layout["sigma"][1][0] for layout in layouts])
+    for name in _ROW_FIELDS:
+        shapes = [layout[name][1] for layout in layouts]
+        if any(shape[1:] != shapes[0][1:] for shape in shapes):
+            raise ValueError(f"chunk fits differ in the shape of {name}")
+        dtype = np.result_type(*(layout[name][2] for layout in layouts))
+        rows[name] = np.empty((int(starts[-1]), *shapes[0][1:]), dtype=dtype)
+
+    def fill(i):
+        with open(paths[i], "rb") as fh:
+            for name in _ROW_FIELDS:
+                target = rows[name][starts[i] : starts[i + 1]]
+                _read_member(fh, paths[i], name, layouts[i][name], target)
+
+    with executor(min(threads, len(paths))) as pool:
+        list(pool.map(fill, range(len(paths))))
+    design = first["design"]
+    return LinearModelFit(
+        **rows,
+        cov_coefficients=first["cov_coefficients"],
+        coef_names=names,
+        design=design if design.size else None,
+        design_names=names,
+    )
+
+
+def _row_layout(path):
+    """Where each row array of a :func:`save_fit` file is: name -> (offset of the member, shape,
+    dtype, offset of the data, CRC-32, member size); None if one is not stored as save_fit
+    stores it."""
+    out = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        for name in _ROW_FIELDS:
+            try:
+                info = zf.getinfo(f"{name}.npy")
+            except KeyError:
+                return None
+            if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+                return None
+            fh.seek(info.header_offset)
+            local = fh.read(30)
+            if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                return None
+            n_name, n_extra = struct.unpack("<HH", local[26:30])
+            start = info.header_offset + 30 + n_name + n_extra
+            fh.seek(start)
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                return None
+            if fortran or dtype.hasobject or not shape:
+                return None
+            out[name] = (start, shape, dtype, fh.tell(), info.CRC, info.file_size)
+    if len({v[1][0] for v in out.values()}) != 1:
+        return None
+    return out
+
+
+def _read_member(fh, path, name, layout, target: np.ndarray) -> None:
+    """Read one row array into ``target`` (a contiguous slice of the concatenated array) and
+    check the member's CRC-32."""
+    start, shape, dtype, data, crc, size = layout
+    fh.seek(start)
+    header = fh.read(data - start)
+    buffer = target if target.dtype == dtype else np.empty(shape, dtype=dtype)
+    view = memoryview(buffer).cast("B")
+    if data - start + view.nbytes != size or fh.readinto(view) != view.nbytes:
+        raise ValueError(f"chunk fit {path}: {name} is truncated; re-run its fit job")
+    if zlib.crc32(view, zlib.crc32(header)) != crc:
+        raise ValueError(f"chunk fit {path}: {name} is corrupt (bad CRC-32); re-run its fit job")
+    if buffer is not target:
+        target[...] = buffer

@@ -20,13 +20,12 @@ from stacklm.io.blocks import rows_per_block
 from stacklm.io.matrix import read_matrix_blocks, read_matrix_header
 from stacklm.io.outputs import atomic_path
 from stacklm.io.store import BinaryMatrixWriter, chunk_bounds, open_binary_matrix
-from stacklm.limma.fitstore import concat_fits, load_fit, save_fit
+from stacklm.limma.fitstore import concat_fits, load_fits, save_fit
 from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.normalize import cyclic_loess, quantile_normalize
 from stacklm.preprocess.counts import check_count_block
 from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
-from stacklm.threads import executor
 
 #: values (rows x samples) a fit job holds at once: 4M float64 = 32 MB
 FIT_BLOCK_VALUES = 1 << 22
@@ -211,9 +210,9 @@ def write_chunk_fit(fits: Sequence, cross, out_path, crossprod_path=None):
 
 
 def merge_chunk_fits(paths: Sequence, threads: int = 1):
-    """Concatenate chunk fits in chunk order (read by ``threads`` threads)."""
-    with executor(min(threads, len(paths))) as pool:
-        return concat_fits(list(pool.map(load_fit, paths)))
+    """Concatenate chunk fits in chunk order (read by ``threads`` threads, each chunk straight into
+    the concatenated arrays: :func:`stacklm.limma.fitstore.load_fits`)."""
+    return load_fits(paths, threads=threads)
 
 
 def read_design(path) -> pd.DataFrame:

@@ -1,0 +1,61 @@
+"""load_fits reads chunk fits straight into the concatenated arrays: the fit of concat_fits of
+load_fit, field for field (ids of different lengths, an odd chunk stored compressed), and refuses
+a corrupt or truncated chunk."""
+
+import numpy as np
+import pytest
+
+from stacklm.limma.fitstore import concat_fits, load_fit, load_fits, save_fit
+from stacklm.limma.lmfit import lm_fit
+
+
+def _chunks(tmp_path, n_chunks=3):
+    rng = np.random.default_rng(3)
+    design = np.column_stack([np.ones(12), rng.normal(size=12), np.repeat([0.0, 1.0], 6)])
+    paths = []
+    for c in range(n_chunks):
+        values = rng.normal(size=(40 + 7 * c, 12))
+        values[0, 3] = np.nan  # unequal residual df
+        ids = [f"f{c}_{i}" + "x" * c for i in range(values.shape[0])]  # ids longer per chunk
+        fit = lm_fit(values, design, feature_ids=ids)
+        path = tmp_path / f"chunk_{c}.npz"
+        with open(path, "wb") as fh:
+            save_fit(fit, fh)
+        paths.append(path)
+    return paths
+
+
+def _assert_same_fit(a, b):
+    for name in ("coefficients", "stdev_unscaled", "sigma", "df_residual", "amean", "feature_ids",
+                 "cov_coefficients"):  # fmt: skip
+        x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        assert x.tobytes() == y.tobytes(), name
+    assert a.coef_names == b.coef_names and a.design_names == b.design_names
+    assert (a.design is None and b.design is None) or np.array_equal(a.design, b.design)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_load_fits_is_concat_of_load_fit(tmp_path, threads):
+    paths = _chunks(tmp_path)
+    want = concat_fits([load_fit(p) for p in paths])
+    _assert_same_fit(load_fits(paths, threads=threads), want)
+
+
+def test_a_compressed_chunk_is_read_as_load_fit_reads_it(tmp_path):
+    paths = _chunks(tmp_path)
+    with np.load(paths[1]) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez_compressed(paths[1], **arrays)
+    want = concat_fits([load_fit(p) for p in paths])
+    _assert_same_fit(load_fits(paths, threads=2), want)
+
+
+def test_a_damaged_chunk_is_refused(tmp_path):
+    paths = _chunks(tmp_path, 2)
+    data = bytearray(paths[1].read_bytes())
+    at = data.find(b"coefficients.npy")
+    data[at + 400] ^= 0xFF  # a byte of the coefficients' values
+    paths[1].write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"chunk_1.npz: coefficients is corrupt"):
+        load_fits(paths)
