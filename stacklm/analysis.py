@@ -214,7 +214,7 @@ def moderate_columns(
     for w in caught:
         warnings.warn(f"q-values: {w.message}", stacklevel=2)
     cols: dict[str, np.ndarray] = {
-        "feature_id": np.asarray(eb.feature_ids).astype(str),
+        "feature_id": np.asarray(eb.feature_ids, dtype=str),  # no copy of numpy strings
         "average": eb.amean,
         "sigma": eb.sigma,
         "df_residual": eb.df_residual,

@@ -144,6 +144,7 @@ def lfdr(
     transf: str = "probit",
     adj: float = 1.5,
     eps: float = 1e-8,
+    _order: np.ndarray | None = None,
     **pi0_args,
 ) -> np.ndarray:
     """Local false discovery rates as ``qvalue::lfdr`` (qvalue 2.30).
@@ -155,7 +156,8 @@ def lfdr(
     (``monotone``).  ``pi0`` None estimates it by :func:`pi0_est` with ``pi0_args``.
 
     NaN p-values are ignored and stay NaN.  With fewer than 2 p-values (R: no bandwidth) or a
-    failed spline fit the result is NaN with a warning.
+    failed spline fit the result is NaN with a warning.  ``_order``: an increasing order of the
+    non-missing p-values when the caller has one (:func:`qvalue`), instead of sorting them again.
     """
     if transf not in ("probit", "logit"):
         raise ValueError("transf must be 'probit' or 'logit'")
@@ -194,7 +196,8 @@ def lfdr(
     if trunc:
         values[values > 1] = 1.0
     if monotone:
-        order = np.argsort(pv)  # ties in any order: tied p have equal values
+        # ties in any order: tied p have equal values
+        order = np.argsort(pv) if _order is None else _order
         mono = np.empty_like(values)
         mono[order] = np.maximum.accumulate(values[order])
         values = mono
@@ -282,6 +285,7 @@ def qvalue(
         pi0_value, pi0_lambda, lam, pi0_smooth = float(pi0), None, None, None
     m = pv.size
     qvals = np.full(p_in.shape, np.nan)
+    order = None
     if m:
         order = _decreasing_order(pv)
         i = np.arange(m, 0, -1, dtype=np.float64)
@@ -297,7 +301,14 @@ def qvalue(
     lfdr_values = None
     if lfdr_out:
         lfdr_values = lfdr(
-            p_in, pi0=pi0_value, trunc=trunc, monotone=monotone, transf=transf, adj=adj, eps=eps
+            p_in,
+            pi0=pi0_value,
+            trunc=trunc,
+            monotone=monotone,
+            transf=transf,
+            adj=adj,
+            eps=eps,
+            _order=None if order is None else order[::-1],  # the same p-values, increasing
         )
     significant = None
     if fdr_level is not None:
