@@ -204,7 +204,7 @@ def moderate_columns(
             p_value=alpha,
             lfc=decide_lfc,
             coefs=names,
-            adjusted_p=np.column_stack(fdrs) if decide_method == "separate" else None,
+            adjusted_p=fdrs if decide_method == "separate" else None,
         )
         t_eb, p_eb, lods = eb_columns.result()
         # the statistics are the ordinary ones already with method none (ordinary_fit)

@@ -152,6 +152,34 @@ def _subset_coefficients(
     return sub
 
 
+def _separate_adjusted(fit, idx, adjusted_p, p_value: float) -> np.ndarray:
+    """The separate method's calls from the caller's adjusted p-values (a G x k array or its k
+    columns), column by column into a column-major array: ``sign(coef) * (adj.p < p_value)``, NA
+    where the p-value is."""
+    coef = fit.coefficients
+    idx = list(range(coef.shape[1])) if idx is None else idx
+    want = (coef.shape[0], len(idx))
+    if isinstance(adjusted_p, list | tuple):
+        columns = list(adjusted_p)
+        if len(columns) != want[1] or any(np.shape(c) != want[:1] for c in columns):
+            raise ValueError(f"adjusted_p must be {want} or its {want[1]} columns")
+    else:
+        p = np.asarray(adjusted_p, dtype=np.float64)
+        if p.shape != want:
+            raise ValueError(f"adjusted_p must be {want}, got {p.shape}")
+        columns = list(p.T)
+    results = np.empty((coef.shape[0], len(idx)), order="F")
+    with np.errstate(invalid="ignore"):
+        for k, (j, p) in enumerate(zip(idx, columns, strict=True)):
+            p = np.asarray(p, dtype=np.float64)
+            np.multiply(
+                _sign(np.asarray(coef[:, j], np.float64)),
+                np.where(np.isnan(p), np.nan, p < p_value),
+                out=results[:, k],
+            )
+    return results
+
+
 def _threshold_factor(adjust_method: str, n_sel: int, n: int) -> float:
     if adjust_method == "none":
         return 1.0
@@ -191,9 +219,10 @@ def decide_tests(
     ``lfc > 0`` then zeroes the calls with ``|coef| <= lfc``.  nestedF and hierarchical stop on NA
     F p-values, as limma.  A fit without p-values is first moderated with ``e_bayes``.
 
-    ``adjusted_p`` (``"separate"`` only): the G x k per-coefficient adjusted p-values, when the
-    caller has them already (``p_adjust`` of each column of ``fit.p_value[:, coefs]`` with
-    ``adjust_method``); they are not recomputed.
+    ``adjusted_p`` (``"separate"`` only): the G x k per-coefficient adjusted p-values (or a list
+    of its k columns), when the caller has them already (``p_adjust`` of each column of
+    ``fit.p_value[:, coefs]`` with ``adjust_method``); they are not recomputed, and the calls are
+    made column by column into a column-major array.
     """
     if method not in DECIDE_METHODS:
         raise ValueError(f"method must be one of {', '.join(DECIDE_METHODS)}, got {method!r}")
@@ -215,14 +244,11 @@ def decide_tests(
         if adjusted_p is None:
             fit = _subset_coefficients(fit, idx, with_f=method not in ("separate", "global"))
             idx = None
-    # with adjusted_p given only the coefficients are read: the fit is not subset
-    coef = np.asarray(fit.coefficients if idx is None else fit.coefficients[:, idx], np.float64)
-    if method in ("separate", "global"):
-        if adjusted_p is not None:
-            p = np.asarray(adjusted_p, dtype=np.float64)
-            if p.shape != coef.shape:
-                raise ValueError(f"adjusted_p must be {coef.shape}, got {p.shape}")
-        elif method == "separate":
+    if adjusted_p is not None:  # only the coefficients are read: the fit is not subset
+        results = _separate_adjusted(fit, idx, adjusted_p, p_value)
+    elif method in ("separate", "global"):
+        coef = np.asarray(fit.coefficients, np.float64)
+        if method == "separate":
             p = np.array(fit.p_value, dtype=np.float64)
             for j in range(p.shape[1]):  # per coefficient, over its non-NA p-values
                 p[:, j] = p_adjust(p[:, j], adjust_method)
@@ -256,6 +282,7 @@ def decide_tests(
                 padj = p_adjust_rows(pt, adjust_method)
                 results[sel] = _sign(sub_t) * (padj < p_value * a)
     if lfc > 0:
+        coef = np.asarray(fit.coefficients if idx is None else fit.coefficients[:, idx], np.float64)
         with np.errstate(invalid="ignore"):
             big = np.where(np.isnan(coef), np.nan, np.abs(coef) > lfc)
         results = results * big
