@@ -117,13 +117,22 @@ def test_separate_with_adjusted_p_given(case):
     cols = [fit.coef_index(k)[0] for k in SUB]
     adjusted = np.column_stack([p_adjust(fit.p_value[:, j], "BH") for j in cols])
     for lfc, call in ((0.0, "separate"), (1.0, "separate_lfc1")):
-        decided = decide_tests(fit, coefs=SUB, lfc=lfc, adjusted_p=adjusted)
         expected = ref[[f"decide.{call}.{k}" for k in SUB]].to_numpy(dtype=np.float64)
-        np.testing.assert_array_equal(decided, expected, err_msg=f"{name} {call}")
+        for given in (adjusted, list(adjusted.T)):  # the matrix, or its columns
+            decided = decide_tests(fit, coefs=SUB, lfc=lfc, adjusted_p=given)
+            np.testing.assert_array_equal(decided, expected, err_msg=f"{name} {call}")
+            if lfc == 0:  # and the signed zeros of sign(coef) * (adj.p < 0.05)
+                with np.errstate(invalid="ignore"):
+                    signed = np.sign(fit.coefficients[:, cols]) * np.where(
+                        np.isnan(adjusted), np.nan, adjusted < 0.05
+                    )
+                np.testing.assert_array_equal(np.signbit(decided), np.signbit(signed))
     with pytest.raises(ValueError, match="separate method only"):
         decide_tests(fit, method="global", coefs=SUB, adjusted_p=adjusted)
     with pytest.raises(ValueError, match="adjusted_p must be"):
         decide_tests(fit, coefs=SUB, adjusted_p=adjusted[:, :1])
+    with pytest.raises(ValueError, match="adjusted_p must be"):
+        decide_tests(fit, coefs=SUB, adjusted_p=list(adjusted.T)[:1])
 
 
 def test_nested_f_stops_on_na(case):
