@@ -6,6 +6,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
+# the chunk fits are read while the modules below are imported (numpy only so far)
+from stacklm.limma.fitstore import load_fits_in_background
+from stacklm.workflow.allocator import reuse_freed_memory
+
+reuse_freed_memory()
+merged = load_fits_in_background(snakemake.input.chunks, snakemake.threads)  # noqa: F821
+
 from stacklm.io.outputs import write_tsv
 from stacklm.spec import AnalysisSpec
 from stacklm.workflow.analysis_steps import aligned_annotation, moderate_step
@@ -53,6 +60,7 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
         features_path=snakemake.input.features[0] if snakemake.input.features else None,  # noqa: F821
         log=log,
         threads=snakemake.threads,  # noqa: F821
+        merged=merged,
     )
     if snakemake.input.features:  # noqa: F821  (features: null writes no annotation table)
         annotation = aligned_annotation(snakemake.input.features[0], table["feature_id"], log=log)  # noqa: F821

@@ -6,6 +6,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -118,6 +119,15 @@ def load_fits(paths: Sequence, threads: int = 1) -> LinearModelFit:
         design=design if design.size else None,
         design_names=names,
     )
+
+
+def load_fits_in_background(paths: Sequence, threads: int = 1) -> Future:
+    """A Future of :func:`load_fits`, read in a background thread: a job reads its chunk fits
+    (file reads and CRC checks release the GIL) while it imports the rest of its modules."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(load_fits, list(paths), threads)
+    pool.shutdown(wait=False)
+    return future
 
 
 def _row_layout(path):

@@ -53,6 +53,7 @@ def moderate_step(
     log: logging.Logger = _log,
     extend=None,
     threads: int = 1,
+    merged=None,
 ) -> tuple[pa.Table, dict]:
     """Merge the chunk fits, moderate and test all features at once, write the results table
     (Parquet, :func:`stacklm.io.outputs.write_parquet`) and summary.json (the test's numbers, design, SVs, normalization, versions, config, provenance).
@@ -63,8 +64,10 @@ def moderate_step(
     :func:`stacklm.workflow.genotype_steps.genotype_moderate_step`); ``fit`` is the merged
     un-moderated fit, ``normalized`` the normalize step's summary (``normalized_path``: its
     summary.json, or a Future of it: :func:`stacklm.workflow.direct.direct_normalized`).  ``threads``: for the
-    per-column statistics and the tables' conversion (the numbers do not depend on it)."""
-    fit = merge_chunk_fits(chunk_paths, threads=threads)
+    per-column statistics and the tables' conversion (the numbers do not depend on it).
+    ``merged``: a Future of the merged fit of ``chunk_paths`` when the caller started reading them
+    (:func:`stacklm.limma.fitstore.load_fits_in_background`)."""
+    fit = merge_chunk_fits(chunk_paths, threads=threads) if merged is None else merged.result()
     log.info("merged %d chunks: %d features", len(chunk_paths), fit.n_features)
     cols, stats, eb = moderate_columns(
         fit,
