@@ -172,7 +172,7 @@ def _read_member(fh, path, name, layout, target: np.ndarray) -> None:
     fh.seek(start)
     header = fh.read(data - start)
     buffer = target if target.dtype == dtype else np.empty(shape, dtype=dtype)
-    view = memoryview(buffer).cast("B")
+    view = memoryview(buffer.reshape(-1).view(np.uint8))  # bytes, also of an empty chunk
     if data - start + view.nbytes != size or fh.readinto(view) != view.nbytes:
         raise ValueError(f"chunk fit {path}: {name} is truncated; re-run its fit job")
     if zlib.crc32(view, zlib.crc32(header)) != crc:

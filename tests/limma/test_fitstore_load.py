@@ -42,6 +42,17 @@ def test_load_fits_is_concat_of_load_fit(tmp_path, threads):
     _assert_same_fit(load_fits(paths, threads=threads), want)
 
 
+def test_an_empty_chunk_is_read(tmp_path):
+    paths = _chunks(tmp_path, 2)
+    fit = load_fit(paths[0])
+    empty = fit.replace(**{k: getattr(fit, k)[:0] for k in ("coefficients", "stdev_unscaled",
+                           "sigma", "df_residual", "amean", "feature_ids")})  # fmt: skip
+    with open(paths[0], "wb") as fh:
+        save_fit(empty, fh)
+    want = concat_fits([load_fit(p) for p in paths])
+    _assert_same_fit(load_fits(paths, threads=2), want)
+
+
 def test_a_compressed_chunk_is_read_as_load_fit_reads_it(tmp_path):
     paths = _chunks(tmp_path)
     with np.load(paths[1]) as z:
