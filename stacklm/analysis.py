@@ -145,7 +145,7 @@ def moderate_columns(
     of the per-column statistics are computed side by side (the numbers do not depend on it).
 
     Returns ``(columns, stats, fit)``: the results table's columns (name -> 1-D array, in the
-    workflow's column order; many are views of the fit's matrices, for
+    workflow's column order: numpy arrays, the feature ids an Arrow string array; for
     :func:`stacklm.io.outputs.arrow_columns` or :func:`columns_frame`), a dict of summary numbers
     (priors, pi0, λGC, significant count, decisions) and the moderated fit of the reported columns
     (its ``F`` over all coefficients only when the test is over all of them, as topTable reads it
@@ -175,6 +175,7 @@ def moderate_columns(
         ordinary_job = None if method == "none" else pool.submit(_ordinary_columns, fit, names_j)
         # the fit's columns, each copied once into its own memory for the results table
         fit_columns = pool.submit(_column_copies, (fit.coefficients, fit.stdev_unscaled), names_j)
+        ids_job = pool.submit(_string_array, fit.feature_ids)
         if method == "none":
             eb = ordinary_fit(fit)
         else:
@@ -213,8 +214,8 @@ def moderate_columns(
         treated = None if treat_job is None else treat_job.result()  # t, p, FDRs, log2 fc
     for w in caught:
         warnings.warn(f"q-values: {w.message}", stacklevel=2)
-    cols: dict[str, np.ndarray] = {
-        "feature_id": np.asarray(eb.feature_ids, dtype=str),  # no copy of numpy strings
+    cols: dict[str, np.ndarray | pa.Array] = {
+        "feature_id": ids_job.result(),
         "average": eb.amean,
         "sigma": eb.sigma,
         "df_residual": eb.df_residual,
@@ -297,6 +298,11 @@ def _column_copies(matrices, columns) -> list[list[np.ndarray]]:
     return [[np.ascontiguousarray(m[:, j]) for j in columns] for m in matrices]
 
 
+def _string_array(values) -> pa.Array:
+    """Feature ids as an Arrow string array (numpy's strings converted by Arrow itself)."""
+    return pa.array(np.asarray(values, dtype=str), type=pa.string())
+
+
 def _ordinary_columns(fit: LinearModelFit, columns) -> list[list[np.ndarray]]:
     """The ordinary t and p of every coefficient (computed as :func:`ordinary_t` does, on all of
     them), as copies of the ``columns``."""
@@ -336,6 +342,8 @@ def columns_frame(cols: dict, threads: int = 1) -> pd.DataFrame:
     matrices) and handed over through Arrow (``split_blocks``: no consolidation)."""
 
     def column(values):
+        if isinstance(values, pa.Array):
+            return values
         values = np.asarray(values)
         if values.dtype.kind == "U":  # Arrow converts numpy's UTF-32 itself
             return pa.array(values, type=pa.string())

@@ -106,11 +106,14 @@ def arrow_columns(columns: Mapping[str, np.ndarray], int8_columns=(), threads: i
     views such as a column of a matrix are copied once into contiguous memory), without a
     DataFrame in between: the same Arrow types and values (floats as float64 with NaN as null,
     integers and booleans as they are, strings (``U``/``S``/object arrays) as strings,
-    ``int8_columns`` as int8 with nulls), so the files written from it are the same bytes."""
+    ``int8_columns`` as int8 with nulls; Arrow arrays as they are), so the files written from it
+    are the same bytes."""
     small = set(int8_columns)
 
     def convert(item):
         name, values = item
+        if isinstance(values, pa.Array):  # converted already (feature ids)
+            return values
         values = np.asarray(values)
         if name in small:
             return _int8_array(name, values.astype(np.float64, copy=False))

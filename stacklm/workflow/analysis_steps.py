@@ -148,7 +148,7 @@ def _write_top_table(table, eb, spec, alpha, path, features_path, log) -> None:
         top = top_table(table, eb, list(spec.test), alpha)
     else:
         rows = top_rows(eb, list(spec.test), table["p_value"], table["fdr"], alpha)
-        top = {name: np.asarray(values)[rows] for name, values in table.items()}
+        top = {name: _take(values, rows) for name, values in table.items()}
         if not features_path:
             write_arrow_tsv(arrow_columns(top), path)
             log.info("top table: %d features (limma topTable order)", rows.size)
@@ -159,6 +159,13 @@ def _write_top_table(table, eb, spec, alpha, path, features_path, log) -> None:
         top = top.merge(annotation, on="feature_id", how="left", sort=False)
     write_tsv(top, path)
     log.info("top table: %d features (limma topTable order)", len(top))
+
+
+def _take(values, rows: np.ndarray):
+    """The ``rows`` of a results column (a numpy array, or an Arrow array: the feature ids)."""
+    if isinstance(values, pa.Array):
+        return values.take(pa.array(rows))
+    return np.asarray(values)[rows]
 
 
 def aligned_annotation(
