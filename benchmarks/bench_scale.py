@@ -22,8 +22,10 @@ Timed, each in its own process, one after the other, per size:
 * ``workflow, all``: the same with the default target (every plot, summary.md/html; results.tsv.gz
   when ``results_tsv: auto`` asks for it).
 
-Per job: seconds from the rules' ``benchmark:`` files (wall, including interpreter start-up) and
-the exact peak RSS each step's log reports (the job process's ru_maxrss).
+Per job: seconds from the rules' ``benchmark:`` files (wall, including interpreter start-up), the
+exact peak RSS each step's log reports (the job process itself), and the benchmark file's sampled
+peak PSS of the job's whole process tree (the plots job's forked drawing workers included; shared
+pages counted once, as a cgroup charges them).
 """
 
 from __future__ import annotations
@@ -174,11 +176,14 @@ def print_row(row: dict) -> None:
         peak = max((s.get("rss_mib") or 0) for s in wf["steps"].values())
         print(f"workflow, {label}: {wf['s']:.1f} s{ratio}; largest job peak RSS {peak:.0f} MiB")
         steps = summarize_steps(wf["steps"])
-        print(f"  {'step':<22} {'jobs':>4} {'sum s':>8} {'max s':>8} {'peak RSS MiB':>13}")
+        print(f"  {'step':<22} {'jobs':>4} {'sum s':>8} {'max s':>8} {'peak RSS MiB':>13} "
+              f"{'tree PSS MiB':>13}")  # fmt: skip
         for rule in sorted(steps, key=lambda k: -steps[k]["s"]):
             s = steps[rule]
             rss = "-" if s["rss_mib"] is None else f"{s['rss_mib']:.0f}"
-            print(f"  {rule:<22} {s['jobs']:>4} {s['s']:>8.2f} {s['max_s']:>8.2f} {rss:>13}")
+            pss = "-" if s.get("tree_pss_mib") is None else f"{s['tree_pss_mib']:.0f}"
+            print(f"  {rule:<22} {s['jobs']:>4} {s['s']:>8.2f} {s['max_s']:>8.2f} {rss:>13} "
+                  f"{pss:>13}")  # fmt: skip
 
 
 def main(argv=None) -> int:

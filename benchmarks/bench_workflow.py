@@ -221,6 +221,9 @@ def collect_steps(workdir: Path) -> dict:
         jobs.setdefault(step_name(bench, logs), {})["s"] = float(row["s"])
         if row.get("max_rss") not in (None, "", "NA", "-"):
             jobs[step_name(bench, logs)]["sampled_rss_mib"] = float(row["max_rss"])
+        if row.get("max_pss") not in (None, "", "NA", "-"):
+            # the job's process tree (forked plot workers included), shared pages counted once
+            jobs[step_name(bench, logs)]["tree_pss_mib"] = float(row["max_pss"])
     for log in sorted(logs.rglob("*.log")):
         found = PEAK.findall(log.read_text(errors="replace"))
         if found:
@@ -327,12 +330,15 @@ def summarize_steps(steps: dict) -> dict:
     out: dict[str, dict] = {}
     for name, info in steps.items():
         rule = re.sub(r"_\d+$", "", name)
-        agg = out.setdefault(rule, {"jobs": 0, "s": 0.0, "max_s": 0.0, "rss_mib": None})
+        agg = out.setdefault(
+            rule, {"jobs": 0, "s": 0.0, "max_s": 0.0, "rss_mib": None, "tree_pss_mib": None}
+        )
         agg["jobs"] += 1
         agg["s"] += info.get("s", 0.0)
         agg["max_s"] = max(agg["max_s"], info.get("s", 0.0))
-        if "rss_mib" in info:
-            agg["rss_mib"] = max(agg["rss_mib"] or 0.0, info["rss_mib"])
+        for key in ("rss_mib", "tree_pss_mib"):
+            if key in info:
+                agg[key] = max(agg[key] or 0.0, info[key])
     return out
 
 
