@@ -173,8 +173,11 @@ def print_row(row: dict) -> None:
         if not wf:
             continue
         ratio = f" = {wf['s'] / r['compute_s']:.2f} x R's compute" if r else ""
-        peak = max((s.get("rss_mib") or 0) for s in wf["steps"].values())
-        print(f"workflow, {label}: {wf['s']:.1f} s{ratio}; largest job peak RSS {peak:.0f} MiB")
+        peak = max(
+            max(s.get("rss_mib") or 0, s.get("tree_pss_mib") or 0) for s in wf["steps"].values()
+        )
+        print(f"workflow, {label}: {wf['s']:.1f} s{ratio}; largest job peak {peak:.0f} MiB "
+              "(the larger of its own RSS and its tree's PSS)")  # fmt: skip
         steps = summarize_steps(wf["steps"])
         print(f"  {'step':<22} {'jobs':>4} {'sum s':>8} {'max s':>8} {'peak RSS MiB':>13} "
               f"{'tree PSS MiB':>13}")  # fmt: skip
