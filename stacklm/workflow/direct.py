@@ -24,6 +24,7 @@ path: a reservoir sample)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ import pandas as pd
 
 from stacklm.diagnostics.crossproducts import block_cross_products
 from stacklm.diagnostics.distributions import reservoir_size, sample_distributions
+from stacklm.genotype.inputs import is_genotype_config
 from stacklm.io.blocks import rows_per_block
 from stacklm.io.formats import MatrixInputError, matrix_format
 from stacklm.io.matrix import READ_BLOCK_VALUES, _check_piece, _fill_rows
@@ -42,6 +44,9 @@ from stacklm.io.text import _check_unique_samples
 from stacklm.limma.lmfit import lm_fit
 from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
+from stacklm.workflow.pipeline import normalize_summary, write_chunk_fit
+from stacklm.workflow.provenance import file_checksum
+from stacklm.workflow.weighting.plan import uses_weighted_path
 
 #: values (rows x samples) fitted at once, as in the store path's fit jobs (32 MB of float64)
 DIRECT_BLOCK_VALUES = 1 << 22
@@ -51,9 +56,6 @@ def direct_fit_reason(config: Mapping, specs: Mapping, chunks: int) -> str | Non
     """Why the fit jobs cannot read the matrix directly (None: they can; see the module). ``specs``:
     the analyses' :class:`stacklm.spec.AnalysisSpec` by name; ``chunks``: the number of fit jobs
     (each takes whole row groups, so the file needs at least that many)."""
-    from stacklm.genotype.inputs import is_genotype_config
-    from stacklm.workflow.weighting.plan import uses_weighted_path
-
     if config.get("fit_input", "auto") == "store":
         return "fit_input: store"
     if is_genotype_config(config):
@@ -123,7 +125,6 @@ def direct_fit_chunk(
     (:func:`stacklm.workflow.pipeline.fit_chunk`), block by block. Writes the fit, the
     cross-products and the chunk's input piece (:func:`write_input_piece`). Returns the rows
     fitted."""
-    from stacklm.workflow.pipeline import write_chunk_fit
 
     path = Path(matrix_path)
     normalize = dict(normalize or {})
@@ -297,21 +298,10 @@ def direct_normalize_summary(
             f"{matrix_path}: the fit chunks read {found['n_read']} of its {n_input} rows; "
             "the file changed during the run: run again"
         )
-    if found["n_kept"] == 0:
-        raise ValueError(
-            f"all {n_input} features of {matrix_path} were removed by the filters "
-            f"({', '.join(f'{k}: {v}' for k, v in found['removed'].items())}); relax 'filter'"
-        )
-    return {
-        "n_input_features": n_input,
-        "n_features": found["n_kept"],
-        "n_samples": len(found["samples"]),
-        "removed_by_filter": found["removed"],
-        "input_scale": input_scale,
-        "normalize": normalize,
-        "filter": filters,
-        "precision": precision,
-    }
+    return normalize_summary(
+        matrix_path, n_input, found["n_kept"], len(found["samples"]), found["removed"],
+        input_scale, normalize, filters, precision,
+    )  # fmt: skip
 
 
 def direct_distributions(piece_paths: Sequence) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -322,25 +312,14 @@ def direct_distributions(piece_paths: Sequence) -> tuple[pd.DataFrame, pd.DataFr
     return sample_distributions(values, values[found["sample_kept"]], samples, samples)
 
 
-def direct_normalized(
-    matrix_path,
-    piece_paths: Sequence,
-    input_scale: str = "expression",
-    normalize: Mapping | None = None,
-    filters: Mapping | None = None,
-    precision: str = "float64",
-):
-    """A Future of :func:`direct_normalize_summary` with the matrix's checksum (as the store
-    path's normalize records it for the provenance), computed in a background thread (hashing and
-    Parquet reads release the GIL) while moderate computes the results."""
-    import concurrent.futures
-
-    from stacklm.workflow.provenance import file_checksum
+def direct_normalized(matrix_path, piece_paths: Sequence, **settings):
+    """A Future of :func:`direct_normalize_summary` (``settings``: its keyword arguments) with the
+    matrix's checksum (as the store path's normalize records it for the provenance), computed in a
+    background thread (hashing and Parquet reads release the GIL) while moderate computes the
+    results."""
 
     def build():
-        summary = direct_normalize_summary(
-            matrix_path, piece_paths, input_scale, normalize, filters, precision
-        )
+        summary = direct_normalize_summary(matrix_path, piece_paths, **settings)
         summary["input_checksums"] = {"matrix": file_checksum(matrix_path)}
         return summary
 

@@ -135,20 +135,32 @@ def normalize_matrix(
             n_kept = int(keep.sum())
         for name, count in removed.items():
             log.info("filter %s removed %d features", name, count)
-        if n_kept == 0:
-            raise ValueError(
-                f"all {n_input} features of {matrix_path} were removed by the filters "
-                f"({', '.join(f'{k}: {v}' for k, v in removed.items())}); relax 'filter'"
-            )
+        summary = normalize_summary(
+            matrix_path, n_input, n_kept, len(samples), removed, input_scale, normalize, filters,
+            precision,
+        )  # fmt: skip
         if n_kept < min_features:
             raise ValueError(
                 f"'chunks' ({min_features}) is larger than the number of features kept ({n_kept}); "
                 "lower 'chunks'"
             )
+    return summary
+
+
+def normalize_summary(
+    matrix_path, n_input, n_kept, n_samples, removed, input_scale, normalize, filters, precision
+) -> dict:
+    """normalize's summary (results/normalized/summary.json without the checksum): feature counts,
+    each filter's count and the settings; refuses a matrix the filters left no feature of."""
+    if n_kept == 0:
+        raise ValueError(
+            f"all {n_input} features of {matrix_path} were removed by the filters "
+            f"({', '.join(f'{k}: {v}' for k, v in removed.items())}); relax 'filter'"
+        )
     return {
         "n_input_features": n_input,
         "n_features": n_kept,
-        "n_samples": len(samples),
+        "n_samples": n_samples,
         "removed_by_filter": removed,
         "input_scale": input_scale,
         "normalize": normalize,
