@@ -178,3 +178,39 @@ def test_top_rows_are_top_table_order(data, which):
             n = max(int(np.sum(fdr <= alpha)), min(minimum, want.size))
             np.testing.assert_array_equal(rows, want[:n])
         assert (eb.F is not None) == every
+
+
+def test_arrow_columns_write_the_dataframe_s_bytes(data, tmp_path):
+    """moderate_step writes results.parquet and top_table.tsv from the column arrays
+    (arrow_columns, the top rows taken) instead of a DataFrame: the same bytes as from
+    moderate_and_test's DataFrame (missing values, int8 decisions, -0 decisions in the top table)."""
+    import logging
+
+    from stacklm.analysis import moderate_columns
+    from stacklm.io.outputs import arrow_columns, arrow_table, write_parquet
+    from stacklm.spec import AnalysisSpec
+    from stacklm.workflow.analysis_steps import _write_top_table
+
+    matrices, sheet = data
+    fit = lm_fit(matrices["na"], _design(sheet))
+    cols, stats, eb = moderate_columns(fit, {}, TESTED, {}, threads=2)
+    table, stats_df, _ = moderate_and_test(fit, {}, TESTED, {}, threads=2)
+    assert stats == stats_df
+    decisions = [c for c in cols if c.startswith("decision_")]
+    assert (
+        np.isnan(table["p_value"]).any()
+        and (np.signbit(table[decisions]) & (table[decisions] == 0)).any().any()
+    )
+    fast, slow = (
+        arrow_columns(cols, decisions, threads=2),
+        arrow_table(table, int8_columns=decisions),
+    )
+    assert fast.equals(slow) and fast.schema.equals(slow.schema)
+    write_parquet(fast, tmp_path / "fast.parquet")
+    write_parquet(table, tmp_path / "slow.parquet", int8_columns=decisions)
+    assert (tmp_path / "fast.parquet").read_bytes() == (tmp_path / "slow.parquet").read_bytes()
+    spec = AnalysisSpec.from_settings("a", SETTINGS)
+    log = logging.getLogger("test")
+    _write_top_table(cols, eb, spec, 0.05, tmp_path / "fast.tsv", None, log)
+    _write_top_table(table, eb, spec, 0.05, tmp_path / "slow.tsv", None, log)
+    assert (tmp_path / "fast.tsv").read_bytes() == (tmp_path / "slow.tsv").read_bytes()
