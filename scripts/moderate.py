@@ -39,10 +39,10 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
         normalized = direct_normalized(
             snakemake.input.matrix,  # noqa: F821
             snakemake.input.pieces,  # noqa: F821
-            d["input_scale"],
-            d["normalize"],
-            d["filter"],
-            d["precision"],
+            input_scale=d["input_scale"],
+            normalize=d["normalize"],
+            filters=d["filter"],
+            precision=d["precision"],
         )
     table, _ = step(
         snakemake.input.chunks,  # noqa: F821
