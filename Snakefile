@@ -94,7 +94,7 @@ if config["chunks"] == "auto":
 else:
     CHUNKS = int(config["chunks"])
 
-from stacklm.workflow.direct import direct_fit_reason  # noqa: E402
+from stacklm.workflow.chunks import direct_fit_reason  # noqa: E402
 
 # the fit jobs read a Parquet matrix directly when nothing else needs the normalized store
 # (stacklm/workflow/direct.py); the reason they do not is shown by `snakemake -n`'s log

@@ -22,9 +22,17 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from stacklm.genotype.inputs import is_genotype_config
+from stacklm.io.formats import MatrixInputError, matrix_format
+from stacklm.io.parquet import _parquet_file
+from stacklm.workflow.weighting.plan import uses_weighted_path
 
 #: float64 megabytes of the matrix per fit job
 CHUNK_TARGET_MB = 512
@@ -68,3 +76,50 @@ def auto_chunks(
         return by_size
     local = cores * max(1, math.ceil(values / (cores * LOCAL_CHUNK_TARGET_MB)))
     return min(by_size, local)
+
+
+def direct_fit_reason(config: Mapping, specs: Mapping, chunks: int) -> str | None:
+    """Why the fit jobs cannot read a Parquet matrix directly (None: they can;
+    :mod:`stacklm.workflow.direct`), decided when the workflow is read. ``specs``:
+    the analyses' :class:`stacklm.spec.AnalysisSpec` by name; ``chunks``: the number of fit jobs
+    (each takes whole row groups, so the file needs at least that many)."""
+    if config.get("fit_input", "auto") == "store":
+        return "fit_input: store"
+    if is_genotype_config(config):
+        return "genotype input"
+    try:
+        fmt = matrix_format(Path(config["matrix"]), config.get("matrix_format"))
+    except (MatrixInputError, ValueError, OSError):
+        return "matrix format unknown"
+    if fmt != "parquet":
+        return "not a Parquet matrix"
+    if config["input_scale"] == "counts":
+        return "counts"
+    if (config.get("normalize") or {}).get("method", "none") != "none":
+        return "between-sample normalization"
+    if config.get("precision", "float64") != "float64":
+        return "precision float32"
+    for name, spec in specs.items():
+        if spec.surrogate.wanted or uses_weighted_path(spec, config["input_scale"]):
+            return f"analysis {name} needs the normalized matrix"
+        if spec.export_corrected:
+            return f"analysis {name} exports corrected values"
+    try:
+        groups = _parquet_file(Path(config["matrix"])).metadata.num_row_groups
+    except MatrixInputError:
+        return "matrix unreadable"
+    if groups < chunks:
+        return "fewer row groups than chunks"
+    return None
+
+
+def direct_chunk_groups(path, chunks: int) -> list[tuple[int, int, int]]:
+    """Each chunk's ``(first row group, end row group, first row)``: contiguous row groups, as
+    even as their number allows (needs at least ``chunks`` row groups)."""
+    meta = _parquet_file(Path(path)).metadata
+    n = meta.num_row_groups
+    if n < chunks:
+        raise ValueError(f"{path}: {n} row groups cannot make {chunks} chunks")
+    starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(n)])
+    edges = [round(c * n / chunks) for c in range(chunks + 1)]
+    return [(edges[c], edges[c + 1], int(starts[edges[c]])) for c in range(chunks)]

@@ -4,7 +4,8 @@ When the only step that needs the normalized values is the plain fit (no surroga
 counts, weights or blocks, no corrected export, normalization ``none``, storage precision float64),
 the store is a full copy of the input that is read once: normalize transposes every row group into
 it (3 s of 12 at 850,000 x 400), writes it through the page cache and runs alone before any fit. Here
-each fit job instead reads its own row groups of the Parquet file (:func:`direct_chunk_groups`),
+each fit job instead reads its own row groups of the Parquet file
+(:func:`stacklm.workflow.chunks.direct_chunk_groups`),
 applies what normalize would (the checks, the input scale's transform, the feature filters) and fits
 them; the two jobs decode side by side. What normalize reports is collected from the chunks:
 
@@ -20,7 +21,8 @@ rows fitted in blocks (tested equal to within 1e-12; the fits do not depend on r
 chunks). Two diagnostics use a differently chosen, equally uniform subset of rows: the PCA
 cross-products take every k-th *input* row that is kept (the store path: every k-th kept row; the
 same rows when no filter removes any), and the density sample is every k-th input row (the store
-path: a reservoir sample)."""
+path: a reservoir sample).  When the workflow takes this path:
+:func:`stacklm.workflow.chunks.direct_fit_reason`."""
 
 from __future__ import annotations
 
@@ -34,9 +36,8 @@ import pandas as pd
 
 from stacklm.diagnostics.crossproducts import block_cross_products
 from stacklm.diagnostics.distributions import reservoir_size, sample_distributions
-from stacklm.genotype.inputs import is_genotype_config
 from stacklm.io.blocks import rows_per_block
-from stacklm.io.formats import MatrixInputError, matrix_format
+from stacklm.io.formats import MatrixInputError
 from stacklm.io.matrix import READ_BLOCK_VALUES, _check_piece, _fill_rows
 from stacklm.io.outputs import atomic_path
 from stacklm.io.parquet import _parquet_batches, _parquet_file, _parquet_layout
@@ -44,58 +45,12 @@ from stacklm.io.text import _check_unique_samples
 from stacklm.limma.lmfit import lm_fit
 from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
+from stacklm.workflow.chunks import direct_chunk_groups
 from stacklm.workflow.pipeline import normalize_summary, write_chunk_fit
 from stacklm.workflow.provenance import file_checksum
-from stacklm.workflow.weighting.plan import uses_weighted_path
 
 #: values (rows x samples) fitted at once, as in the store path's fit jobs (32 MB of float64)
 DIRECT_BLOCK_VALUES = 1 << 22
-
-
-def direct_fit_reason(config: Mapping, specs: Mapping, chunks: int) -> str | None:
-    """Why the fit jobs cannot read the matrix directly (None: they can; see the module). ``specs``:
-    the analyses' :class:`stacklm.spec.AnalysisSpec` by name; ``chunks``: the number of fit jobs
-    (each takes whole row groups, so the file needs at least that many)."""
-    if config.get("fit_input", "auto") == "store":
-        return "fit_input: store"
-    if is_genotype_config(config):
-        return "genotype input"
-    try:
-        fmt = matrix_format(Path(config["matrix"]), config.get("matrix_format"))
-    except (MatrixInputError, ValueError, OSError):
-        return "matrix format unknown"
-    if fmt != "parquet":
-        return "not a Parquet matrix"
-    if config["input_scale"] == "counts":
-        return "counts"
-    if (config.get("normalize") or {}).get("method", "none") != "none":
-        return "between-sample normalization"
-    if config.get("precision", "float64") != "float64":
-        return "precision float32"
-    for name, spec in specs.items():
-        if spec.surrogate.wanted or uses_weighted_path(spec, config["input_scale"]):
-            return f"analysis {name} needs the normalized matrix"
-        if spec.export_corrected:
-            return f"analysis {name} exports corrected values"
-    try:
-        groups = _parquet_file(Path(config["matrix"])).metadata.num_row_groups
-    except MatrixInputError:
-        return "matrix unreadable"
-    if groups < chunks:
-        return "fewer row groups than chunks"
-    return None
-
-
-def direct_chunk_groups(path, chunks: int) -> list[tuple[int, int, int]]:
-    """Each chunk's ``(first row group, end row group, first row)``: contiguous row groups, as
-    even as their number allows (needs at least ``chunks`` row groups)."""
-    meta = _parquet_file(Path(path)).metadata
-    n = meta.num_row_groups
-    if n < chunks:
-        raise ValueError(f"{path}: {n} row groups cannot make {chunks} chunks")
-    starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(n)])
-    edges = [round(c * n / chunks) for c in range(chunks + 1)]
-    return [(edges[c], edges[c + 1], int(starts[edges[c]])) for c in range(chunks)]
 
 
 def distribution_stride(n_rows: int, n_samples: int) -> int:

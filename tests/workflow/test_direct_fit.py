@@ -16,13 +16,12 @@ from stacklm.diagnostics.crossproducts import load_cross_products
 from stacklm.io.formats import MatrixInputError
 from stacklm.limma.fitstore import concat_fits, load_fit
 from stacklm.spec import AnalysisSpec
+from stacklm.workflow.chunks import direct_chunk_groups, direct_fit_reason
 from stacklm.workflow.config import validate_config
 from stacklm.workflow.direct import (
     check_unique_feature_ids,
-    direct_chunk_groups,
     direct_distributions,
     direct_fit_chunk,
-    direct_fit_reason,
     direct_normalize_summary,
     distribution_stride,
     read_input_pieces,

@@ -1,7 +1,7 @@
 """Which steps a counts / weights / block analysis runs, and the checks of those settings against
 the config and the sample sheet, before any job runs.  Light on imports (the Snakefile reads it
-when it parses the workflow: beyond what the config checks import, only limma's duplicateCorrelation
-module for its block-structure check); the steps themselves are the other modules of
+when it parses the workflow: limma's duplicateCorrelation module, and with it scipy.linalg, only
+when an analysis has a block to check); the steps themselves are the other modules of
 :mod:`stacklm.workflow.weighting`."""
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-
-from stacklm.limma.dupcor import block_structure_check
 
 if TYPE_CHECKING:
     from stacklm.spec import AnalysisSpec
@@ -165,6 +163,9 @@ def check_weighting_analysis(
                 "(e.g. the donor), or remove block"
             )
         if w.correlation is None:
+            # here: every Snakemake start reads this module, and few analyses have a block
+            from stacklm.limma.dupcor import block_structure_check
+
             reason = block_structure_check(design.to_numpy(dtype=np.float64), labels)
             if reason is not None and "encoded" in reason:
                 raise ValueError(
