@@ -3,6 +3,7 @@ same normalize summary as the store path, its errors, and when the workflow take
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -122,6 +123,12 @@ def test_direct_fits_equal_the_store_path_and_its_summary(tmp_path):
         path, pieces, SETTINGS["input_scale"], SETTINGS["normalize"], SETTINGS["filters"]
     )
     assert got == summary
+    checked = direct_normalize_summary(path, pieces, with_checksum=True, **{
+        "input_scale": SETTINGS["input_scale"], "normalize": SETTINGS["normalize"],
+        "filters": SETTINGS["filters"]})  # fmt: skip
+    record = checked.pop("input_checksums")["matrix"]
+    assert checked == summary and record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert record["bytes"] == path.stat().st_size
     assert got["removed_by_filter"] == {"max_missing": 40}
 
 
@@ -274,8 +281,11 @@ def test_workflow_results_equal_with_and_without_the_store(runs):
         == (sb["provenance"]["inputs"]["matrix"]["sha256"])
     )
     na, nb = (json.loads((runs[k] / "results/normalized/summary.json").read_text()) for k in runs)
-    nb.pop("input_checksums")
-    assert na == nb
+    assert na == nb  # the checksum too: the direct path's first chunk hashes the matrix
+    assert (
+        na["input_checksums"]["matrix"]["sha256"]
+        == hashlib.sha256((runs["direct"].parent / "m.parquet").read_bytes()).hexdigest()
+    )
 
 
 def test_workflow_direct_path_writes_no_store_and_keeps_normalize_outputs(runs):
