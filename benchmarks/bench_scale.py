@@ -4,6 +4,7 @@ and peak memory (issue 19's sizes).
 Usage: python benchmarks/bench_scale.py [--sizes 100000x100 1000000x100 850000x400 1000000x1000]
                                         [--cores 2] [--workdir /tmp/stacklm-bench/scale]
                                         [--no-r] [--no-plots] [--r-max-gb 16] [--json FILE]
+                                        [--repeats 1]
 
 Data (cached in --workdir, generation not timed): the seeded G x n matrix of ``bench_compute.py``
 (8-column design: Intercept, groupB, groupC, sexM, batch2..4, age; group effects on 5% of the
@@ -165,7 +166,7 @@ def print_row(row: dict) -> None:
     r = row.get("r")
     if r:
         print(f"R limma compute (eBayes(lmFit) + topTable(coef = 2:3, number = Inf)): "
-              f"{r['compute_s']:.2f} s; Rscript peak RSS {r['rss_mib']:.0f} MiB")  # fmt: skip
+              f"{r['compute_s']:.2f} s{_runs(r)}; Rscript peak RSS {r['rss_mib']:.0f} MiB")  # fmt: skip
     else:
         print(f"R limma: {row.get('r_note', 'not run')}")
     for key, label in (("results", "results only"), ("all", "all targets")):
@@ -176,7 +177,7 @@ def print_row(row: dict) -> None:
         peak = max(
             max(s.get("rss_mib") or 0, s.get("tree_pss_mib") or 0) for s in wf["steps"].values()
         )
-        print(f"workflow, {label}: {wf['s']:.1f} s{ratio}; largest job peak {peak:.0f} MiB "
+        print(f"workflow, {label}: {wf['s']:.1f} s{_runs(wf)}{ratio}; largest job peak {peak:.0f} MiB "
               "(the larger of its own RSS and its tree's PSS)")  # fmt: skip
         steps = summarize_steps(wf["steps"])
         print(f"  {'step':<22} {'jobs':>4} {'sum s':>8} {'max s':>8} {'peak RSS MiB':>13} "
@@ -187,6 +188,14 @@ def print_row(row: dict) -> None:
             pss = "-" if s.get("tree_pss_mib") is None else f"{s['tree_pss_mib']:.0f}"
             print(f"  {rule:<22} {s['jobs']:>4} {s['s']:>8.2f} {s['max_s']:>8.2f} {rss:>13} "
                   f"{pss:>13}")  # fmt: skip
+
+
+def _runs(run: dict) -> str:
+    """' (median of runs a, b, c)' when the size was run more than once."""
+    found = run.get("runs") or []
+    if len(found) < 2:
+        return ""
+    return f" (median of {', '.join(f'{x:.2f}' for x in found)})"
 
 
 def main(argv=None) -> int:
@@ -200,6 +209,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--r-max-gb", type=float, default=16.0)
     parser.add_argument("--json")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each (R and workflow interleaved): medians"
+    )
     args = parser.parse_args(argv)
 
     work = Path(args.workdir)
@@ -215,23 +227,32 @@ def main(argv=None) -> int:
         data = work / f"data_{g}x{n}"
         matrix, samples, raw = make_data(data, g, n, bool(want_r))
         row = {"features": g, "samples": n, "matrix_mib": matrix.stat().st_size / 2**20}
-        if want_r:
-            row["r"] = time_r(raw, samples, g, n, data)
-            print(f"# {text}: R compute {row['r']['compute_s']:.2f} s", flush=True)
-        else:
+        if not want_r:
             row["r_note"] = (
                 "not run (--no-r)"
                 if args.no_r
                 else f"not run (would need ~{r_gb:.0f} GB > --r-max-gb)"
             )
-        row["results"] = time_workflow(
-            matrix, samples, work / f"run_{text}", args.cores,
-            ["results/A/results.parquet", "results/A/summary.json"],
-        )  # fmt: skip
-        print(f"# {text}: workflow results {row['results']['s']:.1f} s", flush=True)
-        if not args.no_plots:
-            row["all"] = time_workflow(matrix, samples, work / f"run_{text}", args.cores, [])
-            print(f"# {text}: workflow all {row['all']['s']:.1f} s", flush=True)
+        runs: dict[str, list] = {"r": [], "results": [], "all": []}
+        for _ in range(args.repeats):  # R and the two workflow runs interleaved
+            if want_r:
+                runs["r"].append(time_r(raw, samples, g, n, data))
+                print(f"# {text}: R compute {runs['r'][-1]['compute_s']:.2f} s", flush=True)
+            runs["results"].append(time_workflow(
+                matrix, samples, work / f"run_{text}", args.cores,
+                ["results/A/results.parquet", "results/A/summary.json"],
+            ))  # fmt: skip
+            print(f"# {text}: workflow results {runs['results'][-1]['s']:.1f} s", flush=True)
+            if not args.no_plots:
+                runs["all"].append(
+                    time_workflow(matrix, samples, work / f"run_{text}", args.cores, [])
+                )
+                print(f"# {text}: workflow all {runs['all'][-1]['s']:.1f} s", flush=True)
+        for key, found in runs.items():  # the median run of each (its steps are shown)
+            if found:
+                wall = "compute_s" if key == "r" else "s"
+                found = sorted(found, key=lambda run, wall=wall: run[wall])
+                row[key] = dict(found[(len(found) - 1) // 2], runs=[x[wall] for x in found])
         rows.append(row)
     print(f"\n# load average after: {os.getloadavg()}")
     for row in rows:
