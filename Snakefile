@@ -73,14 +73,16 @@ if workflow.is_main_process:
 
 
 ANALYSES = list(config["analyses"])
+# a local run (not a cluster run, nor one of its jobs, which read this file again)
+LOCAL_RUN = workflow.local_exec and not workflow.remote_exec
 if config["chunks"] == "auto":
     from stacklm.workflow.chunks import auto_chunks
     from stacklm.workflow.weighting.plan import uses_weighted_path
 
-    # a local run's cores count (stacklm/workflow/chunks.py); a cluster run and its jobs (which
-    # read this file again) use the size rule only, so that every process counts the same chunks
+    # a local run's cores count (stacklm/workflow/chunks.py); a cluster run and its jobs use the
+    # size rule only, so that every process counts the same chunks
     _CORES = None
-    if workflow.local_exec and not workflow.remote_exec:
+    if LOCAL_RUN:
         try:
             _CORES = workflow.cores
         except WorkflowError:  # no --cores (a dry run): the size rule
@@ -97,7 +99,7 @@ else:
 from stacklm.workflow.chunks import direct_fit_reason  # noqa: E402
 
 # the fit jobs read a Parquet matrix directly when nothing else needs the normalized store
-# (stacklm/workflow/direct.py); the reason they do not is shown by `snakemake -n`'s log
+# (stacklm/workflow/direct.py; fit_input in config/schema.yaml)
 DIRECT = direct_fit_reason(config, SPECS, CHUNKS) is None
 STORE = "results/normalized/matrix"  # the normalized binary matrix (rule normalize, store path)
 
