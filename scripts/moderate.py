@@ -43,6 +43,7 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
             normalize=d["normalize"],
             filters=d["filter"],
             precision=d["precision"],
+            checksum_path=snakemake.input.checksum,  # noqa: F821
         )
     table, _ = step(
         snakemake.input.chunks,  # noqa: F821

@@ -14,7 +14,7 @@ with workflow_step("normalize", snakemake.log[0], snakemake.threads) as log:  # 
     p, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
     summary = direct_normalize_summary(
         inp.matrix, inp.pieces, p.input_scale, p.normalize, p.filter, p.precision,
-        with_checksum=True,
+        checksum_path=inp.checksum,
     )  # fmt: skip
     for name, count in summary["removed_by_filter"].items():
         log.info("filter %s removed %d features", name, count)

@@ -47,7 +47,6 @@ from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
 from stacklm.workflow.chunks import direct_chunk_groups
 from stacklm.workflow.pipeline import normalize_summary, write_chunk_fit
-from stacklm.workflow.provenance import background_checksum
 
 #: values (rows x samples) fitted at once, as in the store path's fit jobs (32 MB of float64)
 DIRECT_BLOCK_VALUES = 1 << 22
@@ -115,10 +114,6 @@ def direct_fit_chunk(
     def error_source():
         return ((ids, None, at) for ids, at in source())
 
-    # the matrix's checksum for the provenance (normalize's on the store path): hashed by the first
-    # chunk beside its fit, where it shares the two cores with the fits (in moderate, alone on its
-    # critical path, 8.9 GB took 4.5 s)
-    checksum = background_checksum(path) if chunk == 0 else None
     seen: set[str] = set()
     removed: dict[str, int] = {}
     fits, cross = [], None
@@ -170,18 +165,14 @@ def direct_fit_chunk(
         samples=samples,
         sample_values=np.vstack(sample_rows) if sample_rows else np.empty((0, len(samples))),
         sample_kept=np.concatenate(sample_kept) if sample_kept else np.empty(0, dtype=bool),
-        checksum=checksum.result() if checksum is not None else None,
     )
     return n_kept
 
 
-def write_input_piece(
-    path, n_read, n_kept, removed, samples, sample_values, sample_kept, checksum=None
-) -> None:
+def write_input_piece(path, n_read, n_kept, removed, samples, sample_values, sample_kept) -> None:
     """One chunk's share of what normalize reports: rows read and kept, each filter's count, the
-    sample names, its rows of the distribution sample (values on the analysis scale) with whether
-    the filters kept them, and (the first chunk) the matrix's checksum record
-    (:func:`stacklm.workflow.provenance.file_checksum`)."""
+    sample names, and its rows of the distribution sample (values on the analysis scale) with
+    whether the filters kept them."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,
@@ -191,20 +182,17 @@ def write_input_piece(
             samples=np.array(samples, dtype=str),
             sample_values=sample_values,
             sample_kept=sample_kept,
-            checksum=np.array(json.dumps(checksum)),
         )
 
 
 def read_input_pieces(paths: Sequence) -> dict:
     """The chunks' pieces added up, in chunk order: ``n_read``, ``n_kept``, ``removed`` (filter ->
-    count, in the filters' order), ``samples``, ``sample_values``, ``sample_kept`` and the
-    matrix's ``checksum`` record (None if no piece has one)."""
+    count, in the filters' order), ``samples``, ``sample_values``, ``sample_kept``."""
     n_read = n_kept = 0
     removed: dict[str, int] = {}
-    values, kept, samples, checksum = [], [], None, None
+    values, kept, samples = [], [], None
     for p in paths:
         with np.load(p, allow_pickle=False) as z:
-            checksum = checksum or json.loads(str(z["checksum"]))
             n_read += int(z["n_read"])
             n_kept += int(z["n_kept"])
             for k, v in json.loads(str(z["removed"])).items():
@@ -219,7 +207,6 @@ def read_input_pieces(paths: Sequence) -> dict:
         "samples": samples or [],
         "sample_values": np.vstack(values) if values else np.empty((0, 0)),
         "sample_kept": np.concatenate(kept) if kept else np.empty(0, dtype=bool),
-        "checksum": checksum,
     }
 
 
@@ -252,14 +239,15 @@ def direct_normalize_summary(
     normalize: Mapping | None = None,
     filters: Mapping | None = None,
     precision: str = "float64",
-    with_checksum: bool = False,
+    checksum_path=None,
 ) -> dict:
     """The summary :func:`stacklm.workflow.pipeline.normalize_matrix` returns (the same keys and
     numbers), from the chunks' pieces of a directly read Parquet matrix; raises its errors (no
     feature left; a feature id appearing twice, :func:`check_unique_feature_ids`).
-    ``with_checksum``: with ``input_checksums``, the matrix's checksum the first chunk recorded,
-    as the store path's normalize step adds it for the provenance (which hashes the file again
-    if it changed since)."""
+    ``checksum_path``: the matrix's checksum record
+    (:func:`stacklm.workflow.provenance.write_checksum`), added as
+    ``input_checksums`` as the store path's normalize step adds it for the provenance (which
+    hashes the file again if it changed since)."""
     normalize = dict(normalize or {})
     filters = {k: v for k, v in dict(filters or {}).items() if v is not None}
     found = read_input_pieces(piece_paths)
@@ -273,8 +261,9 @@ def direct_normalize_summary(
         matrix_path, n_input, found["n_kept"], len(found["samples"]), found["removed"],
         input_scale, normalize, filters, precision,
     )  # fmt: skip
-    if with_checksum and found["checksum"] is not None:
-        summary["input_checksums"] = {"matrix": found["checksum"]}
+    if checksum_path is not None:
+        with open(checksum_path) as fh:
+            summary["input_checksums"] = {"matrix": json.load(fh)}
     return summary
 
 
@@ -287,12 +276,10 @@ def direct_distributions(piece_paths: Sequence) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def direct_normalized(matrix_path, piece_paths: Sequence, **settings):
-    """A Future of :func:`direct_normalize_summary` with the checksum (``settings``: its other
-    keyword arguments), built in a background thread (the id column's read releases the GIL)
-    while moderate computes the results."""
+    """A Future of :func:`direct_normalize_summary` (``settings``: its keyword arguments), built in
+    a background thread (the id column's read releases the GIL) while moderate computes the
+    results."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(
-        direct_normalize_summary, matrix_path, piece_paths, with_checksum=True, **settings
-    )
+    future = pool.submit(direct_normalize_summary, matrix_path, piece_paths, **settings)
     pool.shutdown(wait=False)
     return future

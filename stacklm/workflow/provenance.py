@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
+from stacklm.io.atomic import write_json
+
 #: config keys that name input files, in the order they are reported
 INPUT_KEYS = ("matrix", "samples", "features")
 
@@ -40,6 +42,15 @@ def file_checksum(path) -> dict:
         "mtime_ns": stat.st_mtime_ns,
         "sha256": sha256_file(path),
     }
+
+
+def write_checksum(path, out_path) -> dict:
+    """:func:`file_checksum` of ``path``, written as JSON to ``out_path``: the direct Parquet
+    path's own light job hashes the matrix beside the design and fit jobs (normalize does on the
+    store path; in moderate it sat alone on the critical path, 4.5 s for 8.9 GB)."""
+    record = file_checksum(path)
+    write_json(record, out_path)
+    return record
 
 
 def background_checksum(path) -> concurrent.futures.Future:

@@ -28,6 +28,7 @@ from stacklm.workflow.direct import (
     read_input_pieces,
 )
 from stacklm.workflow.pipeline import fit_chunk, normalize_matrix
+from stacklm.workflow.provenance import write_checksum
 
 N = 16
 G = 2600
@@ -123,7 +124,8 @@ def test_direct_fits_equal_the_store_path_and_its_summary(tmp_path):
         path, pieces, SETTINGS["input_scale"], SETTINGS["normalize"], SETTINGS["filters"]
     )
     assert got == summary
-    checked = direct_normalize_summary(path, pieces, with_checksum=True, **{
+    write_checksum(path, tmp_path / "checksum.json")
+    checked = direct_normalize_summary(path, pieces, checksum_path=tmp_path / "checksum.json", **{
         "input_scale": SETTINGS["input_scale"], "normalize": SETTINGS["normalize"],
         "filters": SETTINGS["filters"]})  # fmt: skip
     record = checked.pop("input_checksums")["matrix"]
@@ -281,7 +283,7 @@ def test_workflow_results_equal_with_and_without_the_store(runs):
         == (sb["provenance"]["inputs"]["matrix"]["sha256"])
     )
     na, nb = (json.loads((runs[k] / "results/normalized/summary.json").read_text()) for k in runs)
-    assert na == nb  # the checksum too: the direct path's first chunk hashes the matrix
+    assert na == nb  # the checksum too (the direct path's matrix_checksum job)
     assert (
         na["input_checksums"]["matrix"]["sha256"]
         == hashlib.sha256((runs["direct"].parent / "m.parquet").read_bytes()).hexdigest()

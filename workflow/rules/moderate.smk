@@ -9,7 +9,11 @@ rule moderate:
         # the normalize summary, or with the direct Parquet path the chunks' input pieces (moderate
         # adds them up itself, so it does not wait for rule normalize)
         **(
-            {"matrix": config["matrix"], "pieces": lambda w: direct_input_pieces(w.analysis)}
+            {
+                "matrix": config["matrix"],
+                "pieces": lambda w: direct_input_pieces(w.analysis),
+                "checksum": "results/normalized/matrix_checksum.json",
+            }
             if DIRECT
             else {"normalized": rules.normalize.output.summary}
         ),
