@@ -79,7 +79,6 @@ def direct_fit_chunk(
     (:func:`stacklm.workflow.pipeline.fit_chunk`), block by block. Writes the fit, the
     cross-products and the chunk's input piece (:func:`write_input_piece`). Returns the rows
     fitted."""
-
     path = Path(matrix_path)
     normalize = dict(normalize or {})
     filters = {k: v for k, v in dict(filters or {}).items() if v is not None}
@@ -152,7 +151,7 @@ def direct_fit_chunk(
             n_read += b - a
             n_kept += len(rows)
         del ids, cols
-    if not fits:  # no rows (cannot happen for a chunk of row groups; kept for safety)
+    if not fits:  # a chunk whose row groups are all empty (a file can have some)
         Y = np.empty((0, len(columns)))
         fits.append(lm_fit(Y, design, feature_ids=np.empty(0, dtype=object)))
         cross = block_cross_products(Y, X, fits[0].coefficients, design_samples, [], n_input)
