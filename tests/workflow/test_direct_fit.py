@@ -299,3 +299,29 @@ def test_workflow_direct_path_writes_no_store_and_keeps_normalize_outputs(runs):
         assert set(table["stage"]) == {"input", "normalized"}
         assert table["sample"].nunique() == N
     assert (direct / "results" / "g" / "plots" / "sample_density.png").stat().st_size > 0
+
+
+def test_a_chunk_of_empty_row_groups_writes_an_empty_fit(tmp_path):
+    rng = np.random.default_rng(3)
+    samples = [f"S{i}" for i in range(6)]
+
+    def table(a, b):
+        ids = pa.array([f"f{i}" for i in range(a, b)], pa.string())
+        return pa.table(
+            {"feature_id": ids} | {s: pa.array(rng.normal(size=b - a)) for s in samples}
+        )
+
+    path = tmp_path / "gaps.parquet"
+    with pq.ParquetWriter(path, table(0, 1).schema) as writer:  # row groups of 50, 0 and 30 rows
+        for a, b in ((0, 50), (50, 50), (50, 80)):
+            writer.write_table(table(a, b))
+    design = pd.DataFrame({"(Intercept)": 1.0, "x": np.arange(6.0)}, index=samples)
+    kept, pieces = [], []
+    for c in range(3):
+        paths = [tmp_path / f"{c}.npz", tmp_path / f"{c}.cp.npz", tmp_path / f"{c}.in.npz"]
+        kept.append(direct_fit_chunk(path, design, c, 3, *paths))
+        assert load_fit(paths[0]).n_features == kept[-1]
+        pieces.append(paths[2])
+    assert kept == [50, 0, 30]
+    summary = direct_normalize_summary(path, pieces)
+    assert summary["n_input_features"] == summary["n_features"] == 80
