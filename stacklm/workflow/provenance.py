@@ -91,13 +91,15 @@ def input_checksums(config: Mapping, keys=INPUT_KEYS, known: Mapping | None = No
 
 def blas_info() -> list[dict]:
     """The BLAS/LAPACK/OpenMP libraries numpy and scipy use (threadpoolctl): name, version, threading
-    layer; the last digits of a fit can depend on them."""
+    layer; the last digits of a fit can depend on them.  Sorted by file path and API (threadpoolctl
+    lists them in the order the libraries were loaded, which differs between runs)."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         return []
     keys = ("internal_api", "version", "threading_layer", "architecture", "filepath")
-    return [{k: lib.get(k) for k in keys if k in lib} for lib in threadpool_info()]
+    found = [{k: lib.get(k) for k in keys if k in lib} for lib in threadpool_info()]
+    return sorted(found, key=lambda lib: (str(lib.get("filepath")), str(lib.get("internal_api"))))
 
 
 def source_info(directory) -> dict:

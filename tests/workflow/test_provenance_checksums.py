@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 
-from stacklm.workflow.provenance import background_checksum, file_checksum, input_checksums
+from stacklm.workflow.provenance import (
+    background_checksum,
+    blas_info,
+    file_checksum,
+    input_checksums,
+)
 
 
 def test_known_checksums_are_reused_only_for_the_same_file_state(tmp_path):
@@ -24,3 +29,18 @@ def test_known_checksums_are_reused_only_for_the_same_file_state(tmp_path):
     os.utime(m, ns=(done["mtime_ns"] + 10**9, done["mtime_ns"] + 10**9))  # touched: hashed again
     got = input_checksums({"matrix": str(m)}, keys=("matrix",), known={"matrix": fake})
     assert got["matrix"]["sha256"] == done["sha256"]
+
+
+def test_blas_libraries_are_listed_in_a_fixed_order(monkeypatch):
+    import threadpoolctl
+
+    libs = [
+        {"internal_api": "openblas", "filepath": "/z/libscipy_openblas.so", "version": "0.3"},
+        {"internal_api": "openmp", "filepath": "/a/libgomp.so", "version": None},
+        {"internal_api": "openblas", "filepath": "/m/libopenblas.so", "version": "0.3"},
+    ]
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: list(libs))
+    first = blas_info()
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: list(reversed(libs)))
+    assert blas_info() == first
+    assert [lib["filepath"] for lib in first] == sorted(lib["filepath"] for lib in libs)
