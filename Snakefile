@@ -73,8 +73,12 @@ if workflow.is_main_process:
 
 
 ANALYSES = list(config["analyses"])
-# a local run (not a cluster run, nor one of its jobs, which read this file again)
-LOCAL_RUN = workflow.local_exec and not workflow.remote_exec
+# a local run: not a job of a cluster run (which reads this file again), and no --jobs (the
+# executor is not known yet when this file is read: a cluster run is recognised by --jobs, which
+# its profile sets; a local run given --jobs instead of --cores is treated the same, safely)
+LOCAL_RUN = (
+    workflow.local_exec and not workflow.remote_exec and workflow.resource_settings.nodes is None
+)
 if config["chunks"] == "auto":
     from stacklm.workflow.chunks import auto_chunks
     from stacklm.workflow.weighting.plan import uses_weighted_path

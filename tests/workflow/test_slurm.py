@@ -222,3 +222,66 @@ def test_stacklm_run_plans_the_slurm_profile(cluster, tmp_path):
     assert out.returncode == 0, text[-4000:]
     assert f"slurm_account={ACCOUNT}" in text and f"slurm_partition={PARTITION}" in text
     assert re.search(r"fit_chunk\s+3", text), text[-3000:]
+
+
+def test_parquet_fitted_directly_on_slurm_equals_local_run(cluster, tmp_path):
+    """The direct Parquet path (no store; light matrix_checksum and normalize jobs, which take no
+    core on a local run) on SLURM: every job is submitted with at least one CPU and the results
+    equal a local run's."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(4)
+    samples = [f"S{i:02d}" for i in range(12)]
+    values = 2 ** rng.normal(7, 1, (1400, 12))
+    values[rng.random(values.shape) < 0.02] = np.nan
+    ids = pa.array([f"f{i:05d}" for i in range(1400)], pa.string())
+    table = pa.table(
+        {"feature_id": ids} | {s: pa.array(values[:, j]) for j, s in enumerate(samples)}
+    )
+    pq.write_table(table, tmp_path / "m.parquet", row_group_size=300)  # 5 row groups
+    sheet = pd.DataFrame({"sample_id": samples, "group": np.repeat(["a", "b"], 6)})
+    sheet.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
+    config = {
+        "matrix": str(tmp_path / "m.parquet"),
+        "samples": str(tmp_path / "samples.tsv"),
+        "chunks": 2,
+        "normalize": {"log2": True},
+        "analyses": {"g": {"formula": "~ group", "test": ["groupb"]}},
+    }
+    runs = {}
+    for name in ("slurm", "local"):
+        work = tmp_path / name
+        work.mkdir()
+        cfg = write_config(work / "config.yaml", config)
+        if name == "local":
+            out = snakemake(work, cfg, "results/g/results.parquet", cores=2)
+        else:
+            out = subprocess.run(
+                ["timeout", "-k", "30", "600", sys.executable, "-m", "snakemake",
+                 "results/g/results.parquet", "-s", str(REPO / "Snakefile"),
+                 "--directory", str(work), "--configfile", str(cfg),
+                 "--profile", str(REPO / "profiles" / "slurm"), "--default-resources",
+                 f"slurm_account={ACCOUNT}", f"slurm_partition={PARTITION}",
+                 "--slurm-init-seconds-before-status-checks", "1",
+                 "--seconds-between-status-checks", "1", "--max-status-checks-per-second", "10",
+                 "--latency-wait", "5"],
+                cwd=work, capture_output=True, text=True, timeout=660,
+            )  # fmt: skip
+        assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+        assert not (work / "results" / "normalized" / "matrix").exists()  # fitted directly
+        runs[name] = pq.read_table(work / "results" / "g" / "results.parquet")
+        if name == "slurm":
+            log = out.stdout + out.stderr
+            planned = Counter(re.findall(r"^rule (\w+):$", log, flags=re.M))
+            assert planned["matrix_checksum"] == 1 and planned["fit_chunk"] == 2, log[-3000:]
+    assert runs["slurm"].num_rows == runs["local"].num_rows == 1400
+    for col in runs["local"].column_names:
+        a = runs["slurm"][col].to_numpy(zero_copy_only=False)
+        b = runs["local"][col].to_numpy(zero_copy_only=False)
+        if a.dtype.kind == "f":
+            assert_matches(a, b, col, rtol=1e-12)
+        else:
+            assert (a == b).all(), col
