@@ -10,8 +10,8 @@ never more than the size rule gives.  A fit job's memory does not grow with its 
 the chunk in blocks), but every job pays ~1 s of start-up and, reading Parquet directly, a row
 group shared with its neighbour; on 2 cores 850,000 x 400 (2.7 GB) runs as 2 jobs instead of 6 and
 10^6 x 1,000 (8 GB) as 4 instead of 16.  The example (12,000 x 96, ~9 MB) is one job and 10^6 x
-100 (800 MB) two either way.  On a cluster (an executor other than local, and inside its jobs)
-only the size rule applies, so chunks have a useful size for a scheduler and every process of a
+100 (800 MB) two either way.  On a cluster (a run given ``--jobs``, as the SLURM profile does,
+and inside its jobs) only the size rule applies, so chunks have a useful size for a scheduler and every process of a
 run counts the same.  When an analysis fits with weights or blocks (counts, voom, sample weights,
 block correlation) the target is :data:`WEIGHTED_CHUNK_TARGET_MB` (128 MB) and the cores do not
 count: those fits cost ~10x more per feature and run several passes over the chunks, which many
