@@ -30,7 +30,6 @@ with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # 
     elif snakemake.params.direct:  # noqa: F821  (the Parquet matrix read directly: direct.py)
         from stacklm.workflow.direct import direct_fit_chunk
 
-        settings = snakemake.params.direct  # noqa: F821
         n = direct_fit_chunk(
             snakemake.input.matrix,  # noqa: F821
             design,
@@ -39,10 +38,7 @@ with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # 
             snakemake.output.fit,  # noqa: F821
             snakemake.output.crossprod,  # noqa: F821
             snakemake.output.piece,  # noqa: F821
-            input_scale=settings["input_scale"],
-            beta_epsilon=settings["beta_epsilon"],
-            normalize=settings["normalize"],
-            filters=settings["filter"],
+            **snakemake.params.direct,  # noqa: F821  (its settings, by keyword)
         )
     else:
         n = fit_chunk(

@@ -35,15 +35,11 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
     if snakemake.params.direct:  # noqa: F821  (Parquet read by the fit jobs: direct.py)
         from stacklm.workflow.direct import direct_normalized
 
-        d = snakemake.params.direct  # noqa: F821
         normalized = direct_normalized(
             snakemake.input.matrix,  # noqa: F821
             snakemake.input.pieces,  # noqa: F821
-            input_scale=d["input_scale"],
-            normalize=d["normalize"],
-            filters=d["filter"],
-            precision=d["precision"],
             checksum_path=snakemake.input.checksum,  # noqa: F821
+            **snakemake.params.direct,  # noqa: F821  (its settings, by keyword)
         )
     table, _ = step(
         snakemake.input.chunks,  # noqa: F821

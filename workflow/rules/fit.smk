@@ -20,7 +20,7 @@ rule fit_chunk:
                 "input_scale": config["input_scale"],
                 "beta_epsilon": config["beta_epsilon"],
                 "normalize": config["normalize"],
-                "filter": config["filter"],
+                "filters": config["filter"],
             }
             if DIRECT
             else None

@@ -37,7 +37,7 @@ rule moderate:
             {
                 "input_scale": config["input_scale"],
                 "normalize": config["normalize"],
-                "filter": config["filter"],
+                "filters": config["filter"],
                 "precision": config["precision"],
             }
             if DIRECT
