@@ -47,6 +47,7 @@ from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
 from stacklm.workflow.chunks import direct_chunk_groups
 from stacklm.workflow.pipeline import normalize_summary, write_chunk_fit
+from stacklm.workflow.progress import Progress
 
 #: values (rows x samples) fitted at once, as in the store path's fit jobs (32 MB of float64)
 DIRECT_BLOCK_VALUES = 1 << 22
@@ -119,6 +120,8 @@ def direct_fit_chunk(
     sample_rows, sample_kept = [], []
     n_read = n_kept = 0
     buffer = np.empty((step, len(samples)))
+    meta = pf.metadata
+    progress = Progress(f"chunk {chunk}", sum(meta.row_group(g).num_rows for g in groups))
     for ids, cols, at in _parquet_batches(
         path, pf, id_col, sample_cols, read_rows, groups=groups, first_row=first_row
     ):
@@ -150,6 +153,7 @@ def direct_fit_chunk(
             fits.append(block_fit)
             n_read += b - a
             n_kept += len(rows)
+            progress.at(n_read)
         del ids, cols
     if not fits:  # a chunk whose row groups are all empty (a file can have some)
         Y = np.empty((0, len(columns)))

@@ -26,6 +26,7 @@ from stacklm.limma.normalize import cyclic_loess, quantile_normalize
 from stacklm.preprocess.counts import check_count_block
 from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
+from stacklm.workflow.progress import Progress
 
 #: values (rows x samples) a fit job holds at once: 4M float64 = 32 MB
 FIT_BLOCK_VALUES = 1 << 22
@@ -192,6 +193,7 @@ def fit_chunk(
     # is its own, and the cross-products are sums over rows); int8 blocks (1 byte a value) 8x longer
     step = rows_per_block(len(columns), FIT_BLOCK_VALUES * (8 if int8 else 1))
     fits, cross = [], None
+    progress = Progress(f"chunk {chunk}", stop - start)
     for a in range(start, max(stop, start + 1), step):
         b = min(a + step, stop)
         Y = store.rows(a, b, raw=int8)
@@ -203,6 +205,7 @@ def fit_chunk(
         )
         cross = block_cross if cross is None else cross + block_cross
         fits.append(block_fit)
+        progress.at(b - start)
         del Y
     write_chunk_fit(fits, cross, out_path, crossprod_path)
     return stop - start

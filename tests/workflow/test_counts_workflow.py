@@ -52,7 +52,9 @@ def run(tmp_path_factory):
     # tested on the other examples, are left out to keep the run short)
     targets = [f"results/{a}/{f}" for a in ANALYSES for f in ("results.tsv.gz", "summary.json")]
     targets += [f"results/{a}/plots/{stem}.png" for a, stems in PLOTS.items() for stem in stems]
-    out = snakemake(work, write_config(work / "rnaseq.yaml", _config()), *targets)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STACKLM_PROGRESS_SECONDS", "0")  # a progress line after every row block
+        out = snakemake(work, write_config(work / "rnaseq.yaml", _config()), *targets)
     assert out.returncode == 0, out.stderr[-4000:]
     return work
 
@@ -87,6 +89,20 @@ def library(run):
         out[name] = {"table": table, "stats": stats, "keep": keep, "lib": lib, "nf": nf, **extra}
         out[name]["samples"] = list(design.index)
     return out
+
+
+def test_weighted_fit_jobs_log_their_progress(run):
+    """Each weighted fit job's log says how far it is (STACKLM_PROGRESS_SECONDS=0: after every
+    row block), ending at all of its chunk's rows."""
+    logs = sorted((run / "logs").glob("*/fit_chunk_*.log"))
+    assert logs
+    for log in logs:
+        chunk = log.stem.removeprefix("fit_chunk_")
+        lines = [t for t in log.read_text().splitlines() if f"chunk {chunk}: " in t and "%)" in t]
+        assert lines, log
+        done = [int(t.split(f"chunk {chunk}: ")[1].split()[0]) for t in lines]
+        total = int(lines[-1].split(" of ")[1].split()[0])
+        assert done == sorted(done) and done[-1] == total and lines[-1].endswith("(100%)")
 
 
 def _summary(run, analysis):

@@ -325,3 +325,48 @@ def test_a_chunk_of_empty_row_groups_writes_an_empty_fit(tmp_path):
     assert kept == [50, 0, 30]
     summary = direct_normalize_summary(path, pieces)
     assert summary["n_input_features"] == summary["n_features"] == 80
+
+
+def _progress_lines(caplog, chunk):
+    """(done, total, percent text) of the chunk's progress lines, in order."""
+    out = []
+    for r in caplog.records:
+        text = r.getMessage()
+        if text.startswith(f"chunk {chunk}: ") and " features (" in text:
+            counts, percent = text.split(": ")[1].split(" features ")
+            done, _, total = counts.split()
+            out.append((int(done), int(total), percent))
+    return out
+
+
+@pytest.mark.parametrize("path_kind", ["direct", "store"])
+def test_fit_jobs_log_their_progress(tmp_path, monkeypatch, caplog, path_kind):
+    """A fit job logs how many of its rows are fitted after each row block, at most every
+    PROGRESS_SECONDS (0 here: every block; the default 10 s leaves a short job's log as it was)."""
+    import stacklm.workflow.direct as direct
+    import stacklm.workflow.pipeline as pipeline
+    import stacklm.workflow.progress as progress
+
+    ids, samples, values = _matrix(missing_rows=0)
+    path = _write_parquet(tmp_path / "m.parquet", ids, samples, values)
+    design = _design(samples)
+    fit = _direct if path_kind == "direct" else _store
+    monkeypatch.setattr(direct, "DIRECT_BLOCK_VALUES", 150 * N)  # 150-row blocks
+    monkeypatch.setattr(pipeline, "FIT_BLOCK_VALUES", 150 * N)
+    caplog.set_level("INFO", logger="stacklm")
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 1e9)
+    fit(tmp_path, path, design, chunks=2)
+    assert _progress_lines(caplog, 0) == _progress_lines(caplog, 1) == []  # not yet time
+    caplog.clear()
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)
+    fit(tmp_path, path, design, chunks=2)
+    if path_kind == "direct":  # chunk 1: row groups 4-6 (400, 400, 200 rows), 150-row blocks
+        total = G - direct_chunk_groups(path, 2)[1][2]
+        groups = ((0, 400), (400, 400), (800, 200))
+        done = sorted({min(a + d, a + size) for a, size in groups for d in (150, 300, 450)})
+    else:  # chunk 1 of the store: rows 1,300-2,599 in 150-row blocks
+        total = G - G // 2
+        done = [*range(150, total, 150), total]
+    assert total == (1000 if path_kind == "direct" else 1300)
+    expected = [(d, total, f"({100 * d / total:.0f}%)") for d in done]
+    assert _progress_lines(caplog, 1) == expected

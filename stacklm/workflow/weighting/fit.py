@@ -16,6 +16,7 @@ from stacklm.limma.lmfit import lm_fit
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.weightedfit import lm_wfit
 from stacklm.workflow.pipeline import read_design, write_chunk_fit
+from stacklm.workflow.progress import Progress
 from stacklm.workflow.weighting.rounds import load_state
 from stacklm.workflow.weighting.rows import AnalysisRows
 from stacklm.workflow.weighting.state import WeightingState
@@ -78,6 +79,7 @@ def weighted_fit_chunk(
     start, stop = chunk_bounds(rows.n_features, chunks)[chunk]
     reference = _reference_fit(X, state, names)
     fits, cross = [], None
+    progress = Progress(f"chunk {chunk}", stop - start, log=log)
     for ids, Y, positions in rows.blocks(start, stop, with_rows=True):
         if not len(ids):
             continue
@@ -90,6 +92,7 @@ def weighted_fit_chunk(
         )
         cross = block_cross if cross is None else cross + block_cross
         fits.append(block_fit)
+        progress.at(int(positions[-1]) + 1 - start)
     if not fits:  # no kept row in this chunk: an empty fit of the same design
         empty = {
             k: getattr(reference, k)[:0]
