@@ -164,9 +164,9 @@ def _check_piece(path, fmt, compression, header, ids, values, first_row, seen, s
         raise MatrixInputError(
             f"{path}: {where}, column 1 ({header[0]!r}): empty feature id; every feature needs an id"
         )
-    infinite = np.isinf(values)
-    if infinite.any():
-        r, c = np.argwhere(infinite)[0]
+    found = _first_infinite(values)
+    if found is not None:
+        r, c = found
         (where,) = _where(path, fmt, compression, [first_row + int(r)])
         text = str(values[r, c])
         if fmt != "parquet":
@@ -177,6 +177,8 @@ def _check_piece(path, fmt, compression, header, ids, values, first_row, seen, s
             f"infinite (feature {str(ids[r])[:60]!r}); use NA for a value that is missing or undefined (e.g. log of 0: add an "
             "offset before the log or give the untransformed values)"
         )
+    if seen is None:  # the caller checks the ids' uniqueness over the whole file itself
+        return
     ids_list = ids.tolist()
     piece = set(ids_list)
     if len(piece) < len(ids_list) or not seen.isdisjoint(piece):
@@ -190,6 +192,25 @@ def _check_piece(path, fmt, compression, header, ids, values, first_row, seen, s
             "beforehand)"
         )
     seen.update(piece)
+
+
+def _first_infinite(values: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first infinite value in row-major order, or None: one pass of row
+    sums, and cell by cell only the rows whose sum is not finite (a NaN or an infinite value in
+    the row), unless they are many."""
+    if values.size == 0:
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, an overflowing sum
+        rows = np.flatnonzero(~np.isfinite(values.sum(axis=1)))
+    if rows.size == 0:
+        return None
+    if rows.size > len(values) // 8:
+        rows = slice(None)
+    infinite = np.isinf(values[rows])
+    if not infinite.any():
+        return None
+    r, c = np.argwhere(infinite)[0]
+    return (int(r) if isinstance(rows, slice) else int(rows[r])), int(c)
 
 
 def _first_duplicate(ids_list: list[str], seen: set[str]) -> int:

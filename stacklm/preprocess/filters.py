@@ -24,8 +24,12 @@ def feature_filter(
     if x.ndim != 2:
         raise ValueError("expected a features x samples matrix")
     g, n = x.shape
-    observed = ~np.isnan(x)
-    n_obs = observed.sum(axis=1)
+    need_mean = min_average is not None or min_variance is not None
+    if need_mean:
+        observed = ~np.isnan(x)
+        n_obs = observed.sum(axis=1)
+    elif max_missing is not None:
+        n_obs = _observed_counts(x)
     keep = np.ones(g, dtype=bool)
     counts: dict[str, int] = {}
     if max_missing is not None:
@@ -34,7 +38,6 @@ def feature_filter(
         passes = (n - n_obs) / n <= max_missing
         counts["max_missing"] = int((keep & ~passes).sum())
         keep &= passes
-    need_mean = min_average is not None or min_variance is not None
     if need_mean:
         filled = np.where(observed, x, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -52,3 +55,17 @@ def feature_filter(
         counts["min_variance"] = int((keep & ~passes).sum())
         keep &= passes
     return keep, counts
+
+
+def _observed_counts(x: np.ndarray) -> np.ndarray:
+    """Observed (non-NaN) values per row: one pass of row sums, and cell by cell only the rows
+    whose sum is not finite (a NaN, or an infinite value, in the row), unless they are many."""
+    g, n = x.shape
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, an overflowing sum
+        incomplete = np.flatnonzero(~np.isfinite(x.sum(axis=1)))
+    if incomplete.size > g // 8:
+        return (~np.isnan(x)).sum(axis=1)
+    counts = np.full(g, n, dtype=np.intp)
+    if incomplete.size:
+        counts[incomplete] = (~np.isnan(x[incomplete])).sum(axis=1)
+    return counts

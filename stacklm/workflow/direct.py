@@ -74,8 +74,9 @@ def direct_fit_chunk(
 ) -> int:
     """Fit chunk ``chunk`` (of ``chunks``) of a Parquet matrix read directly (its row groups,
     :func:`direct_chunk_groups`) on ``design`` (indexed by sample id): the store path's checks
-    (:func:`stacklm.io.matrix.read_matrix_blocks`; duplicated ids within the chunk here, across
-    chunks in :func:`direct_normalize_summary`), transform and filters
+    (:func:`stacklm.io.matrix.read_matrix_blocks`: empty ids and infinite values here; duplicated
+    ids over the whole file, from its id column, in :func:`direct_normalize_summary`, which
+    moderate and normalize run), transform and filters
     (:func:`stacklm.workflow.pipeline.normalize_matrix`) and fit
     (:func:`stacklm.workflow.pipeline.fit_chunk`), block by block. Writes the fit, the
     cross-products and the chunk's input piece (:func:`write_input_piece`). Returns the rows
@@ -107,14 +108,6 @@ def direct_fit_chunk(
     step = rows_per_block(len(samples), DIRECT_BLOCK_VALUES)
     read_rows = rows_per_block(len(samples), READ_BLOCK_VALUES, minimum=1000)
 
-    def source():  # the whole file's ids, for the row of a duplicated id's first occurrence
-        for ids, _, at in _parquet_batches(path, pf, id_col, sample_cols, read_rows):
-            yield ids, at
-
-    def error_source():
-        return ((ids, None, at) for ids, at in source())
-
-    seen: set[str] = set()
     removed: dict[str, int] = {}
     fits, cross = [], None
     sample_rows, sample_kept = [], []
@@ -132,7 +125,9 @@ def direct_fit_chunk(
             raw = buffer[: b - a]
             _fill_rows(raw, cols, a)
             block_ids = ids[a:b]
-            _check_piece(path, "parquet", None, header, block_ids, raw, at + a, seen, error_source)
+            # ids and values as the store path checks them; their uniqueness over the whole file
+            # from the id column alone (check_unique_feature_ids, in moderate and normalize)
+            _check_piece(path, "parquet", None, header, block_ids, raw, at + a, None, None)
             values = transform_values(raw, input_scale, beta_epsilon, normalize, block_ids, samples)
             rows = np.arange(at + a, at + b)
             keep, counts = feature_filter(values, **filters)

@@ -370,3 +370,18 @@ def test_fit_jobs_log_their_progress(tmp_path, monkeypatch, caplog, path_kind):
     assert total == (1000 if path_kind == "direct" else 1300)
     expected = [(d, total, f"({100 * d / total:.0f}%)") for d in done]
     assert _progress_lines(caplog, 1) == expected
+
+
+def test_a_duplicated_id_within_a_chunk_is_refused_by_the_whole_file_check(tmp_path):
+    """The fit jobs leave the ids' uniqueness to the whole-file check (moderate and normalize run
+    it before anything is written from the fits): a duplicate inside one chunk is refused there,
+    with both rows, as one in different chunks."""
+    ids, samples, values = _matrix()
+    ids = ids.copy()
+    ids[130] = ids[20]  # row group 0: the same chunk
+    path = _write_parquet(tmp_path / "m.parquet", ids, samples, values)
+    _, _, pieces = _direct(tmp_path, path, _design(samples), chunks=3)
+    with pytest.raises(MatrixInputError, match=r"'f00020' appears twice \(row 21 and row 131\)"):
+        direct_normalize_summary(path, pieces, **{
+            "input_scale": SETTINGS["input_scale"], "normalize": SETTINGS["normalize"],
+            "filters": SETTINGS["filters"]})  # fmt: skip
