@@ -5,12 +5,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (stacklm from this repository)
 
-from stacklm.workflow.pipeline import fit_chunk, read_design
+from stacklm.workflow.pipeline import fit_chunk, read_design_table
 from stacklm.workflow.steps import workflow_step
 
 with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # noqa: F821
     chunk = int(snakemake.wildcards.chunk)  # noqa: F821
-    design = read_design(snakemake.input.design)  # noqa: F821
+    design = read_design_table(snakemake.input.design)  # noqa: F821  (arrays: no pandas here)
     if "state" in snakemake.input.keys():  # noqa: F821  (counts, weights or blocks: counts.smk)
         # imported here: the unweighted fit jobs do not load the weighting modules
         from stacklm.workflow.weighting.fit import weighted_fit_chunk
@@ -49,4 +49,6 @@ with workflow_step("fit_chunk", snakemake.log[0], snakemake.threads) as log:  # 
             snakemake.output.fit,  # noqa: F821
             snakemake.output.crossprod,  # noqa: F821
         )
-    log.info("chunk %d: fitted %d features on %d samples x %d columns", chunk, n, *design.shape)
+    log.info(
+        "chunk %d: fitted %d features on %d samples x %d columns", chunk, n, *design.values.shape
+    )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import scipy.fft as sp_fft
 
 from stacklm.io.store import open_binary_matrix
 from stacklm.rstats.basic import bw_nrd0
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,6 +65,8 @@ def sample_densities(
     convolved with the kernel, then interpolated to the grid (the binned approximation R's
     ``density`` also uses, with simple instead of linear binning).  Long table:
     ``sample, x, density``."""
+    import pandas as pd  # here: a fit job that only sizes its sample does not load pandas
+
     values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
     if grid is None:
@@ -105,6 +109,8 @@ def _fft_convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The full convolution of two real 1-D arrays as ``scipy.signal.fftconvolve(a, b)`` computes
     it (real FFTs of the next fast length, product, inverse, cut), with the same scipy.fft calls
     and so the same numbers; without importing scipy.signal (half a second in the normalize job)."""
+    import scipy.fft as sp_fft
+
     if a.size == 1 or b.size == 1:  # scipy multiplies (no transform along a length-1 axis)
         return a * b
     n = a.size + b.size - 1
@@ -118,6 +124,8 @@ def sample_quantiles(
     probs: Sequence[float] = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0),
 ) -> pd.DataFrame:
     """Quantiles (R's type 7) of each sample's observed values; one row per sample."""
+    import pandas as pd
+
     values = np.asarray(values, dtype=float)
     rows = []
     for j, name in enumerate(samples):
@@ -136,6 +144,8 @@ def sample_distributions(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Densities (common grid for both stages) and quantiles of each sample before and after
     normalization; tables carry a ``stage`` column (``input`` / ``normalized``)."""
+    import pandas as pd
+
     both = np.concatenate([np.ravel(before), np.ravel(after)])
     both = both[np.isfinite(both)]
     if both.size:

@@ -12,8 +12,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from stacklm.genotype.plink import read_fam
-
 #: ``moderation.method`` when the config leaves it unset (null): ordinary statistics for genotypes
 #: (the t of plink2 --glm / R lm), limma's eBayes for every other input
 DEFAULT_MODERATION = {True: "none", False: "ebayes"}
@@ -62,6 +60,8 @@ def fill_moderation_default(analysis: dict, genotype: bool) -> dict:
 
 def fam_samples(matrix) -> list[str]:
     """The sample ids of a PLINK fileset: the .fam's IIDs (column 2), in file order."""
+    from stacklm.genotype.plink import read_fam  # here: pandas, which matrix inputs do not need
+
     return [str(s) for s in read_fam(plink_files(matrix)["fam"])["iid"]]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stacklm.io.atomic import folder_mode
 from stacklm.io.formats import (
     INT8_MISSING,
     STORE_DTYPES,
@@ -25,7 +26,6 @@ from stacklm.io.formats import (
     STORE_VERSION,
     MatrixInputError,
 )
-from stacklm.io.outputs import folder_mode
 
 # --------------------------------------------------------------------------------------------------
 # binary store

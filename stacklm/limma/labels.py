@@ -8,7 +8,6 @@ labels are aligned by label, and label sets that differ are refused, naming the 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
 def labels_of(index) -> list[str] | None:
@@ -16,6 +15,8 @@ def labels_of(index) -> list[str] | None:
     0..n-1 and R's default 1..n (the row names of a ``model.matrix`` written from R)."""
     if index is None:
         return None
+    import pandas as pd  # here: a DataFrame's labels (pandas is loaded then)
+
     index = pd.Index(index)
     if pd.api.types.is_integer_dtype(index.dtype):
         values = index.to_numpy()
@@ -38,6 +39,8 @@ def match_labels(want, have, want_what: str, have_what: str, noun: str) -> np.nd
     first labels of each side that the other side lacks, or the duplicated labels that prevent a
     match.
     """
+    import pandas as pd  # here: the fit jobs give arrays and do not load pandas
+
     want = pd.Index(want, dtype=object)
     have = pd.Index(have, dtype=object)
     if want.equals(have):

@@ -21,9 +21,9 @@ import functools
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 from scipy.linalg import solve_triangular
 
+from stacklm.frames import is_frame, is_frame_or_series
 from stacklm.limma.labels import align_by_label, labels_of
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.limma.qrrank import aliased_columns
@@ -67,7 +67,7 @@ def fit_inputs(Y, design, coef_names=None, feature_ids=None, keep_int8: bool = F
     rows are matched to the matrix columns by label (limma matches by position); differing labels
     are refused.  The design must have one row per sample and finite values."""
     sample_labels = None
-    if isinstance(Y, pd.DataFrame):
+    if is_frame(Y):
         if feature_ids is None:
             feature_ids = Y.index.to_numpy()
         sample_labels = labels_of(Y.columns)
@@ -76,7 +76,7 @@ def fit_inputs(Y, design, coef_names=None, feature_ids=None, keep_int8: bool = F
         Y = np.asarray(Y, dtype=np.float64)
     if Y.ndim == 1:
         Y = Y[None, :]
-    if isinstance(design, pd.DataFrame):
+    if is_frame(design):
         if coef_names is None:
             coef_names = [str(c) for c in design.columns]
         # when both name the samples, the design rows follow the matrix columns
@@ -104,7 +104,7 @@ def matrix_weights(weights, G: int, n: int) -> tuple[np.ndarray, bool]:
     """limma's ``asMatrixWeights``: a G x n matrix, or a length-n (or 1 x n) vector of sample
     weights (broadcast; the second value says so).  A length-G vector when G == n would be probe
     weights in R; here a 1-D vector of length n is always taken as sample weights."""
-    if isinstance(weights, pd.DataFrame | pd.Series):
+    if is_frame_or_series(weights):
         weights = weights.to_numpy(dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim == 2 and w.shape == (G, n):

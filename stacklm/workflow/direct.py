@@ -30,24 +30,32 @@ import concurrent.futures
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from stacklm.diagnostics.crossproducts import block_cross_products
-from stacklm.diagnostics.distributions import reservoir_size, sample_distributions
+from stacklm.diagnostics.distributions import reservoir_size
+from stacklm.io.atomic import atomic_path
 from stacklm.io.blocks import rows_per_block
 from stacklm.io.formats import MatrixInputError
 from stacklm.io.matrix import READ_BLOCK_VALUES, _check_piece, _fill_rows
-from stacklm.io.outputs import atomic_path
 from stacklm.io.parquet import _parquet_batches, _parquet_file, _parquet_layout
 from stacklm.io.text import _check_unique_samples
 from stacklm.limma.lmfit import lm_fit
 from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
 from stacklm.workflow.chunks import direct_chunk_groups
-from stacklm.workflow.pipeline import normalize_summary, write_chunk_fit
+from stacklm.workflow.pipeline import (
+    DesignTable,
+    design_arrays,
+    normalize_summary,
+    write_chunk_fit,
+)
 from stacklm.workflow.progress import Progress
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: values (rows x samples) fitted at once, as in the store path's fit jobs (32 MB of float64)
 DIRECT_BLOCK_VALUES = 1 << 22
@@ -61,7 +69,7 @@ def distribution_stride(n_rows: int, n_samples: int) -> int:
 
 def direct_fit_chunk(
     matrix_path,
-    design: pd.DataFrame,
+    design: pd.DataFrame | DesignTable,
     chunk: int,
     chunks: int,
     out_path,
@@ -73,7 +81,8 @@ def direct_fit_chunk(
     filters: Mapping | None = None,
 ) -> int:
     """Fit chunk ``chunk`` (of ``chunks``) of a Parquet matrix read directly (its row groups,
-    :func:`direct_chunk_groups`) on ``design`` (indexed by sample id): the store path's checks
+    :func:`direct_chunk_groups`) on ``design`` (indexed by sample id; a DataFrame or a
+    :class:`~stacklm.workflow.pipeline.DesignTable`): the store path's checks
     (:func:`stacklm.io.matrix.read_matrix_blocks`: empty ids and infinite values here; duplicated
     ids over the whole file, from its id column, in :func:`direct_normalize_summary`, which
     moderate and normalize run), transform and filters
@@ -95,15 +104,14 @@ def direct_fit_chunk(
     groups = range(first_group, end_group)
 
     position = {s: j for j, s in enumerate(samples)}
-    missing = [s for s in design.index if s not in position]
+    design_samples, coef_names, X = design_arrays(design)
+    missing = [s for s in design_samples if s not in position]
     if missing:
         raise MatrixInputError(
             f"{path}: the design's sample {missing[0]!r} is not a column of the matrix"
         )
-    columns = [position[s] for s in design.index]
+    columns = [position[s] for s in design_samples]
     same_columns = columns == list(range(len(samples)))
-    X = design.to_numpy(dtype=np.float64)
-    design_samples = [str(s) for s in design.index]
     stride = distribution_stride(n_input, len(samples))
     step = rows_per_block(len(samples), DIRECT_BLOCK_VALUES)
     read_rows = rows_per_block(len(samples), READ_BLOCK_VALUES, minimum=1000)
@@ -140,7 +148,7 @@ def direct_fit_chunk(
             if not keep.all():
                 values, block_ids, rows = values[keep], block_ids[keep], rows[keep]
             Y = values if same_columns else values[:, columns]
-            block_fit = lm_fit(Y, design, feature_ids=block_ids)
+            block_fit = lm_fit(Y, X, coef_names=coef_names, feature_ids=block_ids)
             block_cross = block_cross_products(
                 Y, X, block_fit.coefficients, design_samples, rows, n_input
             )
@@ -152,7 +160,7 @@ def direct_fit_chunk(
         del ids, cols
     if not fits:  # a chunk whose row groups are all empty (a file can have some)
         Y = np.empty((0, len(columns)))
-        fits.append(lm_fit(Y, design, feature_ids=np.empty(0, dtype=object)))
+        fits.append(lm_fit(Y, X, coef_names=coef_names, feature_ids=np.empty(0, dtype=object)))
         cross = block_cross_products(Y, X, fits[0].coefficients, design_samples, [], n_input)
     write_chunk_fit(fits, cross, out_path, crossprod_path)
     write_input_piece(
@@ -216,6 +224,8 @@ def check_unique_feature_ids(matrix_path) -> int:
     id_col, _ = _parquet_layout(path, pf)
     name = pf.schema_arrow.names[id_col]
     ids = pf.read(columns=[name], use_pandas_metadata=False).column(0)
+    import pandas as pd  # here: moderate and normalize load it anyway, the fit jobs do not
+
     index = pd.Index(ids.to_numpy(zero_copy_only=False).astype(object))
     if not index.is_unique:
         duplicated = np.flatnonzero(index.duplicated())
@@ -270,6 +280,8 @@ def direct_distributions(piece_paths: Sequence) -> tuple[pd.DataFrame, pd.DataFr
     sample: every k-th input row on the analysis scale, and those of them the filters kept."""
     found = read_input_pieces(piece_paths)
     values, samples = found["sample_values"], found["samples"]
+    from stacklm.diagnostics.distributions import sample_distributions
+
     return sample_distributions(values, values[found["sample_kept"]], samples, samples)
 
 

@@ -7,18 +7,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from stacklm.diagnostics.crossproducts import (
     block_cross_products,
     cross_products_path,
     save_cross_products,
 )
+from stacklm.io.atomic import atomic_path
 from stacklm.io.blocks import rows_per_block
 from stacklm.io.matrix import read_matrix_blocks, read_matrix_header
-from stacklm.io.outputs import atomic_path
 from stacklm.io.store import BinaryMatrixWriter, chunk_bounds, open_binary_matrix
 from stacklm.limma.fitstore import concat_fits, load_fits, save_fit
 from stacklm.limma.lmfit import lm_fit
@@ -27,6 +28,9 @@ from stacklm.preprocess.counts import check_count_block
 from stacklm.preprocess.filters import feature_filter
 from stacklm.preprocess.scales import transform_values
 from stacklm.workflow.progress import Progress
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: values (rows x samples) a fit job holds at once: 4M float64 = 32 MB
 FIT_BLOCK_VALUES = 1 << 22
@@ -171,10 +175,15 @@ def normalize_summary(
 
 
 def fit_chunk(
-    store_path, design: pd.DataFrame, chunk: int, chunks: int, out_path, crossprod_path=None
+    store_path,
+    design: pd.DataFrame | DesignTable,
+    chunk: int,
+    chunks: int,
+    out_path,
+    crossprod_path=None,
 ) -> int:
-    """Fit rows of chunk ``chunk`` (of ``chunks``) of the store on ``design`` (indexed by sample id)
-    and write the un-moderated fit; only those rows are read (memory-mapped).
+    """Fit rows of chunk ``chunk`` (of ``chunks``) of the store on ``design`` (indexed by sample id;
+    a DataFrame or a :class:`DesignTable`) and write the un-moderated fit; only those rows are read (memory-mapped).
 
     Also writes the chunk's sample cross-products of the centred input, fitted values and residuals
     (:func:`stacklm.diagnostics.crossproducts.block_cross_products`: its rows among every k-th
@@ -184,11 +193,10 @@ def fit_chunk(
     store = open_binary_matrix(store_path, load_feature_ids=False)
     start, stop = chunk_bounds(store.n_features, chunks)[chunk]
     ids = store.read_feature_ids(start, stop)
-    columns = store.columns_of(design.index)
+    samples, coef_names, X = design_arrays(design)
+    columns = store.columns_of(samples)
     same_columns = columns == list(range(store.n_samples))
     int8 = getattr(store.values, "raw", store.values).dtype == np.int8
-    X = design.to_numpy(dtype=np.float64)
-    samples = [str(s) for s in design.index]
     # row blocks of a fixed number of values: memory does not grow with the chunk (every row's fit
     # is its own, and the cross-products are sums over rows); int8 blocks (1 byte a value) 8x longer
     step = rows_per_block(len(columns), FIT_BLOCK_VALUES * (8 if int8 else 1))
@@ -199,7 +207,7 @@ def fit_chunk(
         Y = store.rows(a, b, raw=int8)
         if not same_columns:
             Y = Y[:, columns]
-        block_fit = lm_fit(Y, design, feature_ids=ids[a - start : b - start])
+        block_fit = lm_fit(Y, X, coef_names=coef_names, feature_ids=ids[a - start : b - start])
         block_cross = block_cross_products(
             Y, X, block_fit.coefficients, samples, range(a, b), store.n_features
         )
@@ -231,6 +239,54 @@ def merge_chunk_fits(paths: Sequence, threads: int = 1):
 
 
 def read_design(path) -> pd.DataFrame:
-    design = pd.read_csv(path, sep="\t", index_col=0, dtype={0: str})
+    """An analysis' design.tsv (rule design) as a DataFrame indexed by sample id; its numbers
+    read back exactly as written (shortest round-trip form), as :func:`read_design_table` reads
+    them."""
+    import pandas as pd  # here: the fit jobs read the design with read_design_table
+
+    # pandas >= 3 parses floats exactly by default (and deprecates the option); 2.x needs it
+    exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+    design = pd.read_csv(path, sep="\t", index_col=0, dtype={0: str}, **exact)
     design.index = design.index.astype(str)
     return design
+
+
+@dataclass(frozen=True)
+class DesignTable:
+    """An analysis' design.tsv as arrays, what the fit jobs need (read without pandas, whose
+    import is 0.2 s of every fit job's start-up): the sample ids (its rows), the design columns
+    and the values (samples x columns, float64)."""
+
+    samples: list[str]
+    columns: list[str]
+    values: np.ndarray
+
+
+def read_design_table(path) -> DesignTable:
+    """design.tsv (sample id, then one column per design column; shortest round-trip floats,
+    ``NA`` for a missing value) as a :class:`DesignTable`, with the numbers :func:`read_design`
+    reads."""
+    with open(path) as fh:
+        header = fh.readline().rstrip("\r\n").split("\t")
+        rows = [line.rstrip("\r\n").split("\t") for line in fh if line.strip()]
+    width = len(header) - 1
+    for k, row in enumerate(rows):
+        if len(row) != width + 1:
+            raise ValueError(f"{path}: line {k + 2} has {len(row)} fields, the header {width + 1}")
+    values = np.array(
+        [[float("nan") if v == "NA" else float(v) for v in row[1:]] for row in rows],
+        dtype=np.float64,
+    ).reshape(len(rows), width)
+    return DesignTable([row[0] for row in rows], header[1:], values)
+
+
+def design_arrays(design) -> tuple[list[str], list[str], np.ndarray]:
+    """``(sample ids, column names, float64 values)`` of a design given as a DataFrame (indexed
+    by sample id) or as a :class:`DesignTable`."""
+    if isinstance(design, DesignTable):
+        return list(design.samples), list(design.columns), np.asarray(design.values, np.float64)
+    return (
+        [str(s) for s in design.index],
+        [str(c) for c in design.columns],
+        design.to_numpy(dtype=np.float64),
+    )

@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from stacklm.spec import AnalysisSpec
 
 #: normalize.method values that are edgeR calcNormFactors methods (counts only)
@@ -155,6 +156,8 @@ def check_weighting_analysis(
         sample_weights_of(sheet, w.sample_weights, samples)
     if w.block is not None:
         labels = block_of(sheet, w.block, samples)
+        import pandas as pd  # here: the fit jobs read this module and do not load pandas
+
         codes = pd.factorize(pd.Series(labels))[0]
         if np.bincount(codes).max() == 1:
             raise ValueError(
@@ -183,6 +186,8 @@ def sample_weights_of(sheet: pd.DataFrame, column: str, samples: Sequence[str]) 
             f"sample_weights: column {column!r} is not in the sample sheet; columns: "
             f"{', '.join(map(str, sheet.columns))}"
         )
+    import pandas as pd  # here: a sample sheet is a DataFrame, so pandas is loaded already
+
     values = pd.to_numeric(sheet.loc[list(samples), column], errors="coerce")
     w = values.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(w) | (w <= 0)
