@@ -199,6 +199,8 @@ def chunk_cross_products(
             np.copyto(A, 0.0, where=missing)
         return A
 
+    Xt = X - X.mean(axis=0)  # the design's columns centred on all samples
+    XtX = Xt.T @ Xt
     step = rows_per_block(n, BLOCK_VALUES, minimum=64)
     for start in range(0, g, step):
         stop = min(start + step, g)
@@ -219,8 +221,18 @@ def chunk_cross_products(
                 total[name] += value
             continue
         add("input", centred)
-        fitted = centre(B[start:stop] @ X.T, missing, count)
-        add("fitted", fitted)
+        b = B[start:stop]
+        if missing is None:
+            # every sample observed: the centred fitted values are b Xt' (Xt: the design with its
+            # columns centred), so their cross-product is Xt (b'b) Xt', from p x p sums over the
+            # rows instead of n x n (and |Fc|^2 = <b'b, Xt'Xt>)
+            fitted = b @ Xt.T
+            gram = b.T @ b
+            out["fitted"] += Xt @ gram @ Xt.T
+            total["fitted"] += float(np.einsum("ij,ij->", gram, XtX))
+        else:
+            fitted = centre(b @ X.T, missing, count)
+            add("fitted", fitted)
         centred -= fitted  # (Y - fitted) centred = centred Y - centred fitted
         add("residuals", centred)
     return CrossProducts(

@@ -237,6 +237,36 @@ def test_sketch_without_the_fitted_matrix_equals_the_explicit_sketch():
         assert_matches(cp.sums_of_squares[name], float((A * A).sum()), name, rtol=1e-11)
 
 
+@pytest.mark.parametrize("missing", [False, True])
+def test_exact_cross_products_equal_the_explicit_products(missing):
+    """The n x n cross-products of the centred input, fitted values and residuals (and their sums
+    of squares) equal the explicit products: complete row blocks form the fitted one as
+    Xt (B'B) Xt' (the design's columns centred), blocks with missing values from the fitted
+    matrix; a non-estimable coefficient counts as 0."""
+    rng = np.random.default_rng(9)
+    g, n = 700, 40
+    X = np.column_stack([np.ones(n), rng.standard_normal(n), rng.random(n) < 0.5,
+                         rng.uniform(20, 70, n)])  # fmt: skip
+    Y = rng.normal(0, 1, (g, 4)) @ X.T * 0.3 + rng.normal(5, 1, (g, n))
+    if missing:
+        Y[rng.random(Y.shape) < 0.01] = np.nan
+    fit = lm_fit(Y, X)
+    fit.coefficients[7, 2] = np.nan
+    cp = chunk_cross_products(Y, X, fit.coefficients, [f"s{i}" for i in range(n)])
+    assert cp.kind == "gram"
+    obs = ~np.isnan(Y)
+
+    def centred(A):
+        A = np.where(obs, A, 0.0)
+        return np.where(obs, A - (A.sum(axis=1) / np.maximum(obs.sum(axis=1), 1))[:, None], 0.0)
+
+    Yc = centred(Y)
+    Fc = centred(np.nan_to_num(fit.coefficients) @ X.T)
+    for name, A in (("input", Yc), ("fitted", Fc), ("residuals", Yc - Fc)):
+        assert_matches(cp.matrices[name], A.T @ A, name, rtol=1e-12, atol=1e-9)
+        assert_matches(cp.sums_of_squares[name], float((A * A).sum()), name, rtol=1e-12)
+
+
 def test_sketch_is_exact_for_low_rank_and_close_for_spiked():
     rng = np.random.default_rng(3)
     g, n, samples = 3000, 60, [f"s{i}" for i in range(60)]
