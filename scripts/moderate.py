@@ -38,9 +38,7 @@ with workflow_step("moderate", snakemake.log[0], snakemake.threads) as log:  # n
         normalized = direct_normalized(
             snakemake.input.matrix,  # noqa: F821
             snakemake.input.pieces,  # noqa: F821
-            # the matrix_checksum job's record if it is there (a run with rule normalize's
-            # outputs), else moderate hashes the matrix itself while it works (direct.py)
-            checksum_path=snakemake.params.checksum,  # noqa: F821
+            checksum_path=snakemake.input.checksum,  # noqa: F821
             **snakemake.params.direct,  # noqa: F821  (its settings, by keyword)
         )
     table, _ = step(

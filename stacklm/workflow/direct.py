@@ -53,7 +53,6 @@ from stacklm.workflow.pipeline import (
     write_chunk_fit,
 )
 from stacklm.workflow.progress import Progress
-from stacklm.workflow.provenance import background_checksum
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,43 +285,11 @@ def direct_distributions(piece_paths: Sequence) -> tuple[pd.DataFrame, pd.DataFr
     return sample_distributions(values, values[found["sample_kept"]], samples, samples)
 
 
-def direct_normalized(matrix_path, piece_paths: Sequence, checksum_path=None, **settings):
-    """A Future of :func:`direct_normalize_summary` (``settings``: its other keyword arguments),
-    built in a background thread (the id column's read releases the GIL) while moderate computes
-    the results, with the matrix's checksum record as ``input_checksums``: the one at
-    ``checksum_path`` when rule matrix_checksum has written it for this very file (same path,
-    size and modification time: a run with rule normalize's outputs has it early), else hashed
-    here in another thread (hashlib releases the GIL), in the part of moderate that leaves a core
-    idle, instead of a job competing with the fit jobs for the cores."""
-    record = _current_checksum(checksum_path, matrix_path)
-    hashing = None if record is not None else background_checksum(matrix_path)
-
-    def summary():
-        out = direct_normalize_summary(matrix_path, piece_paths, **settings)
-        out["input_checksums"] = {"matrix": record if hashing is None else hashing.result()}
-        return out
-
+def direct_normalized(matrix_path, piece_paths: Sequence, **settings):
+    """A Future of :func:`direct_normalize_summary` (``settings``: its keyword arguments), built in
+    a background thread (the id column's read releases the GIL) while moderate computes the
+    results."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(summary)
+    future = pool.submit(direct_normalize_summary, matrix_path, piece_paths, **settings)
     pool.shutdown(wait=False)
     return future
-
-
-def _current_checksum(checksum_path, matrix_path) -> dict | None:
-    """The checksum record at ``checksum_path`` (:func:`stacklm.workflow.provenance.write_checksum`,
-    written atomically) when it is of ``matrix_path`` as the file is now, else None."""
-    if checksum_path is None:
-        return None
-    try:
-        with open(checksum_path) as fh:
-            record = json.load(fh)
-        stat = Path(matrix_path).resolve().stat()
-    except (OSError, ValueError):
-        return None
-    same = (
-        record.get("path") == str(Path(matrix_path).resolve())
-        and record.get("bytes") == stat.st_size
-        and record.get("mtime_ns") == stat.st_mtime_ns
-        and isinstance(record.get("sha256"), str)
-    )
-    return record if same else None

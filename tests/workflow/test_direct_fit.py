@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from workflow_helpers import snakemake, write_config
 
 from stacklm.diagnostics.crossproducts import load_cross_products
@@ -417,54 +415,3 @@ def test_design_table_reads_the_numbers_read_design_reads(tmp_path):
     assert list(a.coef_names) == list(b.coef_names) == table.columns
     for name in FIELDS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-
-
-def test_moderate_hashes_the_matrix_unless_a_current_checksum_is_there(tmp_path):
-    """direct_normalized (moderate's normalize summary): the matrix_checksum job's record when it
-    is of the file as it is now, else the file hashed in moderate itself."""
-    import os
-
-    from stacklm.workflow.direct import direct_normalized
-
-    ids, samples, values = _matrix()
-    path = _write_parquet(tmp_path / "m.parquet", ids, samples, values)
-    _, _, pieces = _direct(tmp_path, path, _design(samples), chunks=2)
-    settings = {k: SETTINGS[k] for k in ("input_scale", "normalize", "filters")}
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    record_path = tmp_path / "checksum.json"
-
-    def matrix_record(**kw):
-        got = direct_normalized(path, pieces, **kw, **settings).result()
-        return got.pop("input_checksums")["matrix"], got
-
-    hashed, summary = matrix_record()  # no record given: hashed here
-    assert hashed["sha256"] == sha and hashed["path"] == str(path.resolve())
-    assert summary == direct_normalize_summary(path, pieces, **settings)
-    assert matrix_record(checksum_path=record_path)[0] == hashed  # no file yet: hashed
-    fake = {**hashed, "sha256": "0" * 64}  # a current record is taken as it is
-    record_path.write_text(json.dumps(fake))
-    assert matrix_record(checksum_path=record_path)[0] == fake
-    os.utime(path, ns=(hashed["mtime_ns"] + 10**9,) * 2)  # the file changed since: hashed again
-    again = matrix_record(checksum_path=record_path)[0]
-    assert again["sha256"] == sha and again["mtime_ns"] == hashed["mtime_ns"] + 10**9
-    record_path.write_text("{not json")
-    assert matrix_record(checksum_path=record_path)[0]["sha256"] == sha
-
-
-def test_results_only_run_hashes_the_matrix_in_moderate(runs, tmp_path):
-    """Asked for the results alone, the direct path runs no matrix_checksum job (moderate hashes
-    the matrix while it works) and records the same checksum as the full run."""
-    work = tmp_path / "results_only"
-    work.mkdir()
-    config = yaml.safe_load((runs["direct"] / "c.yaml").read_text())
-    targets = ["results/g/results.parquet", "results/g/summary.json"]
-    res = snakemake(work, write_config(work / "c.yaml", config), *targets, "-q", "rules")
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert not (work / "results" / "normalized" / "matrix_checksum.json").exists()
-    assert not (work / "logs" / "matrix_checksum.log").exists()
-    got = json.loads((work / "results/g/summary.json").read_text())["provenance"]["inputs"]
-    full = json.loads((runs["direct"] / "results/g/summary.json").read_text())["provenance"]
-    assert got["matrix"] == full["inputs"]["matrix"]
-    assert (
-        got["matrix"]["sha256"] == hashlib.sha256(Path(config["matrix"]).read_bytes()).hexdigest()
-    )

@@ -12,6 +12,7 @@ rule moderate:
             {
                 "matrix": config["matrix"],
                 "pieces": lambda w: direct_input_pieces(w.analysis),
+                "checksum": "results/normalized/matrix_checksum.json",
             }
             if DIRECT
             else {"normalized": rules.normalize.output.summary}
@@ -32,9 +33,6 @@ rule moderate:
         analysis=analysis_settings,
         fdr=config["fdr"],
         config=analysis_config,
-        # direct Parquet path: the matrix checksum, read if rule matrix_checksum has written it
-        # (not an input: without rule normalize's outputs moderate hashes the matrix itself)
-        checksum="results/normalized/matrix_checksum.json" if DIRECT else None,
         direct=(
             {
                 "input_scale": config["input_scale"],

@@ -35,11 +35,9 @@ if DIRECT:
             "../../scripts/normalize_direct.py"
 
     rule matrix_checksum:
-        """The matrix's SHA-256 for rule normalize's summary (normalize hashes it on the store
-        path): its own job, ready at the start, which on a local run takes no core from the
-        scheduler and so runs beside the design and fit jobs (one core's hashing at ~2 GB/s).
-        moderate reads it when it is there, else hashes the matrix itself while it works, so a
-        run of the results alone has no such job competing with the fit jobs."""
+        """The matrix's SHA-256 for the provenance (normalize hashes it on the store path): its
+        own job, ready at the start, which on a local run takes no core from the scheduler and so
+        runs beside the design and fit jobs (one core's hashing at ~2 GB/s)."""
         input:
             matrix=config["matrix"],
         output:
