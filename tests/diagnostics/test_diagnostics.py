@@ -204,6 +204,18 @@ def test_cross_products_use_every_kth_feature_whatever_the_chunks(tmp_path, monk
         assert_matches(part.matrices[name], want.matrices[name], name, atol=1e-9)
 
 
+def _centred_input_and_fitted(Y, X, coefficients):
+    """The centred input and fitted values as the cross-products define them: each row centred
+    by its mean over the observed samples, missing entries 0, non-estimable coefficients 0."""
+    obs = ~np.isnan(Y)
+
+    def centred(A):
+        A = np.where(obs, A, 0.0)
+        return np.where(obs, A - (A.sum(axis=1) / np.maximum(obs.sum(axis=1), 1))[:, None], 0.0)
+
+    return centred(Y), centred(np.nan_to_num(coefficients) @ X.T)
+
+
 def test_sketch_without_the_fitted_matrix_equals_the_explicit_sketch():
     """The sketches A'(A Omega) of the centred input, fitted values and residuals (and their sums
     of squares) formed without the fitted matrix (crossproducts._sketch_block) equal the explicit
@@ -224,14 +236,7 @@ def test_sketch_without_the_fitted_matrix_equals_the_explicit_sketch():
                               exact_max_samples=10, sketch_size=20)  # fmt: skip
     assert cp.kind == "sketch"
     omega = sketch_matrix(n, 20)
-    obs = ~np.isnan(Y)
-
-    def centred(A):
-        A = np.where(obs, A, 0.0)
-        return np.where(obs, A - (A.sum(axis=1) / np.maximum(obs.sum(axis=1), 1))[:, None], 0.0)
-
-    Yc = centred(Y)
-    Fc = centred(np.nan_to_num(fit.coefficients) @ X.T)
+    Yc, Fc = _centred_input_and_fitted(Y, X, fit.coefficients)
     for name, A in (("input", Yc), ("fitted", Fc), ("residuals", Yc - Fc)):
         assert_matches(cp.matrices[name], A.T @ (A @ omega), name, rtol=1e-11, atol=1e-9)
         assert_matches(cp.sums_of_squares[name], float((A * A).sum()), name, rtol=1e-11)
@@ -254,14 +259,7 @@ def test_exact_cross_products_equal_the_explicit_products(missing):
     fit.coefficients[7, 2] = np.nan
     cp = chunk_cross_products(Y, X, fit.coefficients, [f"s{i}" for i in range(n)])
     assert cp.kind == "gram"
-    obs = ~np.isnan(Y)
-
-    def centred(A):
-        A = np.where(obs, A, 0.0)
-        return np.where(obs, A - (A.sum(axis=1) / np.maximum(obs.sum(axis=1), 1))[:, None], 0.0)
-
-    Yc = centred(Y)
-    Fc = centred(np.nan_to_num(fit.coefficients) @ X.T)
+    Yc, Fc = _centred_input_and_fitted(Y, X, fit.coefficients)
     for name, A in (("input", Yc), ("fitted", Fc), ("residuals", Yc - Fc)):
         assert_matches(cp.matrices[name], A.T @ A, name, rtol=1e-12, atol=1e-9)
         assert_matches(cp.sums_of_squares[name], float((A * A).sum()), name, rtol=1e-12)
