@@ -94,9 +94,32 @@ COLUMN_GROUP = 128
 
 
 def _as_float64(col) -> np.ndarray:
+    """A numeric column (Arrow array or chunked array) as float64 numpy values, NaN where null:
+    the values ``to_numpy(zero_copy_only=False)`` gives, read from the Arrow buffers (without
+    copying a chunk that has no nulls, read-only).  Arrow's own ``to_numpy`` imports pandas (0.2 s
+    of a fit job's start) on its first call."""
     if not pa.types.is_float64(col.type):
         col = pc.cast(col, pa.float64())
-    return col.to_numpy(zero_copy_only=False)
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    parts = [_float64_values(c) for c in chunks if len(c)]
+    if not parts:
+        return np.empty(0)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _float64_values(arr: pa.Array) -> np.ndarray:
+    """One float64 Arrow array's values (NaN where null) from its data and validity buffers."""
+    validity, data = arr.buffers()[:2]
+    n, offset = len(arr), arr.offset
+    values = np.frombuffer(data, dtype=np.float64, count=n, offset=offset * 8)
+    if arr.null_count == n:
+        return np.full(n, np.nan)
+    if arr.null_count:
+        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+        values = np.where(bits[offset : offset + n].astype(bool), values, np.nan)
+    else:
+        values.flags.writeable = False
+    return values
 
 
 def _parquet_pieces(
@@ -170,7 +193,7 @@ def _parquet_batches(
                 )
             if not _is_string(id_arr.type):
                 id_arr = pc.cast(id_arr, pa.string())
-            ids = id_arr.to_numpy(zero_copy_only=False).astype(object)
+            ids = np.array(id_arr.to_pylist(), dtype=object)  # to_numpy would import pandas
             yield ids, columns, first_row
             first_row += b
     except (pa.ArrowInvalid, OSError) as exc:
