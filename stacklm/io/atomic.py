@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -60,22 +62,27 @@ def atomic_path(path):
         raise
 
 
+def json_plain(obj, finite: bool = False):
+    """``obj`` with plain Python in place of numpy (mappings with string keys, lists for tuples
+    and arrays, Python scalars); ``finite``: non-finite floats as ``null`` (NaN), ``"Infinity"``
+    and ``"-Infinity"``, which strict JSON readers take."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_plain(v, finite) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_plain(v, finite) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_plain(obj.tolist(), finite)
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if finite and isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    return obj
+
+
 def write_json(obj, path) -> None:
-    """Write JSON atomically (sorted keys, NaN as null)."""
-
-    def clean(o):
-        if isinstance(o, dict):
-            return {str(k): clean(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [clean(v) for v in o]
-        if isinstance(o, np.generic):
-            o = o.item()
-        if isinstance(o, float) and not np.isfinite(o):
-            return None if np.isnan(o) else ("Infinity" if o > 0 else "-Infinity")
-        return o
-
+    """Write JSON atomically (sorted keys, NaN as null: :func:`json_plain`)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(clean(obj), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(json_plain(obj, finite=True), indent=2, sort_keys=True) + "\n")
 
 
 def write_text(text: str, path) -> None:

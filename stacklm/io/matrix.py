@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stacklm.io.blocks import rows_per_block
+from stacklm.io.blocks import rows_not_finite, rows_per_block
 from stacklm.io.formats import MatrixBlock, MatrixInputError, _text_compression, matrix_format
 from stacklm.io.parquet import _parquet_batches, _parquet_file, _parquet_layout
 from stacklm.io.text import (
@@ -195,17 +195,13 @@ def _check_piece(path, fmt, compression, header, ids, values, first_row, seen, s
 
 
 def _first_infinite(values: np.ndarray) -> tuple[int, int] | None:
-    """(row, column) of the first infinite value in row-major order, or None: one pass of row
-    sums, and cell by cell only the rows whose sum is not finite (a NaN or an infinite value in
-    the row), unless they are many."""
+    """(row, column) of the first infinite value in row-major order, or None: cell by cell only
+    in the rows :func:`stacklm.io.blocks.rows_not_finite` gives."""
     if values.size == 0:
         return None
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, an overflowing sum
-        rows = np.flatnonzero(~np.isfinite(values.sum(axis=1)))
-    if rows.size == 0:
+    rows = rows_not_finite(values)
+    if isinstance(rows, np.ndarray) and rows.size == 0:
         return None
-    if rows.size > len(values) // 8:
-        rows = slice(None)
     infinite = np.isinf(values[rows])
     if not infinite.any():
         return None

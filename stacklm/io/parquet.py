@@ -109,11 +109,11 @@ def _as_float64(col) -> np.ndarray:
 
 def _float64_values(arr: pa.Array) -> np.ndarray:
     """One float64 Arrow array's values (NaN where null) from its data and validity buffers."""
-    validity, data = arr.buffers()[:2]
     n, offset = len(arr), arr.offset
-    values = np.frombuffer(data, dtype=np.float64, count=n, offset=offset * 8)
     if arr.null_count == n:
         return np.full(n, np.nan)
+    validity, data = arr.buffers()[:2]
+    values = np.frombuffer(data, dtype=np.float64, count=n, offset=offset * 8)
     if arr.null_count:
         bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
         values = np.where(bits[offset : offset + n].astype(bool), values, np.nan)

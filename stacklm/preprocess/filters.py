@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stacklm.io.blocks import rows_not_finite
+
 # --------------------------------------------------------------------------------------------------
 # feature filters
 
@@ -58,14 +60,13 @@ def feature_filter(
 
 
 def _observed_counts(x: np.ndarray) -> np.ndarray:
-    """Observed (non-NaN) values per row: one pass of row sums, and cell by cell only the rows
-    whose sum is not finite (a NaN, or an infinite value, in the row), unless they are many."""
+    """Observed (non-NaN) values per row, counted cell by cell only in the rows
+    :func:`stacklm.io.blocks.rows_not_finite` gives."""
     g, n = x.shape
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, an overflowing sum
-        incomplete = np.flatnonzero(~np.isfinite(x.sum(axis=1)))
-    if incomplete.size > g // 8:
+    rows = rows_not_finite(x)
+    if isinstance(rows, slice):
         return (~np.isnan(x)).sum(axis=1)
     counts = np.full(g, n, dtype=np.intp)
-    if incomplete.size:
-        counts[incomplete] = (~np.isnan(x[incomplete])).sum(axis=1)
+    if rows.size:
+        counts[rows] = (~np.isnan(x[rows])).sum(axis=1)
     return counts

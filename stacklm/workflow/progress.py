@@ -38,10 +38,6 @@ class Progress:
         self.interval = progress_seconds() if interval is None else float(interval)
         self._last = time.monotonic()
 
-    def add(self, rows: int) -> None:
-        """``rows`` more done; a progress line if it is time for one."""
-        self.at(self.done + int(rows))
-
     def at(self, done: int) -> None:
         """``done`` rows done in all; a progress line if it is time for one."""
         self.done = int(done)

@@ -4,13 +4,12 @@ settings those steps use."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stacklm.io.outputs import atomic_path
+from stacklm.io.atomic import atomic_path, json_plain
 
 if TYPE_CHECKING:
     from stacklm.limma.voom import VoomTrend
@@ -133,15 +132,3 @@ class WeightingState:
     def load(cls, path) -> WeightingState:
         with np.load(path, allow_pickle=False) as z:
             return cls.from_arrays({k: z[k] for k in z.files})
-
-
-def json_plain(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): json_plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

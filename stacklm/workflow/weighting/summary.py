@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
+from stacklm.io.atomic import json_plain
 from stacklm.workflow.weighting.rounds import load_state
-from stacklm.workflow.weighting.state import json_plain
 
 
 def weighting_summary(state_path, counts_summary_path=None) -> dict:
