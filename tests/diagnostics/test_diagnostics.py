@@ -243,16 +243,19 @@ def test_sketch_without_the_fitted_matrix_equals_the_explicit_sketch():
 
 
 @pytest.mark.parametrize("missing", [False, True])
-def test_exact_cross_products_equal_the_explicit_products(missing):
+@pytest.mark.parametrize("effects", [0.3, 3000.0])
+def test_exact_cross_products_equal_the_explicit_products(missing, effects):
     """The n x n cross-products of the centred input, fitted values and residuals (and their sums
     of squares) equal the explicit products: complete row blocks form the fitted one as
-    Xt (B'B) Xt' (the design's columns centred), blocks with missing values from the fitted
-    matrix; a non-estimable coefficient counts as 0."""
+    Xt (B'B) Xt' (the design's columns centred) and the residuals' as the difference of the
+    input's, the fitted values' and the mixed products (or, where the residuals hold under 0.1%
+    of the sum of squares, effects 3000: 6e-10 of it, from the residual matrix), blocks with
+    missing values from the fitted matrix; a non-estimable coefficient counts as 0."""
     rng = np.random.default_rng(9)
     g, n = 700, 40
     X = np.column_stack([np.ones(n), rng.standard_normal(n), rng.random(n) < 0.5,
                          rng.uniform(20, 70, n)])  # fmt: skip
-    Y = rng.normal(0, 1, (g, 4)) @ X.T * 0.3 + rng.normal(5, 1, (g, n))
+    Y = rng.normal(0, 1, (g, 4)) @ X.T * effects + rng.normal(5, 1, (g, n))
     if missing:
         Y[rng.random(Y.shape) < 0.01] = np.nan
     fit = lm_fit(Y, X)
@@ -263,6 +266,28 @@ def test_exact_cross_products_equal_the_explicit_products(missing):
     for name, A in (("input", Yc), ("fitted", Fc), ("residuals", Yc - Fc)):
         assert_matches(cp.matrices[name], A.T @ A, name, rtol=1e-12, atol=1e-9)
         assert_matches(cp.sums_of_squares[name], float((A * A).sum()), name, rtol=1e-12)
+
+
+def test_residual_cross_product_identity_is_not_used_where_it_loses_digits(monkeypatch):
+    """Where the design explains all but 6e-10 of the sum of squares, the difference of the input's
+    and the fitted values' cross-products would lose ~9 digits: the residuals are formed then
+    (RESIDUAL_IDENTITY_MIN_SHARE); with the identity forced, the loss shows."""
+    import stacklm.diagnostics.crossproducts as cpmod
+
+    rng = np.random.default_rng(9)
+    g, n = 700, 40
+    X = np.column_stack([np.ones(n), rng.standard_normal(n), rng.uniform(20, 70, n)])
+    Y = rng.normal(0, 1, (g, 3)) @ X.T * 3000.0 + rng.normal(5, 1, (g, n))
+    fit = lm_fit(Y, X)
+    Yc, Fc = _centred_input_and_fitted(Y, X, fit.coefficients)
+    explicit = (Yc - Fc).T @ (Yc - Fc)
+    samples = [f"s{i}" for i in range(n)]
+    scale = np.abs(explicit).max()  # (the residuals themselves carry ~1e-11 of Y's 1.5e5)
+    kept = chunk_cross_products(Y, X, fit.coefficients, samples).matrices["residuals"]
+    assert np.abs(kept - explicit).max() <= 1e-10 * scale
+    monkeypatch.setattr(cpmod, "RESIDUAL_IDENTITY_MIN_SHARE", 0.0)
+    forced = chunk_cross_products(Y, X, fit.coefficients, samples).matrices["residuals"]
+    assert np.abs(forced - explicit).max() > 1e-8 * scale
 
 
 def test_sketch_is_exact_for_low_rank_and_close_for_spiked():

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 
+import numpy as np
+
 from stacklm.workflow.provenance import (
     background_checksum,
     blas_info,
     file_checksum,
     input_checksums,
+    sha256_file,
 )
 
 
@@ -29,6 +32,17 @@ def test_known_checksums_are_reused_only_for_the_same_file_state(tmp_path):
     os.utime(m, ns=(done["mtime_ns"] + 10**9, done["mtime_ns"] + 10**9))  # touched: hashed again
     got = input_checksums({"matrix": str(m)}, keys=("matrix",), known={"matrix": fake})
     assert got["matrix"]["sha256"] == done["sha256"]
+
+
+def test_sha256_of_files_across_block_boundaries(tmp_path):
+    """The block-wise hash equals hashlib's of the whole bytes: empty, exactly one 1 MiB block,
+    several blocks and a partial last one."""
+    rng = np.random.default_rng(5)
+    for size in (0, 1 << 20, (5 << 19) + 7):
+        path = tmp_path / f"f{size}"
+        data = rng.bytes(size)
+        path.write_bytes(data)
+        assert sha256_file(path) == hashlib.sha256(data).hexdigest()
 
 
 def test_blas_libraries_are_listed_in_a_fixed_order(monkeypatch):
