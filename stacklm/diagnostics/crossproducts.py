@@ -231,7 +231,7 @@ def chunk_cross_products(
             # every sample observed: the centred fitted values are Fc = b Xt' (Xt: the design
             # with its columns centred), so their cross-product is Xt (b'b) Xt' and the
             # residuals' (Yc - Fc)'(Yc - Fc) = Yc'Yc - M Xt' - Xt M' + Xt (b'b) Xt' with
-            # M = Yc'b: one n x n product over the rows instead of three, the residuals not
+            # M = Yc'b: one n x n product over the rows instead of two, the residuals not
             # formed; the sums of squares likewise (|Fc|^2 = <b'b, Xt'Xt>, <Yc, Fc> = <M, Xt>)
             yy_gram = centred.T @ centred  # numpy uses syrk for A.T @ A
             yy = float(np.einsum("ij,ij->", centred, centred))
