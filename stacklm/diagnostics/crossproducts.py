@@ -245,18 +245,17 @@ def chunk_cross_products(
             total["input"] += yy
             total["fitted"] += ff
             # the difference loses about log10(yy / rr) digits: where the residuals are under
-            # RESIDUAL_IDENTITY_MIN_SHARE of the input's sum of squares, they are formed
+            # RESIDUAL_IDENTITY_MIN_SHARE of the input's sum of squares, they are formed below
             if rr >= RESIDUAL_IDENTITY_MIN_SHARE * yy:
                 mixed = M @ Xt.T
                 out["residuals"] += yy_gram - mixed - mixed.T + fitted_gram
                 total["residuals"] += rr
-            else:
-                centred -= b @ Xt.T
-                add("residuals", centred)
-            continue
-        add("input", centred)
-        fitted = centre(b @ X.T, missing, count)
-        add("fitted", fitted)
+                continue
+            fitted = b @ Xt.T
+        else:
+            add("input", centred)
+            fitted = centre(b @ X.T, missing, count)
+            add("fitted", fitted)
         centred -= fitted  # (Y - fitted) centred = centred Y - centred fitted
         add("residuals", centred)
     return CrossProducts(
