@@ -40,7 +40,11 @@ if not workflow.overwrite_configfiles:
                 config[key] = str(REPO / value)
 
 from stacklm.workflow.checks import ConfigCheckError, check_config  # noqa: E402
+from stacklm.workflow.shutdown import skip_final_collection  # noqa: E402
 from stacklm.workflow.steps import one_line_warnings  # noqa: E402
+
+# Snakemake's process exits without the interpreter's last garbage collection (0.5 s: shutdown.py)
+skip_final_collection()
 
 try:
     with one_line_warnings():  # "stacklm warning: ..." in one line, no Python source line

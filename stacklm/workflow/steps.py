@@ -1,8 +1,8 @@
 """Plumbing shared by the workflow's script entry points (no Snakemake import here): logging to the
 rule's log file, BLAS threads from the rule's ``threads``, the allocator's reuse of freed memory
-(:mod:`stacklm.workflow.allocator`), warnings and user errors as one clear
-line each, and the step's time and peak memory (the job process's high-water RSS) as its last log
-line."""
+(:mod:`stacklm.workflow.allocator`), exit without the interpreter's last garbage collection
+(:mod:`stacklm.workflow.shutdown`), warnings and user errors as one clear line each, and the
+step's time and peak memory (the job process's high-water RSS) as its last log line."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from stacklm.workflow.allocator import reuse_freed_memory
 from stacklm.workflow.failures import ERROR_PREFIX
+from stacklm.workflow.shutdown import skip_final_collection
 
 #: errors caused by the input or the config: shown as one line, traceback only in the log
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
@@ -60,6 +61,7 @@ def workflow_step(name: str, log_path: str | None, threads: int = 1):
     last.  User errors (bad input or config) exit with that line; other errors are re-raised after
     it (their traceback is in the log either way)."""
     reuse_freed_memory()  # arrays freed are reused, not faulted in again (allocator.py)
+    skip_final_collection()  # the job exits without the interpreter's last collection (shutdown.py)
     logger = logging.getLogger("stacklm")
     logger.setLevel(logging.INFO)
     logger.handlers.clear()
