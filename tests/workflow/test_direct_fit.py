@@ -179,6 +179,8 @@ def test_chunks_take_whole_row_groups_evenly(tmp_path):
 
 def test_a_duplicated_id_in_another_chunk_is_refused_with_both_rows(tmp_path):
     ids, samples, values = _matrix()
+    unique = _write_parquet(tmp_path / "unique.parquet", ids, samples, values)
+    assert check_unique_feature_ids(unique) == len(ids) == 2600  # every row group's ids
     ids = ids.copy()
     ids[2500] = ids[10]  # row groups 0 and 6: different chunks
     path = _write_parquet(tmp_path / "m.parquet", ids, samples, values)
