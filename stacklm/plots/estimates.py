@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 from stacklm.diagnostics.features import binned_trend, category_summary
 from stacklm.plots.common import (
     PADS,
+    Pads,
     _figure,
     _legend,
     _message,
     _shared_colorbar,
+    _text_width,
     heatmap_pads,
     save_plot,
 )
@@ -131,7 +135,22 @@ def plot_estimate_annotation(
         elif 1 < series.nunique() <= 30:
             columns.append((col, "categorical"))
     n_rows = max(1, len(columns))
-    fig, axes = _figure(n_rows * len(names), ncols=min(4, len(names)), width=4.0, height=3.4)
+    # the categorical panels' summaries first: their level names size the space below the panels
+    summaries = {
+        (col, name): category_summary(
+            ann[col].to_numpy(), table[f"estimate_{name}"].to_numpy(dtype=float)
+        )
+        for col, kind in columns
+        if kind == "categorical"
+        for name in names
+    }
+    levels = [lv for t in summaries.values() if t is not None for lv in t["level"]]
+    # fixed pads (no constrained layout: half the drawing time of these 3 x 8 panels): the level
+    # names turned by 60 degrees, then the axis label
+    below = _text_width(levels, 7) * math.sin(math.radians(60)) + 0.4 if levels else 0.0
+    pads = Pads(bottom=max(PADS.bottom, below))
+    fig, axes = _figure(n_rows * len(names), ncols=min(4, len(names)), width=4.0, height=3.4,
+                        pads=pads)  # fmt: skip
     data = []
     if not columns:
         _message(axes[0], "the feature annotation has no numeric column and no column with\n"
@@ -154,7 +173,7 @@ def plot_estimate_annotation(
                 trend = trend.rename(columns={"x_low": "x_low", "x_median": "x_median"})
                 trend.insert(0, "spearman_rho", rho)
             else:
-                trend = category_summary(ann[col].to_numpy(), est)
+                trend = summaries[col, name]
                 pos = np.arange(len(trend))
                 ax.vlines(pos, trend["y_q25"], trend["y_q75"], color=TREND, lw=4, alpha=0.6)
                 ax.plot(pos, trend["y_median"], "o", color=NEUTRAL, ms=3)

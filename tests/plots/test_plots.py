@@ -255,6 +255,52 @@ def test_fixed_layouts_keep_panels_apart_and_inside_the_figure(tmp_path, monkeyp
         assert all(title.y0 > box.y1 for box in boxes)
 
 
+def test_the_annotation_figure_sizes_its_fixed_layout_from_the_level_names(tmp_path, monkeypatch):
+    from stacklm.plots.estimates import plot_estimate_annotation
+
+    g = 6_000
+    table = _big_table(g)
+    table["estimate_y"] = -table["estimate_x"]
+    rng = np.random.default_rng(3)
+    levels = [f"a_rather_long_region_name_{k}" for k in range(12)]  # turned tick labels
+    features = pd.DataFrame(
+        {
+            "gc_content": rng.uniform(0.3, 0.7, g),
+            "region": rng.choice(levels, g),
+            "probe_length": rng.integers(40, 46, g),  # few values: per value
+        },
+        index=table["feature_id"],
+    )
+    figures = []
+    original = common.save_plot
+
+    def keep(fig, *args):
+        figures.append(fig)
+        original(fig, *args)
+
+    monkeypatch.setattr("stacklm.plots.estimates.save_plot", keep)
+    with labelled(Labels(analysis="layout", value="log2 value", difference="log2 FC")):
+        plot_estimate_annotation(
+            table, ["x", "y"], features, tmp_path / "a.png", tmp_path / "a.tsv"
+        )
+    (fig,) = figures
+    assert fig.get_layout_engine() is None  # one draw when saved
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    page = fig.bbox.padded(1)
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]  # 3 annotations x 2 coefficients
+    assert len(boxes) == 6
+    for box in boxes:
+        assert page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+    title = fig._suptitle.get_window_extent(renderer)
+    assert all(title.y0 > box.y1 for box in boxes)
+    data = pd.read_csv(tmp_path / "a.tsv", sep="\t")
+    assert set(data["annotation"]) == {"gc_content", "region", "probe_length"}
+    assert set(data.loc[data["annotation"] == "region", "level"]) == set(levels)
+
+
 def test_data_tables_are_written_as_the_dataframe_writer_writes_them(tmp_path):
     table = _big_table(2_000)
     table.loc[3, "estimate_x"] = np.nan
