@@ -222,12 +222,8 @@ def test_scatter_draws_binned_counts_and_at_most_the_capped_points():
     assert _scatter(ax, x[:500], y[:500]) is None and not ax.images
 
 
-def test_fixed_layouts_keep_panels_apart_and_inside_the_figure(tmp_path, monkeypatch):
-    table = _big_table(30_000)
-    table["estimate_a_long_contrast_name"] = table["estimate_x"] * 2
-    table["p_a_long_contrast_name"] = table["p_x"]
-    table["fdr_a_long_contrast_name"] = table["fdr_x"]
-    names = ["x", "a_long_contrast_name"] * 2
+def _saved_figures(monkeypatch, module: str) -> list:
+    """The figures ``module``'s plot functions save (collected, and saved as before)."""
     figures = []
     original = common.save_plot
 
@@ -235,24 +231,42 @@ def test_fixed_layouts_keep_panels_apart_and_inside_the_figure(tmp_path, monkeyp
         figures.append(fig)
         original(fig, *args)
 
-    monkeypatch.setattr("stacklm.plots.statistics.save_plot", keep)
+    monkeypatch.setattr(f"{module}.save_plot", keep)
+    return figures
+
+
+def _assert_fixed_layout_fits(fig) -> list:
+    """One draw when saved (no layout engine), every panel (ticks, labels, title) inside the
+    figure, apart from the others and below the figure title; returns the panels' boxes."""
+    assert fig.get_layout_engine() is None
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    page = fig.bbox.padded(1)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    boxes = [ax.get_tightbbox(renderer) for ax in panels]  # ticks, labels, title, colorbar
+    for box in boxes:
+        assert page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+    title = fig._suptitle.get_window_extent(renderer)
+    assert all(title.y0 > box.y1 for box in boxes)
+    return boxes
+
+
+def test_fixed_layouts_keep_panels_apart_and_inside_the_figure(tmp_path, monkeypatch):
+    table = _big_table(30_000)
+    table["estimate_a_long_contrast_name"] = table["estimate_x"] * 2
+    table["p_a_long_contrast_name"] = table["p_x"]
+    table["fdr_a_long_contrast_name"] = table["fdr_x"]
+    names = ["x", "a_long_contrast_name"] * 2
+    figures = _saved_figures(monkeypatch, "stacklm.plots.statistics")
     with labelled(Labels(analysis="layout", value="log2 value", difference="log2 FC")):
         plot_volcano(table, names, 0.05, tmp_path / "v.png", tmp_path / "v.tsv.gz")
         plot_md(table, names, 0.05, tmp_path / "md.png", tmp_path / "md.tsv.gz")
         plot_sa(table, False, False, tmp_path / "sa.png", tmp_path / "sa.tsv.gz")
+    assert len(figures) == 3
     for fig in figures:
-        assert fig.get_layout_engine() is None  # one draw when saved
-        renderer = FigureCanvasAgg(fig).get_renderer()
-        page = fig.bbox.padded(1)
-        panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
-        boxes = [ax.get_tightbbox(renderer) for ax in panels]  # ticks, labels, title, colorbar
-        for box in boxes:
-            assert page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1)
-        for i, a in enumerate(boxes):
-            for b in boxes[i + 1 :]:
-                assert not a.overlaps(b)
-        title = fig._suptitle.get_window_extent(renderer)
-        assert all(title.y0 > box.y1 for box in boxes)
+        _assert_fixed_layout_fits(fig)
 
 
 def test_the_annotation_figure_sizes_its_fixed_layout_from_the_level_names(tmp_path, monkeypatch):
@@ -271,31 +285,13 @@ def test_the_annotation_figure_sizes_its_fixed_layout_from_the_level_names(tmp_p
         },
         index=table["feature_id"],
     )
-    figures = []
-    original = common.save_plot
-
-    def keep(fig, *args):
-        figures.append(fig)
-        original(fig, *args)
-
-    monkeypatch.setattr("stacklm.plots.estimates.save_plot", keep)
+    figures = _saved_figures(monkeypatch, "stacklm.plots.estimates")
     with labelled(Labels(analysis="layout", value="log2 value", difference="log2 FC")):
         plot_estimate_annotation(
             table, ["x", "y"], features, tmp_path / "a.png", tmp_path / "a.tsv"
         )
     (fig,) = figures
-    assert fig.get_layout_engine() is None  # one draw when saved
-    renderer = FigureCanvasAgg(fig).get_renderer()
-    page = fig.bbox.padded(1)
-    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]  # 3 annotations x 2 coefficients
-    assert len(boxes) == 6
-    for box in boxes:
-        assert page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1)
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            assert not a.overlaps(b)
-    title = fig._suptitle.get_window_extent(renderer)
-    assert all(title.y0 > box.y1 for box in boxes)
+    assert len(_assert_fixed_layout_fits(fig)) == 6  # 3 annotations x 2 coefficients
     data = pd.read_csv(tmp_path / "a.tsv", sep="\t")
     assert set(data["annotation"]) == {"gc_content", "region", "probe_length"}
     assert set(data.loc[data["annotation"] == "region", "level"]) == set(levels)
