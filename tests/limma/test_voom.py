@@ -132,9 +132,11 @@ def test_voom_block_matches_limma(data):
 
 def test_chunked_voom_equals_one_shot(data, v):
     """Pass 1 per chunk (trend points), one global lowess, pass 2 per chunk (weights from the
-    global trend, weighted fit): the same bits as the one-shot call, for three chunks of unequal
-    size (chunks of at least two rows: a one-row chunk goes through BLAS's matrix-vector product,
-    which rounds differently)."""
+    global trend, weighted fit): the one-shot call's numbers, for three chunks of unequal size.
+    Not always the same bits: OpenBLAS's matrix products may round a row by where it falls in the
+    kernel's blocks (its Haswell kernel, which it picks on AMD EPYC, gave the last row of a chunk
+    a sigma one bit apart, and every array within 7e-16 of its largest value; its SkylakeX kernel
+    gives the same bits), so the chunked numbers agree to 1e-13 of each array's largest value."""
     _, design, _, kept, lib, nf = data
     design = design.to_numpy()
     parts = np.split(np.arange(kept.shape[0]), [601, 1390])
@@ -151,14 +153,23 @@ def test_chunked_voom_equals_one_shot(data, v):
     second = [voom_trend_points(kept[p], design, eff) for p in parts]
     weights = np.concatenate([voom_weights(q.fitted_logcount, trend) for q in second])
     E = np.concatenate([q.E for q in second])
-    assert np.array_equal(E, v.E)
-    assert np.array_equal(trend.line_y, v.trend.line_y)
-    assert np.array_equal(weights, v.weights)
+    assert np.array_equal(E, v.E)  # elementwise: the same bits on every kernel
+    _assert_close_to_largest(trend.line_y, v.trend.line_y, "trend")
+    _assert_close_to_largest(weights, v.weights, "weights")
     whole = lm_wfit(v.E, design, v.weights)
     fits = [lm_wfit(E[p], design, weights[p]) for p in parts]
     for name in ("coefficients", "stdev_unscaled", "sigma", "df_residual", "amean"):
         chunked = np.concatenate([getattr(f, name) for f in fits])
-        assert np.array_equal(chunked, getattr(whole, name)), name
+        _assert_close_to_largest(chunked, getattr(whole, name), name)
+
+
+def _assert_close_to_largest(values, expected, name, tol=1e-13):
+    """``values`` equal ``expected`` to ``tol`` of the largest ``|expected|`` (NaN where it is)."""
+    values, expected = np.asarray(values), np.asarray(expected)
+    assert values.shape == expected.shape, name
+    assert np.array_equal(np.isnan(values), np.isnan(expected)), name
+    scale = np.nanmax(np.abs(expected))
+    assert np.nanmax(np.abs(values - expected)) <= tol * scale, name
 
 
 def test_trend_function_is_rs_approxfun():
