@@ -170,7 +170,6 @@ def plot_estimate_annotation(
                 rho = pd.Series(x[ok]).corr(pd.Series(est[ok]), method="spearman")
                 ax.text(0.02, 0.97, f"Spearman ρ = {rho:.3f}", transform=ax.transAxes,
                         va="top", fontsize=7)  # fmt: skip
-                trend = trend.rename(columns={"x_low": "x_low", "x_median": "x_median"})
                 trend.insert(0, "spearman_rho", rho)
             else:
                 trend = summaries[col, name]

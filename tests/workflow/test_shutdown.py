@@ -9,7 +9,7 @@ import sys
 SCRIPT = r"""
 import atexit, gc, sys
 # registered first, so it runs last: after every handler registered below
-atexit.register(lambda: print("frozen", gc.get_freeze_count(), atexit._ncallbacks(), flush=True))
+atexit.register(lambda: print("frozen", gc.get_freeze_count(), flush=True))
 if sys.argv[1] == "skip":
     from stacklm.workflow.shutdown import skip_final_collection
     skip_final_collection()
@@ -18,27 +18,29 @@ elif sys.argv[1] == "step":
     from stacklm.workflow.steps import workflow_step
     with workflow_step("x", sys.argv[2]) as log:
         log.info("ok")
+print("callbacks", atexit._ncallbacks(), flush=True)  # exit handlers registered
 with open(sys.argv[2] + ".out", "w") as fh:  # written and closed as before
     fh.write("complete\n")
 """
 
 
-def _exit_report(mode: str, tmp_path) -> tuple[int, str]:
+def _exit_report(mode: str, tmp_path) -> tuple[int, int]:
+    """(objects frozen when the process exited, exit handlers registered) of SCRIPT in ``mode``."""
     log = tmp_path / f"{mode}.log"
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, mode, str(log)], capture_output=True, text=True, check=True
     )
-    line = out.stdout.strip().splitlines()[-1].split()
-    assert line[0] == "frozen"
+    lines = dict(line.split() for line in out.stdout.strip().splitlines()[-2:])
     assert (tmp_path / f"{mode}.log.out").read_text() == "complete\n"
-    return int(line[1]), line[2]
+    return int(lines["frozen"]), int(lines["callbacks"])
 
 
 def test_exit_freezes_the_live_objects_once(tmp_path):
-    frozen, _ = _exit_report("default", tmp_path)
+    frozen, handlers = _exit_report("default", tmp_path)
     assert frozen == 0  # Python's own exit: nothing frozen, the final collection sees everything
-    frozen, _ = _exit_report("skip", tmp_path)
+    frozen, skip_handlers = _exit_report("skip", tmp_path)
     assert frozen > 1000  # the modules' objects, skipped by the final collection
+    assert skip_handlers == handlers + 1  # called twice, registered once
 
 
 def test_workflow_steps_exit_without_the_final_collection(tmp_path):
