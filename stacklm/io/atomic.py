@@ -9,7 +9,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -45,21 +45,32 @@ def folder_mode() -> int:
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
-    The temporary file is private (``mkstemp``'s 0600) while it is written; the finished file gets
-    the mode of a file created with ``open`` (0666 less the umask), so results on shared storage are
-    as readable as the user's umask makes any file."""
+    The temporary path is a new hidden name (``.<name>.<random>.tmp``) that does not exist yet:
+    the writer creates the file.  A writer that opened an existing file would truncate it, and
+    ext4 (its ``auto_da_alloc`` default) then writes the whole file out to disk when it is closed,
+    in the writer's time: 0.25 s for the 575 MB results table at 10^6 features.  The file is
+    created with the mode of ``open`` (0666 less the umask) and keeps it when renamed, so results
+    on shared storage are as readable as the user's umask makes any file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _new_temporary_path(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _new_temporary_path(path: Path) -> Path:
+    """A hidden name beside ``path`` that no file has (random, so that concurrent writers of the
+    same output do not share one)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        if not os.path.lexists(tmp):
+            return tmp
 
 
 def json_plain(obj, finite: bool = False):

@@ -34,7 +34,9 @@ def _mode(path) -> int:
 def test_atomic_path_file_follows_umask(tmp_path, umask):
     target = tmp_path / "new" / "folder" / "out.bin"
     with atomic_path(target) as tmp:
-        # the temporary file is private while it is written (nobody reads a half-written file)...
+        # the temporary file is not the target (nobody reads a half-written file) and does not
+        # exist before the writer creates it (no truncation: ext4 would flush it on close)...
+        assert tmp != target and tmp.parent == target.parent and not tmp.exists()
         tmp.write_bytes(b"x")
     # ...and gets the umask's mode when it is renamed into place
     assert _mode(target) == 0o666 & ~umask
