@@ -11,7 +11,7 @@ from stacklm.limma.fitstore import load_fits_in_background
 from stacklm.workflow.allocator import reuse_freed_memory
 
 reuse_freed_memory()
-merged = load_fits_in_background(snakemake.input.chunks, snakemake.threads)  # noqa: F821
+merged = load_fits_in_background(snakemake.input.chunks, snakemake.threads, order="F")  # noqa: F821
 
 from stacklm.io.outputs import write_tsv
 from stacklm.spec import AnalysisSpec

@@ -293,8 +293,10 @@ def moderate_columns(
 
 
 def _column_copies(matrices, columns) -> list[list[np.ndarray]]:
-    """``[[np.ascontiguousarray(m[:, j]) for j in columns] for m in matrices]``: columns of
-    row-major matrices in their own contiguous memory, as the results table stores them."""
+    """``[[np.ascontiguousarray(m[:, j]) for j in columns] for m in matrices]``: columns of the
+    matrices each in contiguous memory, as the results table stores them; a column of a
+    column-major matrix (the merged fit of :func:`stacklm.limma.fitstore.load_fits` with
+    ``order="F"``, e_bayes' t, p and lods) is a view of it, one of a row-major matrix a copy."""
     return [[np.ascontiguousarray(m[:, j]) for j in columns] for m in matrices]
 
 
@@ -304,15 +306,15 @@ def _string_array(values) -> pa.Array:
 
 
 def _ordinary_columns(fit: LinearModelFit, columns) -> list[list[np.ndarray]]:
-    """The ordinary t and p of every coefficient (computed as :func:`ordinary_t` does, on all of
-    them), as copies of the ``columns``."""
-    return _column_copies(ordinary_t(fit), columns)
+    """The ordinary t and p (:func:`ordinary_t`) of the ``columns`` (positions), as the columns of
+    its column-major arrays."""
+    return _column_copies(ordinary_t(fit, columns), range(len(columns)))
 
 
 def _confint_columns(fit: LinearModelFit, level: float, columns) -> list[list[np.ndarray]]:
-    """topTable's confidence limits (:func:`confint_columns` of every coefficient) as copies of the
-    ``columns``."""
-    return _column_copies(confint_columns(fit, level), columns)
+    """topTable's confidence limits (:func:`confint_columns`) of the ``columns`` (positions), as
+    the columns of its column-major arrays."""
+    return _column_copies(confint_columns(fit, level, columns), range(len(columns)))
 
 
 def _analysis_test(eb: LinearModelFit, test: Sequence[str], fdr_method: str):

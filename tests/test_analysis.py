@@ -5,6 +5,7 @@ ordinary t, topTable's order, and moderation.method none."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -124,6 +125,57 @@ def test_threads_give_the_same_table(data):
     assert "fdr_treat_CancerVsNormal" in one[0].columns
     assert one[0].equals(two[0])
     assert one[1] == two[1]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"contrasts": {"CancerVsNormal": "cancerCancer - cancerNormal"}, "threshold_fc": 1.5},
+        {"moderation": {"method": "none"}},
+    ],
+    ids=["ebayes", "contrasts_treat", "none"],
+)
+def test_a_column_major_fit_gives_the_same_table_from_views(data, settings):
+    """The moderate step's merged fit is column-major (load_fits(order="F")): the table has the
+    bits of the row-major fit's, and its estimate, stdev_unscaled, t, p, lods, ordinary t and p and
+    confidence columns are views of the fit's and e_bayes' column-major matrices, not copies."""
+    from stacklm.analysis import moderate_columns
+
+    matrices, sheet = data
+    fit = lm_fit(matrices["na"], _design(sheet))
+    column_major = fit.replace(
+        coefficients=np.asfortranarray(fit.coefficients),
+        stdev_unscaled=np.asfortranarray(fit.stdev_unscaled),
+    )
+    contrasts = settings.get("contrasts")
+    test = TESTED + list(contrasts or [])
+    kwargs = {"threshold_fc": settings.get("threshold_fc"), "threads": 2}
+    want, want_stats, _ = moderate_columns(
+        fit, contrasts, test, settings.get("moderation"), **kwargs
+    )
+    got, stats, eb = moderate_columns(
+        column_major, contrasts, test, settings.get("moderation"), **kwargs
+    )
+    assert list(got) == list(want)
+    assert json.dumps(stats, sort_keys=True) == json.dumps(want_stats, sort_keys=True)  # NaN too
+    assert got["feature_id"].equals(want["feature_id"])  # Arrow strings
+    for name in list(got)[1:]:
+        a, b = np.asarray(got[name]), np.asarray(want[name])
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    if contrasts:  # contrasts_fit's products make row-major coefficients: those are copied
+        return
+    j = eb.coef_names.index("cancerCancer")
+    bases = {"estimate": column_major.coefficients, "stdev_unscaled": column_major.stdev_unscaled,
+             "t": eb.t, "p": eb.p_value}  # fmt: skip
+    if settings.get("moderation") is None:
+        bases["lods"] = eb.lods
+    for prefix, matrix in bases.items():
+        assert np.shares_memory(got[f"{prefix}_cancerCancer"], matrix[:, j]), prefix
+    # the ordinary t and p, and the confidence limits: computed column by column, contiguous
+    for prefix in ("t_ordinary", "p_ordinary", "ci_low", "ci_high"):
+        column = got[f"{prefix}_cancerCancer"]
+        assert column.flags.c_contiguous and column.base is not None, prefix
 
 
 def _design(sheet):

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import special
 
 from stacklm.limma.ebayes import e_bayes
-from stacklm.limma.ftest import moderated_f
+from stacklm.limma.ftest import moderated_f, row_major
 from stacklm.limma.marraylm import LinearModelFit
 from stacklm.multiple_testing.padjust import harmonic_sum, p_adjust, p_adjust_rows
 from stacklm.rstats.lazy import stats
@@ -92,6 +92,7 @@ def classify_tests_f(
         tstat = np.asarray(fit, dtype=np.float64)
     if tstat.ndim == 1:
         tstat = tstat[:, None]
+    tstat = row_major(tstat)  # its products with Q as of a row-major t, whatever its layout
     if df is None:
         df = np.inf
     ngenes, ntests = tstat.shape

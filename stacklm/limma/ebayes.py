@@ -118,6 +118,8 @@ def e_bayes(
     ``fitFDistRobustly`` (per-feature prior df).  Returns a new fit with ``s2_prior``, ``df_prior``,
     ``s2_post``, ``df_total``, ``var_prior``, ``t``, ``p_value``, ``lods``, ``F``, ``F_p_value``
     (``f_test=False``: no F, left None, for callers that do not read it; ~10% of the time).
+    ``t``, ``p_value`` and ``lods`` are column-major (G x k, each column contiguous) whatever the
+    layout of the fit's coefficients; their values do not depend on it.
     """
     coef = fit.coefficients
     su = fit.stdev_unscaled
@@ -155,7 +157,9 @@ def e_bayes(
     df_prior = sq.df_prior
     n_rows, n_coef = coef.shape
     sd_post = np.sqrt(s2_post)
-    t = np.empty(coef.shape)
+    # t (and so the p-values and lods) column-major: each column contiguous, as the results table
+    # stores it (the values are those of any layout: every cell is computed from its own inputs)
+    t = np.empty(coef.shape, order="F")
     with np.errstate(invalid="ignore", divide="ignore"):
         for rows in row_blocks(n_rows, n_coef, ELEMENTWISE_BLOCK_VALUES):
             np.divide(coef[rows], su[rows], out=t[rows])
@@ -182,7 +186,7 @@ def e_bayes(
         var_prior[np.isnan(var_prior)] = 1 / np.atleast_1d(s2_prior)[0]
     inf_df_all = np.broadcast_to(np.asarray(df_prior) > 1e6, sigma.shape)
     log_odds_prior = np.log(proportion / (1 - proportion))
-    lods = np.empty(coef.shape, order="F")  # columns contiguous (results tables store them so)
+    lods = np.empty(coef.shape, order="F")
     with np.errstate(invalid="ignore", divide="ignore"):
         for rows in row_blocks(n_rows, n_coef, ELEMENTWISE_BLOCK_VALUES):
             su2 = su[rows] ** 2

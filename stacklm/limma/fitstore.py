@@ -70,12 +70,18 @@ def load_fit(path) -> LinearModelFit:
         )
 
 
-def load_fits(paths: Sequence, threads: int = 1) -> LinearModelFit:
+def load_fits(paths: Sequence, threads: int = 1, order: str = "C") -> LinearModelFit:
     """``concat_fits([load_fit(p) for p in paths])``, the same fit, with each chunk's row arrays
     read from its file straight into their place in the concatenated arrays (``threads`` files at a
     time): one copy of the data instead of two, and half the fresh memory.  The members are checked
     against their CRC-32 as ``np.load`` does; a chunk stored otherwise than :func:`save_fit` stores
-    it (compressed, Fortran order) is read with :func:`load_fit`."""
+    it (compressed, Fortran order) is read with :func:`load_fit`.
+
+    ``order="F"``: the coefficients and unscaled standard deviations (G x p) column-major, each
+    column contiguous (a results table's columns are then views of them, not copies; the values
+    are the same), read through a buffer of :data:`READ_BLOCK_BYTES`."""
+    if order not in ("C", "F"):
+        raise ValueError(f"order must be 'C' or 'F', got {order!r}")
     paths = list(paths)
     if not paths:
         raise ValueError("no fits to concatenate")
@@ -101,7 +107,7 @@ def load_fits(paths: Sequence, threads: int = 1) -> LinearModelFit:
         if any(shape[1:] != shapes[0][1:] for shape in shapes):
             raise ValueError(f"chunk fits differ in the shape of {name}")
         dtype = np.result_type(*(layout[name][2] for layout in layouts))
-        rows[name] = np.empty((int(starts[-1]), *shapes[0][1:]), dtype=dtype)
+        rows[name] = np.empty((int(starts[-1]), *shapes[0][1:]), dtype=dtype, order=order)
 
     def fill(i):
         with open(paths[i], "rb") as fh:
@@ -121,11 +127,11 @@ def load_fits(paths: Sequence, threads: int = 1) -> LinearModelFit:
     )
 
 
-def load_fits_in_background(paths: Sequence, threads: int = 1) -> Future:
+def load_fits_in_background(paths: Sequence, threads: int = 1, order: str = "C") -> Future:
     """A Future of :func:`load_fits`, read in a background thread: a job reads its chunk fits
     (file reads and CRC checks release the GIL) while it imports the rest of its modules."""
     pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(load_fits, list(paths), threads)
+    future = pool.submit(load_fits, list(paths), threads, order)
     pool.shutdown(wait=False)
     return future
 
@@ -165,17 +171,37 @@ def _row_layout(path):
     return out
 
 
+#: a chunk's row array goes into a column-major (or differently typed) target through a buffer
+#: of about this many bytes
+READ_BLOCK_BYTES = 4 << 20
+
+
 def _read_member(fh, path, name, layout, target: np.ndarray) -> None:
-    """Read one row array into ``target`` (a contiguous slice of the concatenated array) and
-    check the member's CRC-32."""
+    """Read one row array (stored row-major) into ``target`` (its rows of the concatenated array)
+    and check the member's CRC-32: straight into a contiguous target of its type, else a block of
+    rows at a time through a buffer of :data:`READ_BLOCK_BYTES`."""
     start, shape, dtype, data, crc, size = layout
     fh.seek(start)
     header = fh.read(data - start)
-    buffer = target if target.dtype == dtype else np.empty(shape, dtype=dtype)
-    view = memoryview(buffer.reshape(-1).view(np.uint8))  # bytes, also of an empty chunk
-    if data - start + view.nbytes != size or fh.readinto(view) != view.nbytes:
+    n_rows = int(shape[0])
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    if data - start + n_rows * row_bytes != size:
         raise ValueError(f"chunk fit {path}: {name} is truncated; re-run its fit job")
-    if zlib.crc32(view, zlib.crc32(header)) != crc:
+    direct = target.dtype == dtype and target.flags.c_contiguous
+    if direct:
+        blocks, buffer = [0], target  # one block: the target itself
+    else:
+        step = max(1, READ_BLOCK_BYTES // max(row_bytes, 1))
+        blocks = range(0, n_rows, step)
+        buffer = np.empty((min(step, n_rows), *shape[1:]), dtype=dtype)
+    checksum = zlib.crc32(header)
+    for a in blocks:
+        piece = buffer[: min(len(buffer), n_rows - a)]
+        view = memoryview(piece.reshape(-1).view(np.uint8))  # bytes, also of an empty chunk
+        if fh.readinto(view) != view.nbytes:
+            raise ValueError(f"chunk fit {path}: {name} is truncated; re-run its fit job")
+        checksum = zlib.crc32(view, checksum)
+        if not direct:
+            target[a : a + len(piece)] = piece
+    if checksum != crc:
         raise ValueError(f"chunk fit {path}: {name} is corrupt (bad CRC-32); re-run its fit job")
-    if buffer is not target:
-        target[...] = buffer

@@ -35,7 +35,7 @@ def moderated_f(fit: LinearModelFit, coefs=None, use_chisq_for_large_df: bool = 
         values, vectors = _correlation_eigen(fit, idx)
         df1 = int(np.sum(values / values[0] > 1e-8))
         Q = vectors[:, :df1] / np.sqrt(values[:df1])[None, :] / np.sqrt(df1)
-        tq = t @ Q
+        tq = row_major(t) @ Q
         np.multiply(tq, tq, out=tq)
         F = np.sum(tq, axis=1)
     if use_chisq_for_large_df and df2[0] > 1e6:
@@ -43,6 +43,17 @@ def moderated_f(fit: LinearModelFit, coefs=None, use_chisq_for_large_df: bool = 
     else:
         p = _f_sf(F, df1, df2)
     return F, p
+
+
+def row_major(values: np.ndarray) -> np.ndarray:
+    """``values`` (G x k) with each row's cells next to each other: as it is when they are (a
+    row-major array or a view of some of its columns), else a row-major copy (a column-major t of
+    :func:`~stacklm.limma.ebayes.e_bayes`).  A product ``t @ Q`` then takes the same BLAS path,
+    and gives the same bits, whatever the layout of the fit's t."""
+    values = np.asarray(values)
+    if values.ndim == 2 and values.strides[1] != values.itemsize:
+        return np.ascontiguousarray(values)
+    return values
 
 
 def _correlation_eigen(fit: LinearModelFit, idx):

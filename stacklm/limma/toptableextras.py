@@ -79,13 +79,18 @@ def confint_columns(
 def ordinary_t(fit: LinearModelFit, coefs=None) -> tuple[np.ndarray, np.ndarray]:
     """The ordinary (unmoderated) t-statistics and their two-sided p-values, as the limma User's
     Guide defines them: ``t = coefficients / stdev.unscaled / sigma`` and
-    ``p = 2 * pt(-|t|, df = df.residual)``; G x k arrays (k = ``coefs``, default all).
-    Features with zero residual df (sigma NaN) get NaN.  Works on any fit (moderation not needed).
+    ``p = 2 * pt(-|t|, df = df.residual)``; G x k column-major arrays (k = ``coefs``, default
+    all; each column contiguous, as a results table stores it, computed column by column without
+    a G x k temporary).  Features with zero residual df (sigma NaN) get NaN.  Works on any fit
+    (moderation not needed).
     """
     idx = _coef_positions(fit, coefs)
     sigma = np.asarray(fit.sigma, dtype=np.float64)
+    t = np.empty((fit.coefficients.shape[0], len(idx)), order="F")
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = fit.coefficients[:, idx] / fit.stdev_unscaled[:, idx] / sigma[:, None]
+        for k, j in enumerate(idx):  # the operations of coef / stdev.unscaled / sigma, in order
+            np.divide(fit.coefficients[:, j], fit.stdev_unscaled[:, j], out=t[:, k])
+            np.divide(t[:, k], sigma, out=t[:, k])
         p = _t_sf2(t, np.asarray(fit.df_residual, dtype=np.float64))
     return t, p
 

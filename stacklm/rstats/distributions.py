@@ -207,13 +207,21 @@ def _t_sf2_shared(abs_t: np.ndarray, nu: float) -> np.ndarray:
     return table(abs_t)
 
 
+def _memory_order(values: np.ndarray) -> str:
+    """``"F"`` for a column-major array (its columns contiguous), else ``"C"``: the layout the
+    p-values of :func:`_t_sf2` keep, so that a column of them is contiguous where the column of t
+    was (the values do not depend on it: every p is computed from its own t alone)."""
+    return "F" if values.flags.f_contiguous and not values.flags.c_contiguous else "C"
+
+
 def _t_sf2(t, df):
     """Two-sided p-value 2*P(T > |t|), with df = inf as the normal distribution (R's ``2*pt(-|t|, df)``).
 
     ``df`` is a scalar or one value per row of ``t``.  Rows are grouped by df: a df shared by many
     t-statistics (all of them when no value is missing and the prior df is common) goes through the
     interpolation table of :class:`_TwoSidedTTail` (same numbers as ``stats.t.sf`` to ~1e-12
-    relative, about ten times faster), the others through ``stats.t.sf``.
+    relative, about ten times faster), the others through ``stats.t.sf``.  The p-values keep the
+    layout of ``t`` (column-major in, column-major out).
     """
     t = np.abs(np.asarray(t, dtype=np.float64))
     df = np.asarray(df, dtype=np.float64)
@@ -221,13 +229,14 @@ def _t_sf2(t, df):
         nu = float(df.flat[0]) if df.size else float(df)
         if t.ndim == 0:
             return _t_sf2_exact(t, nu)
-        return _t_sf2_shared(np.ascontiguousarray(t).ravel(), nu).reshape(t.shape)
+        order = _memory_order(t)
+        return _t_sf2_shared(t.ravel(order=order), nu).reshape(t.shape, order=order)
     if df.ndim != 1 or t.ndim != 2 or df.size != t.shape[0]:
         return _t_sf2_exact(t, np.reshape(df, df.shape + (1,) * (t.ndim - df.ndim)))
     values, inverse, counts = np.unique(df, return_inverse=True, return_counts=True)
     inverse = inverse.ravel()
     shared = counts * t.shape[1] >= T_TABLE_MIN_SIZE
-    out = np.empty(t.shape)
+    out = np.empty(t.shape, order=_memory_order(t))
     rest = ~shared[inverse]
     if rest.any():
         out[rest] = _t_sf2_exact(t[rest], df[rest][:, None])

@@ -66,8 +66,11 @@ def moderate_step(
     summary.json, or a Future of it: :func:`stacklm.workflow.direct.direct_normalized`).  ``threads``: for the
     per-column statistics and the tables' conversion (the numbers do not depend on it).
     ``merged``: a Future of the merged fit of ``chunk_paths`` when the caller started reading them
-    (:func:`stacklm.limma.fitstore.load_fits_in_background`)."""
-    fit = merge_chunk_fits(chunk_paths, threads=threads) if merged is None else merged.result()
+    (:func:`stacklm.limma.fitstore.load_fits_in_background`, with ``order="F"`` as here)."""
+    if merged is None:  # column-major: the results table's columns are views of the fit's
+        fit = merge_chunk_fits(chunk_paths, threads=threads, order="F")
+    else:
+        fit = merged.result()
     log.info("merged %d chunks: %d features", len(chunk_paths), fit.n_features)
     cols, stats, eb = moderate_columns(
         fit,

@@ -232,10 +232,11 @@ def write_chunk_fit(fits: Sequence, cross, out_path, crossprod_path=None):
     return fit
 
 
-def merge_chunk_fits(paths: Sequence, threads: int = 1):
+def merge_chunk_fits(paths: Sequence, threads: int = 1, order: str = "C"):
     """Concatenate chunk fits in chunk order (read by ``threads`` threads, each chunk straight into
-    the concatenated arrays: :func:`stacklm.limma.fitstore.load_fits`)."""
-    return load_fits(paths, threads=threads)
+    the concatenated arrays: :func:`stacklm.limma.fitstore.load_fits`; ``order="F"``: its
+    coefficient matrices column-major)."""
+    return load_fits(paths, threads=threads, order=order)
 
 
 def read_design(path) -> pd.DataFrame:

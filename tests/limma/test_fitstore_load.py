@@ -1,10 +1,11 @@
 """load_fits reads chunk fits straight into the concatenated arrays: the fit of concat_fits of
-load_fit, field for field (ids of different lengths, an odd chunk stored compressed), and refuses
-a corrupt or truncated chunk."""
+load_fit, field for field (ids of different lengths, an odd chunk stored compressed), also into
+column-major matrices read through a small buffer, and refuses a corrupt or truncated chunk."""
 
 import numpy as np
 import pytest
 
+from stacklm.limma import fitstore
 from stacklm.limma.fitstore import concat_fits, load_fit, load_fits, save_fit
 from stacklm.limma.lmfit import lm_fit
 
@@ -70,3 +71,45 @@ def test_a_damaged_chunk_is_refused(tmp_path):
     paths[1].write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"chunk_1.npz: coefficients is corrupt"):
         load_fits(paths)
+
+
+@pytest.fixture
+def small_buffer(monkeypatch):
+    """A read buffer of 2 rows of 3 coefficients (and 8 of the 1-D arrays): many blocks per
+    chunk, the last one shorter."""
+    monkeypatch.setattr(fitstore, "READ_BLOCK_BYTES", 64)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_column_major_fit_has_the_same_values(tmp_path, threads, small_buffer):
+    paths = _chunks(tmp_path)
+    want = concat_fits([load_fit(p) for p in paths])
+    got = load_fits(paths, threads=threads, order="F")
+    _assert_same_fit(got, want)  # tobytes compares the values (in row-major order)
+    for name in ("coefficients", "stdev_unscaled"):
+        m = getattr(got, name)
+        assert m.flags.f_contiguous and not m.flags.c_contiguous, name
+        assert m[:, 1].flags.c_contiguous, name  # a column is contiguous: a view for tables
+
+
+def test_column_major_fit_with_an_empty_chunk(tmp_path, small_buffer):
+    paths = _chunks(tmp_path, 2)
+    fit = load_fit(paths[1])
+    empty = fit.replace(**{k: getattr(fit, k)[:0] for k in ("coefficients", "stdev_unscaled",
+                           "sigma", "df_residual", "amean", "feature_ids")})  # fmt: skip
+    with open(paths[1], "wb") as fh:
+        save_fit(empty, fh)
+    want = concat_fits([load_fit(p) for p in paths])
+    _assert_same_fit(load_fits(paths, order="F"), want)
+
+
+def test_a_damaged_chunk_is_refused_when_read_through_the_buffer(tmp_path, small_buffer):
+    paths = _chunks(tmp_path, 2)
+    data = bytearray(paths[1].read_bytes())
+    at = data.find(b"stdev_unscaled.npy")
+    data[at + 900] ^= 0xFF  # a byte of the values, in a later block
+    paths[1].write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"chunk_1.npz: stdev_unscaled is corrupt"):
+        load_fits(paths, order="F")
+    with pytest.raises(ValueError, match="order must be 'C' or 'F'"):
+        load_fits(paths, order="A")
