@@ -43,13 +43,18 @@ def test_load_fits_is_concat_of_load_fit(tmp_path, threads):
     _assert_same_fit(load_fits(paths, threads=threads), want)
 
 
-def test_an_empty_chunk_is_read(tmp_path):
-    paths = _chunks(tmp_path, 2)
-    fit = load_fit(paths[0])
+def _empty_chunk(path) -> None:
+    """Rewrite the chunk fit at ``path`` with no rows (as a chunk whose row groups are empty)."""
+    fit = load_fit(path)
     empty = fit.replace(**{k: getattr(fit, k)[:0] for k in ("coefficients", "stdev_unscaled",
                            "sigma", "df_residual", "amean", "feature_ids")})  # fmt: skip
-    with open(paths[0], "wb") as fh:
+    with open(path, "wb") as fh:
         save_fit(empty, fh)
+
+
+def test_an_empty_chunk_is_read(tmp_path):
+    paths = _chunks(tmp_path, 2)
+    _empty_chunk(paths[0])
     want = concat_fits([load_fit(p) for p in paths])
     _assert_same_fit(load_fits(paths, threads=2), want)
 
@@ -94,11 +99,7 @@ def test_column_major_fit_has_the_same_values(tmp_path, threads, small_buffer):
 
 def test_column_major_fit_with_an_empty_chunk(tmp_path, small_buffer):
     paths = _chunks(tmp_path, 2)
-    fit = load_fit(paths[1])
-    empty = fit.replace(**{k: getattr(fit, k)[:0] for k in ("coefficients", "stdev_unscaled",
-                           "sigma", "df_residual", "amean", "feature_ids")})  # fmt: skip
-    with open(paths[1], "wb") as fh:
-        save_fit(empty, fh)
+    _empty_chunk(paths[1])
     want = concat_fits([load_fit(p) for p in paths])
     _assert_same_fit(load_fits(paths, order="F"), want)
 
