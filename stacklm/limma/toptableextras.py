@@ -80,8 +80,8 @@ def ordinary_t(fit: LinearModelFit, coefs=None) -> tuple[np.ndarray, np.ndarray]
     """The ordinary (unmoderated) t-statistics and their two-sided p-values, as the limma User's
     Guide defines them: ``t = coefficients / stdev.unscaled / sigma`` and
     ``p = 2 * pt(-|t|, df = df.residual)``; G x k column-major arrays (k = ``coefs``, default
-    all; each column contiguous, as a results table stores it, computed column by column without
-    a G x k temporary).  Features with zero residual df (sigma NaN) get NaN.  Works on any fit
+    all; each column contiguous, as a results table stores it, computed column by column instead
+    of from G x k copies of the chosen columns).  Features with zero residual df (sigma NaN) get NaN.  Works on any fit
     (moderation not needed).
     """
     idx = _coef_positions(fit, coefs)
